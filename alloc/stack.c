@@ -1,0 +1,199 @@
+#include "stack.h"
+
+#include "alloc.h"
+#include "../runtime/ctx.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HIVE_HAVE_VALGRIND 1
+#endif
+
+#define CACHE_MAX 64u      /* stacks a scheduler keeps for itself */
+#define POOL_MAX  4096u    /* stacks kept globally; more are unmapped */
+
+static size_t g_default_size;
+static size_t g_page;
+static long   g_guard_budget;
+static _Atomic long g_guarded;
+static _Atomic uint64_t g_syscalls;
+
+static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stack *g_pool;
+static unsigned g_pool_count;
+
+void stack_global_init(size_t default_size)
+{
+    g_page = (size_t)sysconf(_SC_PAGESIZE);
+    g_default_size = (default_size + g_page - 1) & ~(g_page - 1);
+    long maps = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &maps) != 1)
+            maps = 65530;
+        fclose(f);
+    }
+    /* Two map entries per guarded stack; leave half of the limit to the
+     * program and its libraries. */
+    g_guard_budget = maps / 4;
+    atomic_store(&g_guarded, 0);
+}
+
+static struct stack *stack_new(size_t size)
+{
+    struct stack *s = mem_alloc(sizeof *s);
+    if (!s)
+        return NULL;
+    bool guard = atomic_fetch_add_explicit(&g_guarded, 1, memory_order_relaxed) < g_guard_budget;
+    if (!guard)
+        atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
+    size_t map_size = size + (guard ? g_page : 0);
+    char *m = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+    if (m == MAP_FAILED) {
+        if (guard)
+            atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
+        mem_free(s, sizeof *s);
+        return NULL;
+    }
+    if (guard) {
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+        if (mprotect(m, g_page, PROT_NONE) != 0) {
+            /* over the map limit after all: live without the guard */
+            guard = false;
+            atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
+        }
+    }
+    s->next = NULL;
+    s->map = m;
+    s->map_size = map_size;
+    s->lo = m + (map_size - size);
+    s->size = size;
+    s->guarded = guard;
+    *(uint64_t *)s->lo = STACK_CANARY;
+#ifdef HIVE_TSAN
+    s->tsan_fiber = __tsan_create_fiber(0);
+#else
+    s->tsan_fiber = NULL;
+#endif
+#ifdef HIVE_HAVE_VALGRIND
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
+#else
+    s->vg_id = 0;
+#endif
+    return s;
+}
+
+static void stack_destroy(struct stack *s)
+{
+#ifdef HIVE_TSAN
+    __tsan_destroy_fiber(s->tsan_fiber);
+#endif
+#ifdef HIVE_HAVE_VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+    if (s->guarded)
+        atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
+    munmap(s->map, s->map_size);
+    atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+    mem_free(s, sizeof *s);
+}
+
+struct stack *stack_get(struct stack_cache *c, size_t size)
+{
+    if (size == 0)
+        size = g_default_size;
+    size = (size + g_page - 1) & ~(g_page - 1);
+    if (size != g_default_size)
+        return stack_new(size);
+    struct stack *s = c ? c->head : NULL;
+    if (s) {
+        c->head = s->next;
+        c->count--;
+        return s;
+    }
+    pthread_mutex_lock(&g_pool_lock);
+    s = g_pool;
+    if (s) {
+        g_pool = s->next;
+        g_pool_count--;
+        /* take a few more for the cache while we hold the lock */
+        while (c && g_pool && c->count < CACHE_MAX / 2) {
+            struct stack *t = g_pool;
+            g_pool = t->next;
+            g_pool_count--;
+            t->next = c->head;
+            c->head = t;
+            c->count++;
+        }
+    }
+    pthread_mutex_unlock(&g_pool_lock);
+    if (s)
+        return s;
+    return stack_new(size);
+}
+
+void stack_put(struct stack_cache *c, struct stack *s)
+{
+    if (s->size != g_default_size) {
+        stack_destroy(s);
+        return;
+    }
+    *(uint64_t *)s->lo = STACK_CANARY;
+    if (c && c->count < CACHE_MAX) {
+        s->next = c->head;
+        c->head = s;
+        c->count++;
+        return;
+    }
+    pthread_mutex_lock(&g_pool_lock);
+    if (g_pool_count < POOL_MAX) {
+        s->next = g_pool;
+        g_pool = s;
+        g_pool_count++;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&g_pool_lock);
+    if (s)
+        stack_destroy(s);
+}
+
+void stack_cache_flush(struct stack_cache *c)
+{
+    while (c->head) {
+        struct stack *s = c->head;
+        c->head = s->next;
+        c->count--;
+        stack_destroy(s);
+    }
+}
+
+void stack_global_fini(void)
+{
+    pthread_mutex_lock(&g_pool_lock);
+    struct stack *s = g_pool;
+    g_pool = NULL;
+    g_pool_count = 0;
+    pthread_mutex_unlock(&g_pool_lock);
+    while (s) {
+        struct stack *n = s->next;
+        stack_destroy(s);
+        s = n;
+    }
+}
+
+bool stack_in_guard(const struct stack *s, const void *addr)
+{
+    return s->guarded && (const char *)addr >= s->map && (const char *)addr < s->map + g_page;
+}
+
+uint64_t stack_mmaps(void)
+{
+    return atomic_load_explicit(&g_syscalls, memory_order_relaxed);
+}

@@ -1,0 +1,3 @@
+module hivepeer
+
+go 1.19

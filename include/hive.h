@@ -1,0 +1,250 @@
+/*
+ * hive — Erlang/OTP's process model for native Linux servers.
+ *
+ * The one public header. Everything here follows the public contract
+ * (names and meanings are fixed); everything not here is internal.
+ *
+ * Conventions: functions that can fail return int, 0 (or a non-negative
+ * value) on success and a negative errno on failure. Times are milliseconds,
+ * HIVE_INFINITY (-1) means no timeout. Blocking functions may only be called
+ * from inside a hive process (otherwise -EPERM); hive_send, hive_cast and
+ * hive_kill work from any thread.
+ */
+#ifndef HIVE_H
+#define HIVE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HIVE_VERSION_MAJOR 0
+#define HIVE_VERSION_MINOR 1
+#define HIVE_VERSION_PATCH 0
+
+#define HIVE_INFINITY ((int64_t)-1)
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A static string for a negative errno (or HIVE_IGNORE) that also names the
+ * OTP equivalent where there is one: -ETIMEDOUT -> "timeout", -ESRCH ->
+ * "noproc", ... Never NULL. */
+const char *hive_strerror(int err);
+
+/* ------------------------------------------------------------------ */
+/* Runtime                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct hive_config {
+    unsigned schedulers;   /* 0 = one per online CPU */
+    bool     pin;          /* pin each scheduler thread to a core; default true */
+    size_t   stack_size;   /* per-process stack reservation; default 256 KiB */
+    unsigned max_processes;/* default 1 << 20, at most 1 << 24 */
+    unsigned ring_entries; /* io_uring SQ entries per scheduler; default 256 */
+    bool     sqpoll;       /* IORING_SETUP_SQPOLL; default false */
+    unsigned spin_us;      /* busy-poll before a scheduler parks; default 50 */
+    size_t   max_message;  /* largest message payload; default 64 MiB */
+    /* Fields below are hive's own additions. */
+    unsigned shutdown_ms;  /* at runtime stop, how long processes that trap exits
+                              get after the shutdown exit before they are killed;
+                              default 5000 */
+    unsigned budget;       /* reductions (sends + receives + yields) a process
+                              runs before it is put at the back of the queue;
+                              default 2000 */
+} hive_config;
+
+void hive_config_default(hive_config *cfg);
+/* Overrides cfg fields from HIVE_SCHEDULERS, HIVE_PIN, HIVE_STACK_SIZE,
+ * HIVE_MAX_PROCESSES, HIVE_RING_ENTRIES, HIVE_SQPOLL, HIVE_SPIN_US,
+ * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET. -EINVAL and a message on
+ * stderr naming the variable when a value is bad (cfg is then unchanged). */
+int  hive_config_from_env(hive_config *cfg);
+
+/* Start the runtime, run main_fn(arg) as the first process, return when it
+ * exits (after shutting every other process down): 0 or -errno. NULL cfg ==
+ * defaults. Fails at once, with a message naming the cause, if io_uring is
+ * not available. */
+int  hive_main(const hive_config *cfg, void (*main_fn)(void *), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Processes and messages                                              */
+/* ------------------------------------------------------------------ */
+
+typedef uint64_t hive_pid;               /* slot + generation; 0 == HIVE_NOPID */
+#define HIVE_NOPID ((hive_pid)0)
+
+typedef struct { uint64_t hi, lo; } hive_ref;   /* unique per runtime */
+
+typedef int64_t hive_reason;
+#define HIVE_NORMAL   ((hive_reason)0)
+#define HIVE_SHUTDOWN ((hive_reason)-1)
+#define HIVE_KILL     ((hive_reason)-2)  /* untrappable when sent with hive_kill */
+#define HIVE_KILLED   ((hive_reason)-3)
+#define HIVE_NOPROC   ((hive_reason)-4)
+#define HIVE_TIMEOUT  ((hive_reason)-5)
+#define HIVE_ERROR    ((hive_reason)-6)  /* a callback failed (e.g. an unexpected call) */
+
+/* Tags: user tags are < HIVE_TAG_SYSTEM. */
+#define HIVE_TAG_SYSTEM 0xFFFF0000u
+#define HIVE_TAG_DOWN   0xFFFF0001u      /* payload: hive_down */
+#define HIVE_TAG_EXIT   0xFFFF0002u      /* payload: hive_exit_signal */
+
+typedef struct hive_msg {
+    uint32_t tag;     /* user tags are < HIVE_TAG_SYSTEM */
+    uint32_t len;     /* payload bytes */
+    hive_pid from;    /* sender, or HIVE_NOPID */
+    hive_ref ref;     /* set on replies, DOWN messages, timer messages */
+    void    *data;    /* payload, 16-byte aligned */
+} hive_msg;
+
+#define HIVE_LINK    0x1u
+#define HIVE_MONITOR 0x2u
+
+typedef struct hive_spawn_opts {
+    unsigned  flags;      /* HIVE_LINK | HIVE_MONITOR */
+    hive_ref *monitor;    /* receives the monitor ref with HIVE_MONITOR */
+    size_t    stack_size; /* 0 = the runtime's stack_size */
+} hive_spawn_opts;        /* NULL opts == all defaults */
+
+int      hive_spawn(void (*fn)(void *), void *arg, hive_pid *out);
+int      hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts,
+                        hive_pid *out);
+hive_pid hive_self(void);                 /* HIVE_NOPID outside a process */
+int      hive_send(hive_pid to, uint32_t tag, const void *data, size_t len); /* copies */
+hive_msg *hive_msg_alloc(size_t len);     /* NULL if len > max_message or no memory */
+int      hive_send_msg(hive_pid to, hive_msg *m); /* on failure the caller still owns m */
+void     hive_msg_free(hive_msg *m);      /* NULL is a no-op */
+int      hive_receive(hive_msg **out, int64_t timeout_ms);
+int      hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx,
+                         hive_msg **out, int64_t timeout_ms);
+int      hive_yield(void);
+_Noreturn void hive_exit(hive_reason reason);
+int      hive_kill(hive_pid pid, hive_reason reason);
+bool     hive_is_alive(hive_pid pid);
+
+/* Refs: a fresh runtime-unique reference (works from any thread). */
+hive_ref hive_make_ref(void);
+static inline bool hive_ref_eq(hive_ref a, hive_ref b) { return a.hi == b.hi && a.lo == b.lo; }
+
+/* ------------------------------------------------------------------ */
+/* Links, monitors, exits                                              */
+/* ------------------------------------------------------------------ */
+
+#define HIVE_FLUSH 0x1u
+
+typedef struct hive_down {
+    hive_ref    ref;
+    hive_pid    pid;
+    hive_reason reason;
+} hive_down;
+
+typedef struct hive_exit_signal {
+    hive_pid    from;
+    hive_reason reason;
+} hive_exit_signal;
+
+int  hive_link(hive_pid pid);
+int  hive_unlink(hive_pid pid);
+int  hive_monitor(hive_pid pid, hive_ref *mref);
+int  hive_demonitor(hive_ref mref, unsigned flags);
+bool hive_trap_exits(bool on);
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct { uint64_t id; } hive_timer;
+
+int     hive_send_after(hive_pid to, uint32_t tag, const void *data, size_t len,
+                        int64_t ms, hive_timer *out);
+int     hive_send_interval(hive_pid to, uint32_t tag, const void *data, size_t len,
+                           int64_t ms, hive_timer *out);
+int64_t hive_cancel_timer(hive_timer t);  /* ms left, or -ENOENT if it already fired */
+int     hive_sleep(int64_t ms);
+
+/* ------------------------------------------------------------------ */
+/* Registry                                                            */
+/* ------------------------------------------------------------------ */
+
+#define HIVE_NAME_MAX 63
+
+int      hive_register(const char *name, hive_pid pid);
+int      hive_unregister(const char *name);
+hive_pid hive_whereis(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* gen_server                                                          */
+/* ------------------------------------------------------------------ */
+
+#define HIVE_IGNORE 1
+
+typedef struct hive_gs hive_gs;
+typedef struct { hive_pid pid; hive_ref ref; } hive_from;
+
+typedef struct hive_gen_server {
+    int  (*init)(hive_gs *gs, void *arg, void **state);
+    void (*handle_call)(hive_gs *gs, void *state, const hive_msg *req, hive_from from);
+    void (*handle_cast)(hive_gs *gs, void *state, const hive_msg *msg);
+    void (*handle_info)(hive_gs *gs, void *state, const hive_msg *msg);
+    void (*handle_continue)(hive_gs *gs, void *state, const hive_msg *cont);
+    void (*terminate)(hive_gs *gs, void *state, hive_reason reason);
+} hive_gen_server;
+
+typedef struct hive_gs_opts {
+    const char *name;
+    unsigned    flags;    /* HIVE_LINK (to the caller) */
+} hive_gs_opts;
+
+int  hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts, hive_pid *out);
+int  hive_call(hive_pid server, uint32_t tag, const void *req, size_t len,
+               hive_msg **reply, int64_t timeout_ms);
+int  hive_call_name(const char *name, uint32_t tag, const void *req, size_t len,
+                    hive_msg **reply, int64_t timeout_ms);
+hive_reason hive_call_reason(void);
+int  hive_cast(hive_pid server, uint32_t tag, const void *msg, size_t len);
+int  hive_cast_name(const char *name, uint32_t tag, const void *msg, size_t len);
+int  hive_reply(hive_from from, uint32_t tag, const void *data, size_t len);
+void hive_gs_stop_self(hive_gs *gs, hive_reason reason);
+void hive_gs_continue(hive_gs *gs, uint32_t tag, const void *data, size_t len);
+void hive_gs_set_state(hive_gs *gs, void *state);
+int  hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms);
+int  hive_send_request(hive_pid server, uint32_t tag, const void *req, size_t len,
+                       hive_ref *req_id);
+int  hive_receive_response(hive_ref req_id, hive_msg **reply, int64_t timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Introspection                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct hive_sched_stats {
+    uint64_t msgs_sent;        /* messages sent by processes on this scheduler */
+    uint64_t msgs_received;    /* messages handed to receivers */
+    uint64_t switches;         /* context switches into processes */
+    uint64_t steals;           /* processes taken from other schedulers */
+    uint64_t parks;            /* times the scheduler slept in the kernel */
+    uint64_t wakeups_sent;     /* wake-ups sent to parked schedulers */
+    uint64_t ring_enters;      /* io_uring_enter system calls */
+    uint64_t syscalls;         /* every system call hive made on this thread */
+    uint64_t timers_armed;
+    uint64_t timers_fired;
+    uint64_t timers_cancelled;
+    uint64_t late_replies_dropped;
+    uint64_t spawns;
+    uint64_t exits;
+} hive_sched_stats;
+
+/* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)
+ * with their sum plus what foreign threads did. Returns the number of
+ * schedulers, or -EPERM when no runtime is running. */
+int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HIVE_H */

@@ -1,0 +1,57 @@
+/*
+ * Message nodes: what travels through a mailbox. The public hive_msg is
+ * embedded; its payload follows the node, 16-byte aligned.
+ *
+ * kind says how the receiver treats the node when it drains its mailbox:
+ * user messages and replies are queued for receive; signals (exit, link
+ * bookkeeping) and wake-ups (receive timeouts) are handled by the runtime
+ * and never reach the user as such.
+ */
+#ifndef HIVE_MSG_H
+#define HIVE_MSG_H
+
+#include <hive.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailbox.h"
+
+enum mkind {
+    MK_USER = 0,    /* hive_send and friends */
+    MK_CALL,        /* gen_server call request; ref = call alias */
+    MK_CAST,        /* gen_server cast */
+    MK_REPLY,       /* reply to a call: dropped at delivery unless its ref is an active alias */
+    MK_DOWN,        /* monitor fired (tag HIVE_TAG_DOWN) */
+    MK_SIG_EXIT,    /* exit signal: aux = reason, aux2 = SIGF_* flags */
+    MK_TIMEOUT,     /* receive timeout wake-up: aux = receive sequence */
+    MK_SYSTEM,      /* runtime-internal request (gen_server system messages) */
+};
+
+#define SIGF_LINK 0x1u   /* exit signal from a linked process's exit */
+#define SIGF_KILL 0x2u   /* sent by hive_kill */
+
+struct mnode {
+    struct mq_node q;       /* must be first: the mailbox link */
+    uint32_t kind;
+    uint32_t size;          /* bytes allocated for the node, payload included */
+    hive_pid to;            /* generation check at delivery */
+    int64_t  aux;
+    uint64_t aux2;
+    hive_msg msg;
+    /* payload follows at offset sizeof(struct mnode) */
+};
+
+_Static_assert(sizeof(struct mnode) % 16 == 0, "payload must be 16-byte aligned");
+
+static inline struct mnode *mnode_of(const hive_msg *m)
+{
+    return (struct mnode *)((char *)m - offsetof(struct mnode, msg));
+}
+
+/* Allocates a node with room for len payload bytes (no limit check). */
+struct mnode *mnode_alloc(size_t len);
+void mnode_free(struct mnode *n);
+/* Allocates and fills a node: copies data (may be NULL when len == 0). */
+struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,486 @@
+/*
+ * The process table, spawn and exit, and the send path.
+ *
+ * A message's way: hive_send -> mnode_make (alloc/) -> proc_send_node ->
+ * mbox_push (mailbox.h) -> sched_ready if the push ended a wait (sched.c)
+ * -> the receiver's drain in receive.c -> hive_msg_free.
+ */
+#include "proc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../alloc/alloc.h"
+#include "../alloc/stack.h"
+#include "sched.h"
+#include "timer.h"
+
+#define CHUNK_SHIFT 12
+#define CHUNK_PROCS (1u << CHUNK_SHIFT)
+
+static struct {
+    unsigned max;
+    unsigned nchunks;
+    _Atomic(struct proc *) *chunks;
+    pthread_mutex_t grow_lock;
+    _Atomic uint32_t fresh;          /* slots ever handed out */
+    _Atomic uint64_t free_head;      /* Treiber stack: count:32 | (slot + 1):32 */
+} tab = { .grow_lock = PTHREAD_MUTEX_INITIALIZER };
+
+_Thread_local struct proc *cur_proc;
+
+int proc_table_init(unsigned max_processes)
+{
+    tab.max = max_processes;
+    tab.nchunks = (max_processes + CHUNK_PROCS - 1) >> CHUNK_SHIFT;
+    tab.chunks = calloc(tab.nchunks, sizeof *tab.chunks);
+    if (!tab.chunks)
+        return -ENOMEM;
+    atomic_store(&tab.fresh, 0);
+    atomic_store(&tab.free_head, 0);
+    return 0;
+}
+
+void proc_table_fini(void)
+{
+    for (unsigned i = 0; i < tab.nchunks; i++) {
+        struct proc *c = atomic_load(&tab.chunks[i]);
+        if (c)
+            mem_unmap(c, sizeof(struct proc) * CHUNK_PROCS);
+    }
+    free(tab.chunks);
+    tab.chunks = NULL;
+}
+
+unsigned proc_table_slots(void)
+{
+    uint32_t f = atomic_load_explicit(&tab.fresh, memory_order_acquire);
+    return f < tab.max ? f : tab.max;
+}
+
+struct proc *proc_at(unsigned slot)
+{
+    /* acquire: pairs with the release store of the chunk pointer. */
+    struct proc *c = atomic_load_explicit(&tab.chunks[slot >> CHUNK_SHIFT], memory_order_acquire);
+    return c ? &c[slot & (CHUNK_PROCS - 1)] : NULL;
+}
+
+int proc_resolve(hive_pid pid, struct proc **out)
+{
+    if ((pid & 0xFF) != PID_MAGIC || pid_gen(pid) == 0)
+        return -EINVAL;
+    uint32_t slot = pid_slot(pid);
+    if (!g_rt || slot >= tab.max)
+        return -EINVAL;
+    struct proc *p = proc_at(slot);
+    if (!p)
+        return -ESRCH; /* well formed, never used: no such process */
+    *out = p;
+    return 0;
+}
+
+struct proc *proc_live(hive_pid pid)
+{
+    struct proc *p;
+    if (proc_resolve(pid, &p) != 0)
+        return NULL;
+    return atomic_load_explicit(&p->pid, memory_order_acquire) == pid ? p : NULL;
+}
+
+static struct proc *chunk_for(uint32_t slot)
+{
+    struct proc *p = proc_at(slot);
+    if (p)
+        return p;
+    pthread_mutex_lock(&tab.grow_lock);
+    unsigned ci = slot >> CHUNK_SHIFT;
+    struct proc *c = atomic_load_explicit(&tab.chunks[ci], memory_order_relaxed);
+    if (!c) {
+        c = mem_map(sizeof(struct proc) * CHUNK_PROCS);
+        if (c) {
+            for (unsigned i = 0; i < CHUNK_PROCS; i++) {
+                mbox_init(&c[i].mbox);
+                c[i].slot = (ci << CHUNK_SHIFT) + i;
+            }
+            /* release: the chunk's initialised mailboxes before its pointer. */
+            atomic_store_explicit(&tab.chunks[ci], c, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&tab.grow_lock);
+    return c ? &c[slot & (CHUNK_PROCS - 1)] : NULL;
+}
+
+/* Free slots: a Treiber stack whose head carries a change count, so a slot
+ * popped and pushed back between our read and our CAS cannot fool us. */
+static void slot_free(struct proc *p)
+{
+    uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_relaxed);
+    for (;;) {
+        __atomic_store_n(&p->freenext, (uint32_t)h, __ATOMIC_RELAXED);
+        uint64_t n = ((h >> 32) + 1) << 32 | (uint64_t)(p->slot + 1);
+        /* release: p's final state (and freenext) before it is reusable. */
+        if (atomic_compare_exchange_weak_explicit(&tab.free_head, &h, n, memory_order_release,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+static struct proc *slot_alloc(void)
+{
+    /* acquire: pairs with the release CAS in slot_free. */
+    uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_acquire);
+    while ((uint32_t)h != 0) {
+        struct proc *p = proc_at((uint32_t)h - 1);
+        /* freenext may be rewritten under us by a racing pop/push; the
+         * count in the head makes such a CAS fail. */
+        uint64_t nxt = __atomic_load_n(&p->freenext, __ATOMIC_RELAXED);
+        uint64_t n = ((h >> 32) + 1) << 32 | (uint32_t)nxt;
+        if (atomic_compare_exchange_weak_explicit(&tab.free_head, &h, n, memory_order_acquire,
+                                                  memory_order_acquire))
+            return p;
+    }
+    uint32_t s = atomic_fetch_add_explicit(&tab.fresh, 1, memory_order_relaxed);
+    if (s >= tab.max) {
+        atomic_fetch_sub_explicit(&tab.fresh, 1, memory_order_relaxed);
+        return NULL;
+    }
+    return chunk_for(s);
+}
+
+static void proc_main(void *arg)
+{
+    ctx_started();
+    struct proc *p = arg;
+    p->fn(p->arg);
+    proc_exit(p, HIVE_NORMAL);
+}
+
+static void handler_main(void *arg)
+{
+    ctx_started();
+    struct proc *p = arg;
+    if (p->fn) {            /* one-time start hook (gen_server init) */
+        void (*fn)(void *) = p->fn;
+        p->fn = NULL;
+        fn(p->arg);
+    }
+    for (;;) {
+        hive_msg *m;
+        if (proc_receive(NULL, NULL, NULL, &m, 0) == 0) {
+            p->handler(p->arg, m);
+            continue;
+        }
+        /* Nothing queued: give the stack back. If a message slipped in,
+         * the scheduler resumes us here instead. */
+        proc_switch_out(p, Y_IDLE);
+    }
+}
+
+void (*proc_entry_for(struct proc *p))(void *)
+{
+    return p->kind == PK_FN ? proc_main : handler_main;
+}
+
+int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spawn_opts *opts,
+               hive_pid *out)
+{
+    if (!g_rt)
+        return -EPERM;
+    if (!fn && !handler)
+        return -EINVAL;
+    unsigned flags = opts ? opts->flags : 0;
+    if (flags & ~(HIVE_LINK | HIVE_MONITOR))
+        return -EINVAL;
+    if ((flags & HIVE_MONITOR) && !opts->monitor)
+        return -EINVAL;
+    struct proc *self = cur_proc;
+    if ((flags & (HIVE_LINK | HIVE_MONITOR)) && !self)
+        return -EPERM;
+    struct proc *p = slot_alloc();
+    if (!p)
+        return -EAGAIN;
+
+    uint32_t gen = p->gen + 1;
+    if (gen == 0)
+        gen = 1;
+    p->gen = gen;
+    hive_pid pid = pid_make(p->slot, gen);
+    /* Stale-pid link/monitor attempts may hold the lock; they bail out on
+     * the pid check, but take it so their reads of flags stay ordered. */
+    proc_lock(p);
+    p->flags = 0;
+    p->links = NULL;
+    p->monitored_by = NULL;
+    p->name = NULL;
+    p->stack = NULL;
+    p->sched = NULL;
+    p->rq_next = NULL;
+    p->kind = handler ? PK_HANDLER : PK_FN;
+    p->fn = fn;
+    p->handler = handler;
+    p->arg = arg;
+    p->stack_size = opts ? opts->stack_size : 0;
+    p->exit_reason = HIVE_NORMAL;
+    p->call_reason = HIVE_NORMAL;
+    p->pq_head = p->pq_tail = NULL;
+    p->pq_len = 0;
+    p->recv_seq = 0;
+    p->timed_out = false;
+    p->in_receive = false;
+    p->trap_exit = false;
+    p->monitors = NULL;
+    memset(&p->aliases, 0, sizeof p->aliases);
+    p->gs = NULL;
+    proc_unlock(p);
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    /* release: everything above before the pid makes the process visible. */
+    atomic_store_explicit(&p->pid, pid, memory_order_release);
+    atomic_fetch_add_explicit(&g_rt->live, 1, memory_order_relaxed);
+
+    if (flags & HIVE_LINK)
+        sig_link(self, pid);   /* cannot fail: the child is alive and not running */
+    if (flags & HIVE_MONITOR)
+        sig_monitor(self, pid, false, opts->monitor);
+
+    struct sched_counters *st = sched_counters();
+    atomic_store_explicit(&st->spawns,
+                          atomic_load_explicit(&st->spawns, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (out)
+        *out = pid;
+    if (cur_sched) {
+        sched_enqueue(cur_sched, p);
+        sched_kick();
+    } else {
+        sched_ready(p);
+    }
+    return 0;
+}
+
+static void free_queue(struct proc *p)
+{
+    struct mnode *n = p->pq_head;
+    while (n) {
+        struct mnode *nx = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+        mnode_free(n);
+        n = nx;
+    }
+    p->pq_head = p->pq_tail = NULL;
+    p->pq_len = 0;
+    for (;;) {
+        struct mq_node *qn;
+        enum mbox_pop_result r = mbox_pop(&p->mbox, &qn);
+        if (r == MBOX_EMPTY)
+            break;
+        if (r == MBOX_BUSY)
+            continue; /* a sender is mid-push; it finishes in a moment */
+        mnode_free((struct mnode *)qn);
+    }
+}
+
+_Noreturn void proc_exit(struct proc *p, hive_reason reason)
+{
+    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    p->exit_reason = reason;
+    atomic_store_explicit(&p->status, PS_EXITING, memory_order_relaxed);
+
+    /* The name goes first, so a supervisor that sees the DOWN/EXIT can
+     * register it again. */
+    proc_lock(p);
+    p->flags |= PF_EXITING;
+    char *name = p->name;
+    p->name = NULL;
+    proc_unlock(p);
+    if (name) {
+        registry_release(name, self);
+        free(name);
+    }
+    /* From here on the pid is dead for senders and hive_is_alive.
+     * release: pairs with the acquire in proc_live. */
+    atomic_store_explicit(&p->pid, 0, memory_order_release);
+    sig_on_exit(p, self, reason);
+    free_queue(p);
+    free(p->aliases.v);
+    memset(&p->aliases, 0, sizeof p->aliases);
+    proc_switch_out(p, Y_EXIT);
+    __builtin_unreachable();
+}
+
+void proc_release(struct proc *p)
+{
+    struct sched *s = cur_sched;
+    if (p->stack) {
+        stack_put(s ? &s->stacks : NULL, p->stack);
+        p->stack = NULL;
+    }
+    atomic_store_explicit(&p->status, PS_FREE, memory_order_relaxed);
+    hive_pid self = pid_make(p->slot, p->gen);
+    bool was_main = self == g_rt->main_pid;
+    slot_free(p);
+    if (s)
+        STAT_INC(s, exits);
+    int64_t left = atomic_fetch_sub_explicit(&g_rt->live, 1, memory_order_acq_rel) - 1;
+    if (left == 0 || was_main)
+        rt_notify_exit(was_main);
+}
+
+void proc_deliver(struct proc *p, struct mnode *n)
+{
+    if (mbox_push(&p->mbox, &n->q))
+        sched_ready(p);
+}
+
+int proc_send_node(hive_pid to, struct mnode *n)
+{
+    struct proc *p;
+    int rc = proc_resolve(to, &p);
+    if (rc)
+        return rc;
+    /* acquire: pairs with the release store of pid in spawn. */
+    if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
+        return -ESRCH;
+    n->to = to;
+    proc_deliver(p, n);
+    return 0;
+}
+
+void proc_switch_out(struct proc *p, enum yield_why why)
+{
+    p->why = why;
+    ctx_switch(&p->ctx, &p->sched->ctx, why == Y_EXIT);
+}
+
+void proc_reduce(struct proc *p)
+{
+    struct sched *s = p->sched;
+    if (--s->budget > 0)
+        return;
+    s->budget = (int)g_rt->cfg.budget;
+    proc_switch_out(p, Y_YIELD);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+int hive_spawn(void (*fn)(void *), void *arg, hive_pid *out)
+{
+    if (!fn)
+        return -EINVAL;
+    return proc_spawn(fn, NULL, arg, NULL, out);
+}
+
+int hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts, hive_pid *out)
+{
+    if (!fn)
+        return -EINVAL;
+    return proc_spawn(fn, NULL, arg, opts, out);
+}
+
+hive_pid hive_self(void)
+{
+    struct proc *p = cur_proc;
+    return p ? atomic_load_explicit(&p->pid, memory_order_relaxed) : HIVE_NOPID;
+}
+
+bool hive_is_alive(hive_pid pid)
+{
+    return proc_live(pid) != NULL;
+}
+
+static void count_send(void)
+{
+    struct sched_counters *st = sched_counters();
+    atomic_store_explicit(&st->msgs_sent,
+                          atomic_load_explicit(&st->msgs_sent, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
+{
+    if ((!data && len) || tag >= HIVE_TAG_SYSTEM)
+        return -EINVAL;
+    if (!g_rt)
+        return -EPERM;
+    if (len > g_rt->cfg.max_message)
+        return -EMSGSIZE;
+    struct proc *p;
+    int rc = proc_resolve(to, &p);
+    if (rc)
+        return rc;
+    if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
+        return -ESRCH;
+    struct mnode *n = mnode_make(MK_USER, tag, data, len);
+    if (!n)
+        return -ENOMEM;
+    n->msg.from = hive_self();
+    if ((rc = proc_send_node(to, n)) != 0) {
+        mnode_free(n);
+        return rc;
+    }
+    count_send();
+    if (cur_proc)
+        proc_reduce(cur_proc);
+    return 0;
+}
+
+hive_msg *hive_msg_alloc(size_t len)
+{
+    if (!g_rt || len > g_rt->cfg.max_message)
+        return NULL;
+    struct mnode *n = mnode_alloc(len);
+    if (!n)
+        return NULL;
+    n->kind = MK_USER;
+    n->msg.tag = 0;
+    n->msg.len = (uint32_t)len;
+    n->msg.from = HIVE_NOPID;
+    n->msg.ref = (hive_ref){ 0, 0 };
+    return &n->msg;
+}
+
+int hive_send_msg(hive_pid to, hive_msg *m)
+{
+    if (!m || m->tag >= HIVE_TAG_SYSTEM)
+        return -EINVAL;
+    struct mnode *n = mnode_of(m);
+    if (m->len > n->size - sizeof(struct mnode) || m->data != (void *)(n + 1))
+        return -EINVAL;
+    n->kind = MK_USER;
+    m->from = hive_self();
+    int rc = proc_send_node(to, n);
+    if (rc)
+        return rc;
+    count_send();
+    if (cur_proc)
+        proc_reduce(cur_proc);
+    return 0;
+}
+
+void hive_msg_free(hive_msg *m)
+{
+    if (m)
+        mnode_free(mnode_of(m));
+}
+
+int hive_yield(void)
+{
+    struct proc *p = cur_proc;
+    if (!p)
+        return -EPERM;
+    p->sched->budget = (int)g_rt->cfg.budget;
+    proc_switch_out(p, Y_YIELD);
+    return 0;
+}
+
+_Noreturn void hive_exit(hive_reason reason)
+{
+    struct proc *p = cur_proc;
+    if (!p) {
+        fprintf(stderr, "hive: hive_exit called outside a hive process\n");
+        abort();
+    }
+    proc_exit(p, reason);
+}

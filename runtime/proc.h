@@ -1,0 +1,199 @@
+/*
+ * Processes: the process table, pids, spawn and exit, receive.
+ *
+ * A pid is  generation:32 | slot:24 | 0xA5:8. The low byte tells a pid from
+ * garbage, the slot indexes the table, the generation makes a dead pid never
+ * resolve to a newer process in the same slot. Table memory is never
+ * returned while the runtime runs, so resolving any well-formed pid is
+ * memory-safe; whether it is still alive is decided by comparing
+ * proc->pid.
+ *
+ * Field ownership: fields under "owner" are touched only by the thread
+ * running the process (or by the scheduler acting for it while it is
+ * switched out); fields under "lock" are guarded by proc->lock; the rest
+ * say how they are shared.
+ */
+#ifndef HIVE_PROC_H
+#define HIVE_PROC_H
+
+#include <hive.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctx.h"
+#include "mailbox.h"
+#include "msg.h"
+
+struct sched;
+struct stack;
+struct tentry;
+
+enum proc_kind { PK_FN, PK_HANDLER };
+
+/* Why a process switched back to its scheduler. */
+enum yield_why { Y_YIELD, Y_WAIT, Y_IDLE, Y_EXIT };
+
+enum proc_status { PS_FREE, PS_RUNNABLE, PS_RUNNING, PS_WAITING, PS_EXITING };
+
+#define PF_EXITING   0x2u   /* lock: set once exit began; no new links/monitors */
+
+struct link {               /* a link, kept on both ends */
+    struct link *next;
+    hive_pid pid;
+};
+
+struct mon {                /* a monitor record */
+    struct mon *next;
+    hive_ref ref;
+    hive_pid pid;           /* on the target's list: the watcher; on the watcher's: the target */
+    bool     internal;      /* a call's monitor: not listed by process_info */
+};
+
+struct alias_set {          /* refs of calls in flight: replies to others are dropped */
+    hive_ref *v;
+    uint32_t n, cap;
+    hive_ref one;           /* inline slot for the common single call */
+    bool     has_one;
+};
+
+typedef void (*handler_fn)(void *ctx, hive_msg *m);
+
+struct proc {
+    /* --- producers' end, its own cache line (see mailbox.h) --- */
+    struct mbox mbox;
+
+    /* --- shared, atomic --- */
+    _Atomic hive_pid pid;           /* current pid of this slot, 0 when free/dead */
+    _Atomic uint32_t status;        /* enum proc_status, for introspection */
+    _Atomic bool     lock;          /* spinlock for links/monitors/name/flags */
+
+    /* --- lock --- */
+    uint32_t      flags;
+    struct link  *links;
+    struct mon   *monitored_by;     /* watchers of this process */
+    char         *name;             /* registered name or NULL */
+
+    /* --- owner --- */
+    struct ctx    ctx;
+    struct stack *stack;
+    struct sched *sched;            /* scheduler running it (valid while running) */
+    struct proc  *rq_next;          /* global-queue link */
+    enum proc_kind kind;
+    enum yield_why why;
+    void (*fn)(void *);
+    handler_fn handler;
+    void         *arg;
+    size_t        stack_size;
+    uint32_t      gen;
+    uint32_t      slot;
+    hive_reason   exit_reason;
+    hive_reason   call_reason;      /* hive_call_reason() */
+
+    /* private message queue (drained from the mailbox, not yet received) */
+    struct mnode *pq_head, *pq_tail;
+    uint32_t      pq_len;
+
+    /* receive wait state */
+    uint32_t      recv_seq;
+    bool          timed_out;
+    bool          in_receive;
+    bool          trap_exit;
+
+    struct mon   *monitors;         /* owner-side records of monitors this process holds */
+    struct alias_set aliases;
+    void         *gs;               /* gen_server context, if any */
+    uint64_t      freenext;         /* free-list link (slot + 1) */
+};
+
+/* --- table and pids --- */
+#define PID_MAGIC 0xA5u
+static inline uint32_t pid_slot(hive_pid p) { return (uint32_t)(p >> 8) & 0xFFFFFFu; }
+static inline uint32_t pid_gen(hive_pid p) { return (uint32_t)(p >> 32); }
+static inline hive_pid pid_make(uint32_t slot, uint32_t gen)
+{
+    return ((uint64_t)gen << 32) | ((uint64_t)slot << 8) | PID_MAGIC;
+}
+
+int  proc_table_init(unsigned max_processes);
+void proc_table_fini(void);
+/* -EINVAL for a pid that cannot be one of ours; else the slot's proc
+ * (which may hold another generation: compare proc->pid). */
+int  proc_resolve(hive_pid pid, struct proc **out);
+/* The live process for pid, or NULL (dead, stale, or invalid). */
+struct proc *proc_live(hive_pid pid);
+/* Iterate over every allocated slot (shutdown, tests). */
+unsigned proc_table_slots(void);
+struct proc *proc_at(unsigned slot);
+
+/* --- the running process --- */
+extern _Thread_local struct proc *cur_proc;
+static inline struct proc *proc_self(void) { return cur_proc; }
+
+static inline void proc_lock(struct proc *p)
+{
+    while (atomic_exchange_explicit(&p->lock, true, memory_order_acquire)) {
+        while (atomic_load_explicit(&p->lock, memory_order_relaxed))
+            __builtin_ia32_pause();
+    }
+}
+static inline void proc_unlock(struct proc *p)
+{
+    atomic_store_explicit(&p->lock, false, memory_order_release);
+}
+
+/* --- spawn, exit --- */
+int  proc_spawn(void (*fn)(void *), handler_fn handler, void *arg,
+                const hive_spawn_opts *opts, hive_pid *out);
+_Noreturn void proc_exit(struct proc *p, hive_reason reason);
+/* Scheduler side, after the exiting process switched away for good. */
+void proc_release(struct proc *p);
+
+/* --- delivery (any thread): push n into p's mailbox and schedule p if that
+ * ended its wait. n->to must be set. */
+void proc_deliver(struct proc *p, struct mnode *n);
+/* Resolve `to` and deliver; -EINVAL/-ESRCH with n left to the caller. */
+int  proc_send_node(hive_pid to, struct mnode *n);
+
+/* --- receive (the running process) --- */
+typedef bool (*match_fn)(const hive_msg *, void *);
+/* Selective receive. start: scan from the message after this one (a mark,
+ * see proc_mark), NULL for the whole queue. */
+int  proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
+                  int64_t timeout_ms);
+/* Current end of the private queue: messages that arrive after the mark are
+ * the only ones proc_receive(.., mark, ..) looks at (the O(1) reply wait). */
+struct mnode *proc_mark(struct proc *p);
+/* Removes the first queued message that matches, without blocking; true if one was removed. */
+bool proc_flush_one(struct proc *p, match_fn match, void *ctx);
+/* Switch back to the scheduler. */
+void proc_switch_out(struct proc *p, enum yield_why why);
+/* Reduction accounting: yields when the budget is spent. */
+void proc_reduce(struct proc *p);
+
+/* --- aliases --- */
+void alias_add(struct proc *p, hive_ref r);
+void alias_remove(struct proc *p, hive_ref r);
+bool alias_active(const struct proc *p, hive_ref r);
+
+/* --- exit signals and monitors (signal.c) --- */
+/* Handles an exit-signal node on the receiving process; may not return. */
+void sig_handle_exit(struct proc *p, struct mnode *n);
+/* Fires links and monitors of an exiting process (called by proc_exit). */
+void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason);
+/* Appends to the private queue (the process's own thread). */
+void proc_queue_append(struct proc *p, struct mnode *n);
+uint32_t proc_queue_len(struct proc *p);
+/* The watcher-side record for a DOWN that was delivered is dropped. */
+void sig_down_delivered(struct proc *p, hive_ref ref);
+int  sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out);
+int  sig_demonitor(struct proc *self, hive_ref ref, unsigned flags);
+int  sig_link(struct proc *self, hive_pid target);
+void sig_free_records(struct proc *p);
+
+/* --- registry (registry.c) --- */
+void registry_init(void);
+void registry_fini(void);
+void registry_release(const char *name, hive_pid pid);
+
+#endif

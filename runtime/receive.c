@@ -1,0 +1,286 @@
+/*
+ * Receiving: drain the mailbox into the private queue, handle what the
+ * runtime owns (exit signals, timeout wake-ups, late replies), then match.
+ *
+ * The private queue keeps skipped messages in arrival order (the save queue
+ * of selective receive). A receive scans each message once: after a wake-up
+ * it continues from where the previous scan ended, and a mark (proc_mark)
+ * lets a call skip everything that was queued before its request went out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../alloc/alloc.h"
+#include "proc.h"
+#include "sched.h"
+#include "timer.h"
+
+static inline struct mnode *pq_next(struct mnode *n)
+{
+    return (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+}
+
+static inline void pq_append(struct proc *p, struct mnode *n)
+{
+    atomic_store_explicit(&n->q.next, NULL, memory_order_relaxed);
+    if (p->pq_tail)
+        atomic_store_explicit(&p->pq_tail->q.next, &n->q, memory_order_relaxed);
+    else
+        p->pq_head = n;
+    p->pq_tail = n;
+    p->pq_len++;
+}
+
+static inline void pq_unlink(struct proc *p, struct mnode *prev, struct mnode *n)
+{
+    struct mnode *nx = pq_next(n);
+    if (prev)
+        atomic_store_explicit(&prev->q.next, (struct mq_node *)nx, memory_order_relaxed);
+    else
+        p->pq_head = nx;
+    if (p->pq_tail == n)
+        p->pq_tail = prev;
+    p->pq_len--;
+}
+
+void proc_queue_append(struct proc *p, struct mnode *n)
+{
+    pq_append(p, n);
+}
+
+/* Moves everything from the mailbox into the private queue. */
+static void drain(struct proc *p)
+{
+    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    unsigned busy = 0;
+    for (;;) {
+        struct mq_node *qn;
+        enum mbox_pop_result r = mbox_pop(&p->mbox, &qn);
+        if (r == MBOX_EMPTY)
+            return;
+        if (r == MBOX_BUSY) {
+            /* A sender is between its exchange and its link store. */
+            if (++busy < 1024) {
+                __builtin_ia32_pause();
+            } else {
+                busy = 0;
+                proc_switch_out(p, Y_YIELD);
+            }
+            continue;
+        }
+        struct mnode *n = (struct mnode *)qn;
+        if (n->to != self) { /* sent to an earlier process in this slot */
+            mnode_free(n);
+            continue;
+        }
+        switch (n->kind) {
+        case MK_TIMEOUT:
+            if (p->in_receive && (uint32_t)n->aux == p->recv_seq)
+                p->timed_out = true;
+            mnode_free(n);
+            continue;
+        case MK_SIG_EXIT:
+            sig_handle_exit(p, n); /* consumes n; may not return */
+            continue;
+        case MK_REPLY:
+            if (!alias_active(p, n->msg.ref)) {
+                STAT_INC(p->sched, late_replies_dropped);
+                mnode_free(n);
+                continue;
+            }
+            break;
+        case MK_DOWN:
+            sig_down_delivered(p, n->msg.ref);
+            break;
+        default:
+            break;
+        }
+        pq_append(p, n);
+    }
+}
+
+struct mnode *proc_mark(struct proc *p)
+{
+    drain(p);
+    return p->pq_tail;
+}
+
+int proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
+                 int64_t timeout_ms)
+{
+    struct proc *p = cur_proc;
+    uint64_t timer = 0;
+    struct mnode *cursor = start; /* last message already looked at */
+    int rc;
+    uint32_t seq = ++p->recv_seq;
+    p->timed_out = false;
+    p->in_receive = true;
+    for (;;) {
+        drain(p);
+        struct mnode *prev = cursor;
+        struct mnode *n = prev ? pq_next(prev) : p->pq_head;
+        while (n) {
+            if (!match || match(&n->msg, ctx)) {
+                pq_unlink(p, prev, n);
+                *out = &n->msg;
+                rc = 0;
+                goto done;
+            }
+            prev = n;
+            n = pq_next(n);
+        }
+        cursor = prev;
+        if (p->timed_out || timeout_ms == 0) {
+            rc = -ETIMEDOUT;
+            goto done;
+        }
+        if (timeout_ms > 0 && !timer) {
+            timer = timer_arm_wake(p->sched, atomic_load_explicit(&p->pid, memory_order_relaxed),
+                                   seq, timeout_ms);
+            if (!timer) {
+                rc = -ENOMEM;
+                goto done;
+            }
+        }
+        proc_switch_out(p, Y_WAIT);
+    }
+done:
+    p->in_receive = false;
+    if (timer && !p->timed_out)
+        timer_cancel_id(timer);
+    if (rc == 0) {
+        STAT_INC(p->sched, msgs_received);
+        proc_reduce(p);
+    }
+    return rc;
+}
+
+bool proc_flush_one(struct proc *p, match_fn match, void *ctx)
+{
+    drain(p);
+    struct mnode *prev = NULL;
+    for (struct mnode *n = p->pq_head; n; prev = n, n = pq_next(n)) {
+        if (match(&n->msg, ctx)) {
+            pq_unlink(p, prev, n);
+            mnode_free(n);
+            return true;
+        }
+    }
+    return false;
+}
+
+uint32_t proc_queue_len(struct proc *p)
+{
+    drain(p);
+    return p->pq_len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Aliases: refs of calls in flight                                    */
+/* ------------------------------------------------------------------ */
+
+void alias_add(struct proc *p, hive_ref r)
+{
+    struct alias_set *a = &p->aliases;
+    if (!a->has_one) {
+        a->one = r;
+        a->has_one = true;
+        return;
+    }
+    if (a->n == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 8;
+        hive_ref *v = realloc(a->v, cap * sizeof *v);
+        if (!v) {
+            fprintf(stderr, "hive: out of memory for call aliases\n");
+            abort();
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = r;
+}
+
+void alias_remove(struct proc *p, hive_ref r)
+{
+    struct alias_set *a = &p->aliases;
+    if (a->has_one && hive_ref_eq(a->one, r)) {
+        a->has_one = false;
+        return;
+    }
+    for (uint32_t i = 0; i < a->n; i++) {
+        if (hive_ref_eq(a->v[i], r)) {
+            a->v[i] = a->v[--a->n];
+            return;
+        }
+    }
+}
+
+bool alias_active(const struct proc *p, hive_ref r)
+{
+    const struct alias_set *a = &p->aliases;
+    if (a->has_one && hive_ref_eq(a->one, r))
+        return true;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (hive_ref_eq(a->v[i], r))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+static int check_timeout(int64_t t)
+{
+    if (t < 0 && t != HIVE_INFINITY)
+        return -EINVAL;
+    if (t > 0 && (uint64_t)t >= (WHEEL_MAX_TICKS >> 1))
+        return -EINVAL;
+    return 0;
+}
+
+int hive_receive(hive_msg **out, int64_t timeout_ms)
+{
+    if (!out)
+        return -EINVAL;
+    if (!cur_proc)
+        return -EPERM;
+    int rc = check_timeout(timeout_ms);
+    if (rc)
+        return rc;
+    return proc_receive(NULL, NULL, NULL, out, timeout_ms);
+}
+
+int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg **out,
+                    int64_t timeout_ms)
+{
+    if (!out || !match)
+        return -EINVAL;
+    if (!cur_proc)
+        return -EPERM;
+    int rc = check_timeout(timeout_ms);
+    if (rc)
+        return rc;
+    return proc_receive(match, ctx, NULL, out, timeout_ms);
+}
+
+static bool match_nothing(const hive_msg *m, void *ctx)
+{
+    (void)m;
+    (void)ctx;
+    return false;
+}
+
+int hive_sleep(int64_t ms)
+{
+    if (!cur_proc)
+        return -EPERM;
+    int rc = check_timeout(ms);
+    if (rc)
+        return rc;
+    if (ms == 0)
+        return hive_yield();
+    hive_msg *m;
+    rc = proc_receive(match_nothing, NULL, NULL, &m, ms);
+    return rc == -ETIMEDOUT ? 0 : rc;
+}

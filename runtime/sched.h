@@ -1,0 +1,116 @@
+/*
+ * Schedulers: one OS thread per core, each with a LIFO "next" slot, a local
+ * run queue others can steal from, a timer wheel and an io_uring.
+ *
+ * Finding work, in order: next slot, local queue (the global queue first
+ * every 61 picks, for fairness), global queue, steal half of a random
+ * victim's queue, due timers, ring completions; then spin up to spin_us
+ * (at most half of the schedulers spin at once) and park in the ring with
+ * the next timer deadline as timeout.
+ *
+ * The running process is switched back to the scheduler's own context
+ * (never directly to another process), so everything that publishes a
+ * process that just stopped — marking it waiting, queueing it, releasing its
+ * stack — runs after its registers are saved.
+ */
+#ifndef HIVE_SCHED_H
+#define HIVE_SCHED_H
+
+#include <hive.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../alloc/stack.h"
+#include "../io/ring.h"
+#include "ctx.h"
+#include "runq.h"
+#include "wheel.h"
+
+struct proc;
+struct tentry;
+
+/* Single-writer counters; readers load them relaxed. */
+#define STAT_INC(s, f) \
+    atomic_store_explicit(&(s)->st.f, atomic_load_explicit(&(s)->st.f, memory_order_relaxed) + 1, \
+                          memory_order_relaxed)
+struct sched_counters {
+    _Atomic uint64_t msgs_sent, msgs_received, switches, steals, parks, wakeups_sent,
+        ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
+        late_replies_dropped, spawns, exits;
+};
+
+struct sched {
+    /* --- owner thread only --- */
+    unsigned      id;
+    struct ctx    ctx;              /* the scheduler's own context */
+    struct proc  *current;
+    struct proc  *next;             /* LIFO slot, not stealable */
+    int           budget;           /* reductions left in the current slice */
+    unsigned      tick;             /* picks so far (global queue fairness) */
+    uint64_t      rng;
+    struct wheel  wheel;
+    struct tentry *tfree;           /* timer entries free list */
+    struct stack_cache stacks;
+    struct ring   ring;
+    pthread_t     thread;
+    uint64_t      now_ns;           /* clock at the last look */
+
+    /* --- shared --- */
+    struct runq   rq;
+    _Alignas(64) _Atomic(struct tentry *) cancels;  /* timers cancelled from other threads */
+    _Atomic int   parked;           /* 1 while parked (or about to) */
+    struct sched_counters st;
+};
+
+struct rt {
+    hive_config cfg;
+    unsigned    n;
+    struct sched *scheds;
+    uint64_t    base_ns;
+
+    /* global injection queue (foreign threads, overflow) */
+    pthread_mutex_t gq_lock;
+    struct proc *gq_head, *gq_tail;
+    _Atomic uint32_t gq_len;
+
+    _Alignas(64) _Atomic unsigned n_spinning;
+    _Atomic unsigned n_parked;
+    _Atomic bool     stopping;      /* schedulers leave their loops */
+    _Atomic int64_t  live;          /* processes alive */
+
+    /* wake-ups from threads without a ring */
+    pthread_mutex_t outside_lock;
+    struct ring     outside;
+    struct sched_counters outside_st;
+
+    _Atomic uint64_t ref_counter;
+    hive_pid main_pid;
+};
+
+extern struct rt *g_rt;
+extern _Thread_local struct sched *cur_sched;
+
+uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
+
+/* Make p runnable (it must not be queued anywhere). From a scheduler thread
+ * it goes to that scheduler's next slot; from elsewhere to the global queue. */
+void sched_ready(struct proc *p);
+/* Back of the local queue (yield). */
+void sched_enqueue(struct sched *s, struct proc *p);
+/* Wake a parked scheduler if nobody is looking for work. */
+void sched_kick(void);
+void sched_wake_all(void);
+/* Counter of the calling thread (a scheduler's, or the foreign one). */
+struct sched_counters *sched_counters(void);
+
+#endif
+
+/* rt.c: called by the exit path when the process count reaches zero or the
+ * main process exited. */
+void rt_notify_exit(bool main_exited);
+/* sched.c: the scheduler thread body and its setup/teardown. */
+int   sched_init(struct sched *s, unsigned id, const char **why);
+void  sched_fini(struct sched *s);
+void *sched_thread(void *arg);

@@ -1,0 +1,406 @@
+/*
+ * Links, monitors and exit signals, with Erlang's rules.
+ *
+ * Records: a link is kept on both ends (each under its own process's lock);
+ * a monitor has a record on the target (monitored_by: whom to send DOWN) and
+ * one on the watcher (monitors: what to demonitor).
+ *
+ * Exit order (proc_exit): name released -> pid dead -> DOWNs pushed while
+ * the target's lock is held -> exit signals to links. Pushing DOWNs under
+ * the lock is what makes demonitor(FLUSH) exact: once demonitor has taken
+ * and dropped the target's lock, any DOWN for that monitor is already in the
+ * watcher's mailbox, where the flush finds it.
+ *
+ * An exit signal acts when the receiver drains its mailbox: the receiver
+ * removes the link on its side then (so unlink before that point makes the
+ * signal void, as in Erlang), and traps it into a message or dies.
+ */
+#include <stdlib.h>
+
+#include "../alloc/alloc.h"
+#include "proc.h"
+#include "sched.h"
+
+static void lock2(struct proc *a, struct proc *b)
+{
+    if (a == b) {
+        proc_lock(a);
+    } else if (a->slot < b->slot) {
+        proc_lock(a);
+        proc_lock(b);
+    } else {
+        proc_lock(b);
+        proc_lock(a);
+    }
+}
+
+static void unlock2(struct proc *a, struct proc *b)
+{
+    proc_unlock(a);
+    if (a != b)
+        proc_unlock(b);
+}
+
+static bool link_remove(struct link **head, hive_pid pid)
+{
+    for (struct link **pp = head; *pp; pp = &(*pp)->next) {
+        if ((*pp)->pid == pid) {
+            struct link *l = *pp;
+            *pp = l->next;
+            mem_free(l, sizeof *l);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool link_has(struct link *l, hive_pid pid)
+{
+    for (; l; l = l->next)
+        if (l->pid == pid)
+            return true;
+    return false;
+}
+
+static struct mon *mon_take(struct mon **head, hive_ref ref)
+{
+    for (struct mon **pp = head; *pp; pp = &(*pp)->next) {
+        if (hive_ref_eq((*pp)->ref, ref)) {
+            struct mon *m = *pp;
+            *pp = m->next;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+int sig_link(struct proc *self, hive_pid target)
+{
+    hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    if (target == me)
+        return 0;
+    struct proc *t;
+    int rc = proc_resolve(target, &t);
+    if (rc)
+        return rc;
+    struct link *a = mem_alloc(sizeof *a), *b = mem_alloc(sizeof *b);
+    if (!a || !b) {
+        mem_free(a, sizeof *a);
+        mem_free(b, sizeof *b);
+        return -ENOMEM;
+    }
+    lock2(self, t);
+    if (atomic_load_explicit(&t->pid, memory_order_relaxed) != target ||
+        (t->flags & PF_EXITING)) {
+        rc = -ESRCH;
+    } else if (!link_has(self->links, target)) {
+        a->pid = target;
+        a->next = self->links;
+        self->links = a;
+        b->pid = me;
+        b->next = t->links;
+        t->links = b;
+        a = b = NULL;
+    }
+    unlock2(self, t);
+    mem_free(a, sizeof *a);
+    mem_free(b, sizeof *b);
+    return rc;
+}
+
+static struct mnode *make_down(hive_ref ref, hive_pid pid, hive_reason reason)
+{
+    hive_down d = { .ref = ref, .pid = pid, .reason = reason };
+    struct mnode *n = mnode_make(MK_DOWN, HIVE_TAG_DOWN, &d, sizeof d);
+    if (n) {
+        n->msg.from = pid;
+        n->msg.ref = ref;
+    }
+    return n;
+}
+
+int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out)
+{
+    struct proc *t;
+    int rc = proc_resolve(target, &t);
+    if (rc == -EINVAL)
+        return rc;
+    hive_ref ref = hive_make_ref();
+    hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    struct mon *mt = mem_alloc(sizeof *mt);
+    struct mon *mw = mem_alloc(sizeof *mw);
+    if (!mt || !mw) {
+        mem_free(mt, sizeof *mt);
+        mem_free(mw, sizeof *mw);
+        return -ENOMEM;
+    }
+    bool ok = false;
+    if (rc == 0) {
+        proc_lock(t);
+        if (atomic_load_explicit(&t->pid, memory_order_relaxed) == target &&
+            !(t->flags & PF_EXITING)) {
+            mt->ref = ref;
+            mt->pid = me;
+            mt->internal = internal;
+            mt->next = t->monitored_by;
+            t->monitored_by = mt;
+            ok = true;
+        }
+        proc_unlock(t);
+    }
+    *out = ref;
+    if (ok) {
+        mw->ref = ref;
+        mw->pid = target;
+        mw->internal = internal;
+        proc_lock(self);
+        mw->next = self->monitors;
+        self->monitors = mw;
+        proc_unlock(self);
+        return 0;
+    }
+    mem_free(mt, sizeof *mt);
+    mem_free(mw, sizeof *mw);
+    /* Dead or stale: an immediate DOWN with reason noproc. */
+    struct mnode *n = make_down(ref, target, HIVE_NOPROC);
+    if (!n)
+        return -ENOMEM;
+    n->to = me;
+    proc_deliver(self, n);
+    return 0;
+}
+
+static bool match_down_ref(const hive_msg *m, void *ctx)
+{
+    return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
+}
+
+int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
+{
+    proc_lock(self);
+    struct mon *mw = mon_take(&self->monitors, ref);
+    proc_unlock(self);
+    if (mw) {
+        struct proc *t;
+        if (proc_resolve(mw->pid, &t) == 0) {
+            proc_lock(t);
+            struct mon *mt = NULL;
+            if (atomic_load_explicit(&t->pid, memory_order_relaxed) == mw->pid)
+                mt = mon_take(&t->monitored_by, ref);
+            proc_unlock(t);
+            mem_free(mt, sizeof *mt);
+        }
+        mem_free(mw, sizeof *mw);
+    }
+    if (flags & HIVE_FLUSH)
+        proc_flush_one(self, match_down_ref, &ref);
+    return 0;
+}
+
+void sig_down_delivered(struct proc *p, hive_ref ref)
+{
+    proc_lock(p);
+    struct mon *mw = mon_take(&p->monitors, ref);
+    proc_unlock(p);
+    mem_free(mw, sizeof *mw);
+}
+
+void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
+{
+    proc_lock(p);
+    struct link *links = p->links;
+    p->links = NULL;
+    struct mon *mons = p->monitored_by;
+    p->monitored_by = NULL;
+    struct mon *mine = p->monitors;
+    p->monitors = NULL;
+    while (mons) {
+        struct mon *m = mons;
+        mons = m->next;
+        struct mnode *n = make_down(m->ref, self, reason);
+        if (n && proc_send_node(m->pid, n))
+            mnode_free(n);
+        mem_free(m, sizeof *m);
+    }
+    proc_unlock(p);
+
+    while (links) {
+        struct link *l = links;
+        links = l->next;
+        struct mnode *n = mnode_alloc(0);
+        if (n) {
+            n->kind = MK_SIG_EXIT;
+            n->msg.tag = HIVE_TAG_EXIT;
+            n->msg.from = self;
+            n->msg.ref = (hive_ref){ 0, 0 };
+            n->aux = reason;
+            n->aux2 = SIGF_LINK;
+            if (proc_send_node(l->pid, n))
+                mnode_free(n);
+        }
+        mem_free(l, sizeof *l);
+    }
+
+    /* Monitors this process held: drop their records on the targets. */
+    while (mine) {
+        struct mon *m = mine;
+        mine = m->next;
+        struct proc *t;
+        if (proc_resolve(m->pid, &t) == 0) {
+            proc_lock(t);
+            struct mon *mt = NULL;
+            if (atomic_load_explicit(&t->pid, memory_order_relaxed) == m->pid)
+                mt = mon_take(&t->monitored_by, m->ref);
+            proc_unlock(t);
+            mem_free(mt, sizeof *mt);
+        }
+        mem_free(m, sizeof *m);
+    }
+}
+
+void sig_handle_exit(struct proc *p, struct mnode *n)
+{
+    hive_pid from = n->msg.from;
+    hive_reason reason = n->aux;
+    uint64_t flags = n->aux2;
+    if (flags & SIGF_LINK) {
+        proc_lock(p);
+        bool linked = link_remove(&p->links, from);
+        proc_unlock(p);
+        if (!linked) { /* unlinked meanwhile: the signal is void */
+            mnode_free(n);
+            return;
+        }
+        if (reason == HIVE_KILL)
+            reason = HIVE_KILLED;
+    } else if (reason == HIVE_KILL) {
+        mnode_free(n);
+        proc_exit(p, HIVE_KILLED); /* untrappable */
+    }
+    if (p->trap_exit) {
+        hive_exit_signal es = { .from = from, .reason = reason };
+        struct mnode *m = mnode_make(MK_USER, HIVE_TAG_EXIT, &es, sizeof es);
+        if (m) {
+            m->msg.from = from;
+            m->to = n->to;
+            proc_queue_append(p, m);
+        }
+        mnode_free(n);
+        return;
+    }
+    mnode_free(n);
+    if (reason == HIVE_NORMAL)
+        return;
+    proc_exit(p, reason);
+}
+
+void sig_free_records(struct proc *p)
+{
+    while (p->links) {
+        struct link *l = p->links;
+        p->links = l->next;
+        mem_free(l, sizeof *l);
+    }
+    struct mon **lists[2] = { &p->monitored_by, &p->monitors };
+    for (int i = 0; i < 2; i++)
+        while (*lists[i]) {
+            struct mon *m = *lists[i];
+            *lists[i] = m->next;
+            mem_free(m, sizeof *m);
+        }
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+int hive_link(hive_pid pid)
+{
+    struct proc *self = cur_proc;
+    if (!self)
+        return -EPERM;
+    if (pid == HIVE_NOPID)
+        return -EINVAL;
+    return sig_link(self, pid);
+}
+
+int hive_unlink(hive_pid pid)
+{
+    struct proc *self = cur_proc;
+    if (!self)
+        return -EPERM;
+    struct proc *t;
+    int rc = proc_resolve(pid, &t);
+    if (rc == -EINVAL)
+        return rc;
+    hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    if (rc == 0) {
+        lock2(self, t);
+        link_remove(&self->links, pid);
+        if (atomic_load_explicit(&t->pid, memory_order_relaxed) == pid)
+            link_remove(&t->links, me);
+        unlock2(self, t);
+    }
+    return 0;
+}
+
+int hive_monitor(hive_pid pid, hive_ref *mref)
+{
+    if (!mref || pid == HIVE_NOPID)
+        return -EINVAL;
+    struct proc *self = cur_proc;
+    if (!self)
+        return -EPERM;
+    return sig_monitor(self, pid, false, mref);
+}
+
+int hive_demonitor(hive_ref mref, unsigned flags)
+{
+    struct proc *self = cur_proc;
+    if (!self)
+        return -EPERM;
+    if (flags & ~HIVE_FLUSH)
+        return -EINVAL;
+    return sig_demonitor(self, mref, flags);
+}
+
+bool hive_trap_exits(bool on)
+{
+    struct proc *self = cur_proc;
+    if (!self)
+        return false;
+    bool old = self->trap_exit;
+    self->trap_exit = on;
+    return old;
+}
+
+int hive_kill(hive_pid pid, hive_reason reason)
+{
+    if (!g_rt)
+        return -EPERM;
+    struct proc *t;
+    int rc = proc_resolve(pid, &t);
+    if (rc)
+        return rc;
+    struct proc *self = cur_proc;
+    hive_pid me = hive_self();
+    if (self && pid == me) {
+        if (reason == HIVE_KILL)
+            proc_exit(self, HIVE_KILLED);
+        if (!self->trap_exit)
+            proc_exit(self, reason);
+    }
+    struct mnode *n = mnode_alloc(0);
+    if (!n)
+        return -ENOMEM;
+    n->kind = MK_SIG_EXIT;
+    n->msg.tag = HIVE_TAG_EXIT;
+    n->msg.from = me;
+    n->msg.ref = (hive_ref){ 0, 0 };
+    n->aux = reason;
+    n->aux2 = SIGF_KILL;
+    rc = proc_send_node(pid, n);
+    if (rc)
+        mnode_free(n);
+    return rc;
+}
