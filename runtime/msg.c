@@ -3,12 +3,34 @@
 #include <string.h>
 
 #include "../alloc/alloc.h"
+#include "sched.h"
+
+/* Small nodes come from a per-scheduler cache (two size classes): a free on
+ * another scheduler feeds that scheduler's cache, no lock either way. The
+ * cache is capped; past the cap, and for big or foreign-thread nodes,
+ * jemalloc's own thread caches do the work. */
+#define MCACHE_MAX 4096u
+
+static inline int mclass(size_t size)
+{
+    return size <= 128 ? 0 : size <= 256 ? 1 : -1;
+}
 
 struct mnode *mnode_alloc(size_t len)
 {
     size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
-    struct mnode *n = mem_alloc(size);
-    if (!n)
+    int c = mclass(size);
+    struct mnode *n = NULL;
+    struct sched *s = NULL;
+    if (c >= 0) {
+        size = c ? 256 : 128;
+        s = cur_sched;
+        if (s && (n = s->mcache[c])) {
+            s->mcache[c] = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+            s->mcache_n[c]--;
+        }
+    }
+    if (!n && !(n = mem_alloc(size)))
         return NULL;
     n->size = (uint32_t)size;
     n->to = HIVE_NOPID;
@@ -21,7 +43,29 @@ struct mnode *mnode_alloc(size_t len)
 
 void mnode_free(struct mnode *n)
 {
+    int c = mclass(n->size);
+    if (c >= 0) {
+        struct sched *s = cur_sched;
+        if (s && s->mcache_n[c] < MCACHE_MAX) {
+            atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
+            s->mcache[c] = n;
+            s->mcache_n[c]++;
+            return;
+        }
+    }
     mem_free(n, n->size);
+}
+
+void mnode_cache_flush(struct sched *s)
+{
+    for (int c = 0; c < 2; c++) {
+        while (s->mcache[c]) {
+            struct mnode *n = s->mcache[c];
+            s->mcache[c] = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+            mem_free(n, n->size);
+        }
+        s->mcache_n[c] = 0;
+    }
 }
 
 struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len)

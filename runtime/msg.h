@@ -51,6 +51,8 @@ static inline struct mnode *mnode_of(const hive_msg *m)
 /* Allocates a node with room for len payload bytes (no limit check). */
 struct mnode *mnode_alloc(size_t len);
 void mnode_free(struct mnode *n);
+struct sched;
+void mnode_cache_flush(struct sched *s);   /* at scheduler teardown */
 /* Allocates and fills a node: copies data (may be NULL when len == 0). */
 struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len);
 

@@ -29,7 +29,17 @@ static struct {
     _Atomic uint64_t free_head;      /* Treiber stack: count:32 | (slot + 1):32 */
 } tab = { .grow_lock = PTHREAD_MUTEX_INITIALIZER };
 
-_Thread_local struct proc *cur_proc;
+static _Thread_local struct proc *tls_proc;
+
+struct proc *proc_self(void)
+{
+    return tls_proc;
+}
+
+void proc_set_self(struct proc *p)
+{
+    tls_proc = p;
+}
 
 int proc_table_init(unsigned max_processes)
 {
@@ -152,6 +162,7 @@ static struct proc *slot_alloc(void)
 static void proc_main(void *arg)
 {
     ctx_started();
+    sched_finish_prev(sched_self());
     struct proc *p = arg;
     p->fn(p->arg);
     proc_exit(p, HIVE_NORMAL);
@@ -160,6 +171,7 @@ static void proc_main(void *arg)
 static void handler_main(void *arg)
 {
     ctx_started();
+    sched_finish_prev(sched_self());
     struct proc *p = arg;
     if (p->fn) {            /* one-time start hook (gen_server init) */
         void (*fn)(void *) = p->fn;
@@ -250,8 +262,9 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
                           memory_order_relaxed);
     if (out)
         *out = pid;
-    if (cur_sched) {
-        sched_enqueue(cur_sched, p);
+    struct sched *cs = cur_sched;
+    if (cs) {
+        sched_enqueue(cs, p);
         sched_kick();
     } else {
         sched_ready(p);
@@ -346,10 +359,25 @@ int proc_send_node(hive_pid to, struct mnode *n)
     return 0;
 }
 
+/* Stops the running process. When the scheduler has another process ready
+ * locally we switch straight to it (one switch per hop); otherwise to the
+ * scheduler's own context. Either way the side we land on runs
+ * sched_finish_prev, which publishes p (waiting, queued, released) only
+ * after its registers are saved. p may resume on another scheduler. */
 void proc_switch_out(struct proc *p, enum yield_why why)
 {
+    struct sched *s = p->sched;
     p->why = why;
-    ctx_switch(&p->ctx, &p->sched->ctx, why == Y_EXIT);
+    s->prev = p;
+    struct proc *q = sched_pick_fast(s);
+    if (q) {
+        sched_prepare(s, q);
+        ctx_switch(&p->ctx, &q->ctx, why == Y_EXIT);
+    } else {
+        proc_set_self(NULL);
+        ctx_switch(&p->ctx, &s->ctx, why == Y_EXIT);
+    }
+    sched_finish_prev(sched_self());
 }
 
 void proc_reduce(struct proc *p)
@@ -421,8 +449,9 @@ int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
         return rc;
     }
     count_send();
-    if (cur_proc)
-        proc_reduce(cur_proc);
+    struct proc *self = cur_proc;
+    if (self)
+        proc_reduce(self);
     return 0;
 }
 
@@ -454,8 +483,9 @@ int hive_send_msg(hive_pid to, hive_msg *m)
     if (rc)
         return rc;
     count_send();
-    if (cur_proc)
-        proc_reduce(cur_proc);
+    struct proc *self = cur_proc;
+    if (self)
+        proc_reduce(self);
     return 0;
 }
 
@@ -472,6 +502,9 @@ int hive_yield(void)
         return -EPERM;
     p->sched->budget = (int)g_rt->cfg.budget;
     proc_switch_out(p, Y_YIELD);
+    /* A yield is a point where exit signals take effect, so a process that
+     * only computes and yields can still be killed. */
+    proc_poll_signals(p);
     return 0;
 }
 

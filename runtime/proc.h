@@ -99,6 +99,7 @@ struct proc {
     bool          timed_out;
     bool          in_receive;
     bool          trap_exit;
+    bool          canary;           /* unguarded stack: check the canary on switch-out */
 
     struct mon   *monitors;         /* owner-side records of monitors this process holds */
     struct alias_set aliases;
@@ -126,9 +127,14 @@ struct proc *proc_live(hive_pid pid);
 unsigned proc_table_slots(void);
 struct proc *proc_at(unsigned slot);
 
-/* --- the running process --- */
-extern _Thread_local struct proc *cur_proc;
-static inline struct proc *proc_self(void) { return cur_proc; }
+/* --- the running process ---
+ * Thread-local state is read only through these out-of-line accessors: a
+ * process can resume on another thread after any switch, and the compiler
+ * treats the thread pointer as constant within a function, so an inlined
+ * TLS read after a switch could see the previous thread's value. */
+struct proc *proc_self(void) __attribute__((noinline));
+void proc_set_self(struct proc *p) __attribute__((noinline));
+#define cur_proc (proc_self())
 
 static inline void proc_lock(struct proc *p)
 {
@@ -166,6 +172,8 @@ int  proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out
 struct mnode *proc_mark(struct proc *p);
 /* Removes the first queued message that matches, without blocking; true if one was removed. */
 bool proc_flush_one(struct proc *p, match_fn match, void *ctx);
+/* Drain the mailbox if something is there (exit signals act then). */
+void proc_poll_signals(struct proc *p);
 /* Switch back to the scheduler. */
 void proc_switch_out(struct proc *p, enum yield_why why);
 /* Reduction accounting: yields when the budget is spent. */

@@ -99,6 +99,12 @@ static void drain(struct proc *p)
     }
 }
 
+void proc_poll_signals(struct proc *p)
+{
+    if (mbox_maybe_nonempty(&p->mbox))
+        drain(p);
+}
+
 struct mnode *proc_mark(struct proc *p)
 {
     drain(p);

@@ -16,6 +16,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@
 #include "timer.h"
 
 struct rt *g_rt;
-_Thread_local struct sched *cur_sched;
+static _Thread_local struct sched *tls_sched;
 
 uint64_t clock_ns(void)
 {
@@ -37,7 +38,8 @@ uint64_t clock_ns(void)
 
 struct sched_counters *sched_counters(void)
 {
-    return cur_sched ? &cur_sched->st : &g_rt->outside_st;
+    struct sched *s = cur_sched;
+    return s ? &s->st : &g_rt->outside_st;
 }
 
 /* ------------------------------------------------------------------ */
@@ -70,6 +72,9 @@ static struct proc *gq_take(struct sched *s)
         n = len;
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
+    uint32_t room = RUNQ_SIZE - runq_len(&s->rq);
+    if (n > room + 1)
+        n = room + 1;
     struct proc *first = NULL;
     for (uint32_t i = 0; i < n; i++) {
         struct proc *p = g_rt->gq_head;
@@ -79,7 +84,7 @@ static struct proc *gq_take(struct sched *s)
         if (!first)
             first = p;
         else
-            runq_push(&s->rq, p); /* room: n <= RUNQ_SIZE/2 and we only look when empty-ish */
+            runq_push(&s->rq, p); /* fits: only we push to our queue, and n <= room + 1 */
     }
     atomic_fetch_sub_explicit(&g_rt->gq_len, n, memory_order_relaxed);
     pthread_mutex_unlock(&g_rt->gq_lock);
@@ -156,7 +161,8 @@ void sched_kick(void)
         atomic_load_explicit(&g_rt->n_parked, memory_order_relaxed) == 0)
         return;
     unsigned n = g_rt->n;
-    unsigned start = cur_sched ? cur_sched->id + 1 : 0;
+    struct sched *cs = cur_sched;
+    unsigned start = cs ? cs->id + 1 : 0;
     for (unsigned i = 0; i < n; i++) {
         struct sched *t = &g_rt->scheds[(start + i) % n];
         int one = 1;
@@ -195,7 +201,9 @@ static void stack_overflow(struct proc *p)
     abort();
 }
 
-static void run(struct sched *s, struct proc *p)
+/* Gets p ready to be switched to on s: a stack if it has none, and the
+ * bookkeeping of "p runs on s now". */
+void sched_prepare(struct sched *s, struct proc *p)
 {
     if (!p->stack) {
         p->stack = stack_get(&s->stacks, p->stack_size);
@@ -203,19 +211,26 @@ static void run(struct sched *s, struct proc *p)
             fprintf(stderr, "hive: out of memory for a process stack\n");
             abort();
         }
+        p->canary = !p->stack->guarded;
         ctx_init(&p->ctx, p->stack->lo, p->stack->size, proc_entry_for(p), p);
         p->ctx.tsan_fiber = p->stack->tsan_fiber;
     }
-    s->current = p;
-    cur_proc = p;
+    proc_set_self(p);
     p->sched = s;
     atomic_store_explicit(&p->status, PS_RUNNING, memory_order_relaxed);
     STAT_INC(s, switches);
-    ctx_switch(&s->ctx, &p->ctx, false);
-    /* Back on the scheduler's stack: p's registers are saved. */
-    cur_proc = NULL;
-    s->current = NULL;
-    if (p->stack && !stack_intact(p->stack))
+}
+
+/* The after-switch hook: runs first thing on whatever stack was switched
+ * to, once the process that stopped (s->prev) has its registers saved.
+ * Only now may that process become visible to other schedulers. */
+void sched_finish_prev(struct sched *s)
+{
+    struct proc *p = s->prev;
+    if (!p)
+        return;
+    s->prev = NULL;
+    if (p->canary && !stack_intact(p->stack))
         stack_overflow(p);
     switch (p->why) {
     case Y_YIELD:
@@ -249,6 +264,37 @@ static void run(struct sched *s, struct proc *p)
         proc_release(p);
         break;
     }
+}
+
+/* The next process to switch to directly from a process that stops, or
+ * NULL to go through the scheduler loop (which also looks at the global
+ * queue, timers and the ring). Every 61st pick goes through the loop. */
+struct proc *sched_pick_fast(struct sched *s)
+{
+    if (++s->tick % 61 == 0)
+        return NULL;
+    struct proc *p = s->next;
+    if (p) {
+        s->next = NULL;     /* inherits the current slice */
+        return p;
+    }
+    if ((p = runq_pop(&s->rq)))
+        s->budget = (int)g_rt->cfg.budget;
+    return p;
+}
+
+struct sched *sched_self(void)
+{
+    return tls_sched;
+}
+
+static void run(struct sched *s, struct proc *p)
+{
+    sched_prepare(s, p);
+    ctx_switch(&s->ctx, &p->ctx, false);
+    /* Back on the scheduler's stack. */
+    proc_set_self(NULL);
+    sched_finish_prev(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -429,9 +475,19 @@ static void loop(struct sched *s)
 #if !defined(HIVE_ASAN) && !defined(HIVE_TSAN)
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-    (void)uc;
     struct proc *p = cur_proc;
-    if (p && p->stack && stack_in_guard(p->stack, si->si_addr)) {
+    uintptr_t sp = 0;
+#if defined(__x86_64__)
+    sp = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    sp = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.sp;
+#endif
+    /* A frame larger than the guard page can jump past it: the stack
+     * pointer below the stack's lowest byte tells that case. */
+    if (p && p->stack &&
+        (stack_in_guard(p->stack, si->si_addr) ||
+         (sp && sp < (uintptr_t)p->stack->lo + 512 &&
+          sp + (1u << 20) > (uintptr_t)p->stack->lo))) {
         char buf[128];
         int n = snprintf(buf, sizeof buf, "hive: process %#llx: stack overflow (guard page hit)\n",
                          (unsigned long long)pid_make(p->slot, p->gen));
@@ -458,6 +514,7 @@ int sched_init(struct sched *s, unsigned id, const char **why)
 void sched_fini(struct sched *s)
 {
     timer_sched_fini(s);
+    mnode_cache_flush(s);
     stack_cache_flush(&s->stacks);
     ring_fini(&s->ring);
 }
@@ -465,7 +522,7 @@ void sched_fini(struct sched *s)
 void *sched_thread(void *arg)
 {
     struct sched *s = arg;
-    cur_sched = s;
+    tls_sched = s;
     if (g_rt->cfg.pin) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         if (ncpu > 0) {
@@ -508,7 +565,7 @@ void *sched_thread(void *arg)
         free(ss.ss_sp);
     }
 #endif
-    cur_sched = NULL;
+    tls_sched = NULL;
     return NULL;
 }
 

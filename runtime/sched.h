@@ -47,12 +47,15 @@ struct sched {
     struct ctx    ctx;              /* the scheduler's own context */
     struct proc  *current;
     struct proc  *next;             /* LIFO slot, not stealable */
+    struct proc  *prev;             /* switched out, waiting for the after-switch hook */
     int           budget;           /* reductions left in the current slice */
     unsigned      tick;             /* picks so far (global queue fairness) */
     uint64_t      rng;
     struct wheel  wheel;
     struct tentry *tfree;           /* timer entries free list */
     struct stack_cache stacks;
+    struct mnode *mcache[2];        /* free message nodes of 128 and 256 bytes */
+    unsigned      mcache_n[2];
     struct ring   ring;
     pthread_t     thread;
     uint64_t      now_ns;           /* clock at the last look */
@@ -90,7 +93,7 @@ struct rt {
 };
 
 extern struct rt *g_rt;
-extern _Thread_local struct sched *cur_sched;
+#define cur_sched (sched_self())
 
 uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
 
@@ -106,6 +109,15 @@ void sched_wake_all(void);
 struct sched_counters *sched_counters(void);
 
 #endif
+
+/* The switch protocol (see proc_switch_out): prepare the process to run,
+ * and, first thing after any switch, finish the one that stopped. */
+void sched_prepare(struct sched *s, struct proc *p);
+void sched_finish_prev(struct sched *s);
+struct proc *sched_pick_fast(struct sched *s);
+/* cur_sched read through a call: after a switch the process may be on
+ * another thread, and a TLS address computed before it would be stale. */
+struct sched *sched_self(void) __attribute__((noinline));
 
 /* rt.c: called by the exit path when the process count reaches zero or the
  * main process exited. */

@@ -1,0 +1,78 @@
+/*
+ * Shared helpers for the Check suites.
+ *
+ * Each test runs a body as the main process of a fresh runtime
+ * (hive_main), in Check's fork mode, so an assertion that fails inside a
+ * hive process ends the forked test child cleanly. Tests synchronise on
+ * messages and monitors, never on sleeps.
+ */
+#ifndef HIVE_TEST_HARNESS_H
+#define HIVE_TEST_HARNESS_H
+
+#include <check.h>
+#include <hive.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline void run_hive_cfg(hive_config *cfg, void (*fn)(void *), void *arg)
+{
+    int rc = hive_main(cfg, fn, arg);
+    ck_assert_msg(rc == 0, "hive_main failed: %d (%s)", rc, hive_strerror(rc));
+}
+
+/* Runs fn(arg) as the main process on `scheds` schedulers (unpinned, so
+ * tests may ask for more schedulers than cores). */
+static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = scheds;
+    cfg.pin = false;
+    cfg.spin_us = 20;
+    cfg.shutdown_ms = 2000;
+    run_hive_cfg(&cfg, fn, arg);
+}
+
+/* Receive one message with the given tag (others stay queued). */
+static inline bool match_tag(const hive_msg *m, void *ctx)
+{
+    return m->tag == *(uint32_t *)ctx;
+}
+
+static inline hive_msg *recv_tag(uint32_t tag, int64_t timeout_ms)
+{
+    hive_msg *m = NULL;
+    int rc = hive_receive_if(match_tag, &tag, &m, timeout_ms);
+    ck_assert_msg(rc == 0, "no message with tag %u: %s", tag, hive_strerror(rc));
+    return m;
+}
+
+/* Waits for the DOWN of a monitor and returns its reason. */
+static inline bool match_down(const hive_msg *m, void *ctx)
+{
+    return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
+}
+
+static inline hive_reason wait_down(hive_ref ref)
+{
+    hive_msg *m;
+    int rc = hive_receive_if(match_down, &ref, &m, 10000);
+    ck_assert_msg(rc == 0, "no DOWN: %s", hive_strerror(rc));
+    hive_reason r = ((hive_down *)m->data)->reason;
+    hive_msg_free(m);
+    return r;
+}
+
+/* Standard main(): runs the suite built by make_suite(). */
+#define HIVE_TEST_MAIN(make_suite)                                        \
+    int main(void)                                                        \
+    {                                                                     \
+        SRunner *sr = srunner_create(make_suite());                       \
+        srunner_set_fork_status(sr, CK_FORK);                             \
+        srunner_run_all(sr, CK_NORMAL);                                   \
+        int failed = srunner_ntests_failed(sr);                           \
+        srunner_free(sr);                                                 \
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                      \
+    }
+
+#endif

@@ -1,0 +1,552 @@
+/* Processes and messages: spawn, exit, send, receive, selective receive,
+ * timeouts, bad arguments, ordering under stealing, shutdown. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "harness.h"
+
+enum { T_A = 1, T_B, T_C, T_DONE, T_GO, T_SEQ };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- spawn / exit ---- */
+
+static void child_replies(void *arg)
+{
+    hive_pid parent = *(hive_pid *)arg;
+    int v = 42;
+    hive_send(parent, T_A, &v, sizeof v);
+}
+
+static void t_spawn_and_exit(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self(), c;
+    ck_assert_uint_ne(me, HIVE_NOPID);
+    ck_assert_int_eq(hive_spawn(child_replies, &me, &c), 0);
+    ck_assert_uint_ne(c, me);
+    hive_ref mref;
+    ck_assert_int_eq(hive_monitor(c, &mref), 0);
+    hive_msg *m = recv_tag(T_A, 5000);
+    ck_assert_int_eq(*(int *)m->data, 42);
+    ck_assert_uint_eq(m->from, c);
+    hive_msg_free(m);
+    ck_assert_int_eq(wait_down(mref), HIVE_NORMAL);
+    ck_assert(!hive_is_alive(c));
+    ck_assert(hive_is_alive(me));
+}
+START_TEST(spawned_process_runs_and_exits_normally) { run_hive(2, t_spawn_and_exit, NULL); }
+END_TEST
+
+static void exits_with(void *arg)
+{
+    hive_exit((hive_reason)(intptr_t)arg);
+}
+
+static void t_exit_reason(void *arg)
+{
+    (void)arg;
+    hive_ref r;
+    hive_pid c;
+    hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r };
+    ck_assert_int_eq(hive_spawn_opt(exits_with, (void *)(intptr_t)77, &o, &c), 0);
+    ck_assert_int_eq(wait_down(r), 77);
+}
+START_TEST(hive_exit_reason_reaches_monitors) { run_hive(2, t_exit_reason, NULL); }
+END_TEST
+
+/* ---- ordering ---- */
+
+static void t_order(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(hive_send(me, T_SEQ, &i, sizeof i), 0);
+    for (int i = 0; i < 1000; i++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive(&m, 0), 0);
+        ck_assert_int_eq(*(int *)m->data, i);
+        hive_msg_free(m);
+    }
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 0), -ETIMEDOUT);
+}
+START_TEST(messages_arrive_in_send_order) { run_hive(1, t_order, NULL); }
+END_TEST
+
+static void t_selective(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    int vals[] = { 1, 2, 3, 4, 5, 6 };
+    uint32_t tags[] = { T_A, T_B, T_A, T_C, T_B, T_A };
+    for (int i = 0; i < 6; i++)
+        hive_send(me, tags[i], &vals[i], sizeof(int));
+    hive_msg *m = recv_tag(T_C, 0);
+    ck_assert_int_eq(*(int *)m->data, 4);
+    hive_msg_free(m);
+    m = recv_tag(T_B, 0);
+    ck_assert_int_eq(*(int *)m->data, 2);
+    hive_msg_free(m);
+    /* The skipped ones keep their order. */
+    int expect[] = { 1, 3, 5, 6 };
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(hive_receive(&m, 0), 0);
+        ck_assert_int_eq(*(int *)m->data, expect[i]);
+        hive_msg_free(m);
+    }
+}
+START_TEST(selective_receive_keeps_order_of_skipped_messages) { run_hive(1, t_selective, NULL); }
+END_TEST
+
+static void sends_c_later(void *arg)
+{
+    hive_pid to = *(hive_pid *)arg;
+    hive_msg *m = recv_tag(T_GO, 5000);
+    hive_msg_free(m);
+    hive_send(to, T_A, NULL, 0);
+    hive_send(to, T_C, NULL, 0);
+}
+
+static void t_selective_blocks(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self(), c;
+    hive_spawn(sends_c_later, &me, &c);
+    hive_send(c, T_GO, NULL, 0);
+    hive_msg *m = recv_tag(T_C, 5000); /* blocks past the T_A */
+    hive_msg_free(m);
+    m = recv_tag(T_A, 0);
+    hive_msg_free(m);
+}
+START_TEST(selective_receive_waits_for_a_match) { run_hive(2, t_selective_blocks, NULL); }
+END_TEST
+
+/* ---- timeouts ---- */
+
+static void t_timeout(void *arg)
+{
+    (void)arg;
+    for (int64_t t = 1; t <= 30; t += 7) {
+        uint64_t t0 = now_ms();
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive(&m, t), -ETIMEDOUT);
+        uint64_t el = now_ms() - t0;
+        ck_assert_msg(el >= (uint64_t)t, "timeout %lld fired after %llu ms", (long long)t,
+                      (unsigned long long)el);
+        ck_assert_msg(el <= (uint64_t)t + 100, "timeout %lld fired late: %llu ms", (long long)t,
+                      (unsigned long long)el);
+    }
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 0), -ETIMEDOUT);
+}
+START_TEST(receive_timeout_fires_within_tolerance_never_early) { run_hive(2, t_timeout, NULL); }
+END_TEST
+
+static void racer(void *arg)
+{
+    hive_pid to = *(hive_pid *)arg;
+    for (int i = 0; i < 2000; i++) {
+        hive_send(to, T_SEQ, &i, sizeof i);
+        if (i % 7 == 0)
+            hive_yield();
+    }
+}
+
+static void t_race_timeout(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_spawn(racer, &me, NULL);
+    /* Tiny timeouts race the sender's messages: every message must be
+     * received exactly once, in order, whatever the timeouts did. */
+    int next = 0, timeouts = 0;
+    while (next < 2000) {
+        hive_msg *m;
+        int rc = hive_receive(&m, 1);
+        if (rc == -ETIMEDOUT) {
+            timeouts++;
+            continue;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(*(int *)m->data, next);
+        next++;
+        hive_msg_free(m);
+    }
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 0), -ETIMEDOUT);
+}
+START_TEST(message_racing_a_timeout_is_never_lost) { run_hive(2, t_race_timeout, NULL); }
+END_TEST
+
+/* ---- stale pids and bad arguments ---- */
+
+static void exits_now(void *arg) { (void)arg; }
+
+static void t_stale(void *arg)
+{
+    (void)arg;
+    hive_pid c;
+    hive_ref r;
+    hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r };
+    hive_spawn_opt(exits_now, NULL, &o, &c);
+    wait_down(r);
+    ck_assert_int_eq(hive_send(c, T_A, NULL, 0), -ESRCH);
+    ck_assert(!hive_is_alive(c));
+    ck_assert_int_eq(hive_kill(c, HIVE_KILL), -ESRCH);
+    ck_assert_int_eq(hive_link(c), -ESRCH);
+    /* A new process in the same slot is not reachable through the old pid. */
+    hive_pid d;
+    hive_spawn_opts o2 = { .flags = HIVE_MONITOR, .monitor = &r };
+    for (int i = 0; i < 100; i++) {
+        hive_spawn_opt(exits_now, NULL, &o2, &d);
+        ck_assert_uint_ne(d, c);
+        wait_down(r);
+    }
+    /* monitor of a dead pid: immediate DOWN noproc */
+    ck_assert_int_eq(hive_monitor(c, &r), 0);
+    ck_assert_int_eq(wait_down(r), HIVE_NOPROC);
+}
+START_TEST(stale_pid_gets_esrch_and_never_reaches_a_newer_process) { run_hive(2, t_stale, NULL); }
+END_TEST
+
+static bool any(const hive_msg *m, void *c) { (void)m; (void)c; return true; }
+
+static void t_badargs(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_msg *m;
+    ck_assert_int_eq(hive_send(HIVE_NOPID, T_A, NULL, 0), -EINVAL);
+    ck_assert_int_eq(hive_send(12345, T_A, NULL, 0), -EINVAL);
+    ck_assert_int_eq(hive_send(~(hive_pid)0, T_A, NULL, 0), -EINVAL);
+    ck_assert_int_eq(hive_send(me, T_A, NULL, 4), -EINVAL);
+    ck_assert_int_eq(hive_send(me, HIVE_TAG_DOWN, NULL, 0), -EINVAL);
+    ck_assert_int_eq(hive_receive(NULL, 0), -EINVAL);
+    ck_assert_int_eq(hive_receive_if(NULL, NULL, &m, 0), -EINVAL);
+    ck_assert_int_eq(hive_receive_if(any, NULL, NULL, 0), -EINVAL);
+    ck_assert_int_eq(hive_receive(&m, -7), -EINVAL);
+    ck_assert_int_eq(hive_spawn(NULL, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(hive_spawn_opt(NULL, NULL, NULL, NULL), -EINVAL);
+    hive_spawn_opts bad = { .flags = HIVE_MONITOR, .monitor = NULL };
+    ck_assert_int_eq(hive_spawn_opt(exits_now, NULL, &bad, NULL), -EINVAL);
+    ck_assert_int_eq(hive_monitor(me, NULL), -EINVAL);
+    ck_assert_int_eq(hive_monitor(HIVE_NOPID, &(hive_ref){ 0, 0 }), -EINVAL);
+    ck_assert_int_eq(hive_kill(HIVE_NOPID, HIVE_KILL), -EINVAL);
+    ck_assert_int_eq(hive_link(HIVE_NOPID), -EINVAL);
+    ck_assert_int_eq(hive_link(12345), -EINVAL);
+    ck_assert(!hive_is_alive(12345));
+    ck_assert(!hive_is_alive(HIVE_NOPID));
+    ck_assert_int_eq(hive_sleep(-3), -EINVAL);
+    /* over max_message (1 KiB in this test) */
+    static char big[2048];
+    ck_assert_int_eq(hive_send(me, T_A, big, sizeof big), -EMSGSIZE);
+    ck_assert_ptr_null(hive_msg_alloc(2048));
+    ck_assert_int_eq(hive_send(me, T_A, big, 1024), 0);
+    ck_assert_int_eq(hive_receive(&m, 0), 0);
+    ck_assert_uint_eq(m->len, 1024);
+    hive_msg_free(m);
+    hive_msg_free(NULL);
+    ck_assert_int_eq(hive_send_msg(me, NULL), -EINVAL);
+    /* a failed zero-copy send leaves the message with the caller */
+    hive_msg *z = hive_msg_alloc(16);
+    ck_assert_ptr_nonnull(z);
+    z->tag = T_B;
+    ck_assert_int_eq(hive_send_msg(HIVE_NOPID, z), -EINVAL);
+    memcpy(z->data, "zero-copy-works", 16);
+    ck_assert_int_eq(hive_send_msg(me, z), 0);
+    m = recv_tag(T_B, 0);
+    ck_assert_str_eq((char *)m->data, "zero-copy-works");
+    ck_assert_uint_eq(m->from, me);
+    hive_msg_free(m);
+    ck_assert_ptr_eq(hive_strerror(-ETIMEDOUT), hive_strerror(-ETIMEDOUT));
+    ck_assert_ptr_nonnull(strstr(hive_strerror(-ESRCH), "noproc"));
+    ck_assert_ptr_nonnull(strstr(hive_strerror(-ETIMEDOUT), "timeout"));
+}
+START_TEST(bad_arguments_get_the_contract_errors)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 1;
+    cfg.pin = false;
+    cfg.max_message = 1024;
+    run_hive_cfg(&cfg, t_badargs, NULL);
+}
+END_TEST
+
+static _Atomic int foreign_rc[4];
+static hive_pid foreign_target;
+
+static void *foreign_thread(void *arg)
+{
+    (void)arg;
+    hive_msg *m;
+    atomic_store(&foreign_rc[0], hive_receive(&m, 0));
+    atomic_store(&foreign_rc[1], hive_sleep(1));
+    atomic_store(&foreign_rc[2], hive_yield());
+    /* non-blocking sends work from any thread */
+    atomic_store(&foreign_rc[3], hive_send(foreign_target, T_A, "x", 2));
+    ck_assert_uint_eq(hive_self(), HIVE_NOPID);
+    return NULL;
+}
+
+static void t_foreign(void *arg)
+{
+    (void)arg;
+    foreign_target = hive_self();
+    pthread_t t;
+    pthread_create(&t, NULL, foreign_thread, NULL);
+    hive_msg *m = recv_tag(T_A, 5000);
+    hive_msg_free(m);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(foreign_rc[0], -EPERM);
+    ck_assert_int_eq(foreign_rc[1], -EPERM);
+    ck_assert_int_eq(foreign_rc[2], -EPERM);
+    ck_assert_int_eq(foreign_rc[3], 0);
+}
+START_TEST(blocking_call_from_foreign_thread_is_eperm_and_send_works)
+{
+    run_hive(2, t_foreign, NULL);
+}
+END_TEST
+
+/* ---- many processes, many messages ---- */
+
+#define NPROC 1000
+#define NMSG 1000
+static struct {
+    hive_pid collector;
+    _Atomic uint64_t received;
+} mm;
+
+static void mm_sender(void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    for (uint32_t i = 0; i < NMSG; i++) {
+        uint32_t v[2] = { id, i };
+        hive_send(mm.collector, T_SEQ, v, sizeof v);
+    }
+}
+
+static void mm_collector(void *arg)
+{
+    hive_pid main = *(hive_pid *)arg;
+    static uint32_t next[NPROC];
+    memset(next, 0, sizeof next);
+    for (uint64_t k = 0; k < (uint64_t)NPROC * NMSG; k++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive(&m, 10000), 0);
+        uint32_t *v = m->data;
+        ck_assert_msg(v[1] == next[v[0]], "sender %u: got %u, expected %u", v[0], v[1],
+                      next[v[0]]);
+        next[v[0]]++;
+        hive_msg_free(m);
+    }
+    hive_send(main, T_DONE, NULL, 0);
+}
+
+static void t_many(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_spawn(mm_collector, &me, &mm.collector);
+    for (uintptr_t i = 0; i < NPROC; i++)
+        ck_assert_int_eq(hive_spawn(mm_sender, (void *)i, NULL), 0);
+    hive_msg *m = recv_tag(T_DONE, 60000);
+    hive_msg_free(m);
+    hive_sched_stats tot;
+    ck_assert_int_ge(hive_stats(NULL, 0, &tot), 1);
+    ck_assert_uint_ge(tot.msgs_sent, (uint64_t)NPROC * NMSG);
+}
+START_TEST(thousand_processes_thousand_messages_no_loss_per_pair_order)
+{
+    run_hive(4, t_many, NULL);
+}
+END_TEST
+
+/* ---- stress: more schedulers than cores, random exits ---- */
+
+static _Atomic uint64_t stress_done;
+
+static void stress_worker(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 2654435761u + 1;
+    hive_pid parent = 0;
+    hive_msg *m;
+    if (hive_receive(&m, 10000) != 0)
+        return;
+    parent = m->from;
+    hive_msg_free(m);
+    for (int i = 0; i < 50; i++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        switch (seed % 5) {
+        case 0:
+            hive_yield();
+            break;
+        case 1: { /* spawn a short-lived child and watch it */
+            hive_ref r;
+            hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r };
+            if (hive_spawn_opt(exits_now, NULL, &o, NULL) == 0)
+                wait_down(r);
+            break;
+        }
+        case 2:
+            hive_send(parent, T_A, &i, sizeof i);
+            break;
+        case 3:
+            if (seed % 97 == 0) { /* random death */
+                atomic_fetch_add(&stress_done, 1);
+                hive_exit(1000 + i);
+            }
+            break;
+        default:
+            hive_receive(&m, 0) == 0 ? hive_msg_free(m) : (void)0;
+        }
+    }
+    atomic_fetch_add(&stress_done, 1);
+}
+
+static void t_stress(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    enum { N = 2000 };
+    static hive_ref refs[N];
+    atomic_store(&stress_done, 0);
+    for (uintptr_t i = 0; i < N; i++) {
+        hive_pid p;
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &refs[i] };
+        ck_assert_int_eq(hive_spawn_opt(stress_worker, (void *)i, &o, &p), 0);
+        hive_send(p, T_GO, &me, sizeof me);
+    }
+    for (int i = 0; i < N; i++) {
+        hive_reason r = wait_down(refs[i]);
+        ck_assert(r == HIVE_NORMAL || (r >= 1000 && r < 1050));
+    }
+    ck_assert_uint_eq(atomic_load(&stress_done), N);
+}
+START_TEST(stress_many_schedulers_random_exits) { run_hive(8, t_stress, NULL); }
+END_TEST
+
+/* ---- shutdown ---- */
+
+static void forever(void *arg)
+{
+    (void)arg;
+    hive_msg *m;
+    for (;;)
+        if (hive_receive(&m, HIVE_INFINITY) == 0)
+            hive_msg_free(m);
+}
+
+static void sleeper(void *arg) { (void)arg; hive_sleep(HIVE_INFINITY); }
+
+static void spinner(void *arg)
+{
+    (void)arg;
+    for (;;)
+        hive_yield();
+}
+
+static void trapper(void *arg)
+{
+    (void)arg;
+    hive_trap_exits(true);
+    hive_msg *m;
+    /* gets the shutdown as a message, ignores it; killed after the grace */
+    for (;;)
+        if (hive_receive(&m, HIVE_INFINITY) == 0)
+            hive_msg_free(m);
+}
+
+static void t_shutdown(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        hive_spawn(forever, NULL, NULL);
+        hive_spawn(sleeper, NULL, NULL);
+    }
+    hive_spawn(spinner, NULL, NULL);
+    hive_spawn(trapper, NULL, NULL);
+    hive_pid me = hive_self();
+    hive_send(me, T_A, NULL, 0);  /* main exits with a message still queued */
+}
+START_TEST(shutdown_with_processes_still_running)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 3;
+    cfg.pin = false;
+    cfg.shutdown_ms = 50;
+    uint64_t t0 = now_ms();
+    run_hive_cfg(&cfg, t_shutdown, NULL);
+    ck_assert_uint_lt(now_ms() - t0, 5000);
+    /* and the runtime can start again afterwards */
+    run_hive_cfg(&cfg, t_shutdown, NULL);
+}
+END_TEST
+
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+static void deep(int n)
+{
+    volatile char buf[3000];
+    buf[0] = (char)n;
+    deep(n + 1);
+    buf[1] = buf[0];
+}
+
+static void overflows(void *arg)
+{
+    (void)arg;
+    deep(0);
+}
+
+static void t_overflow(void *arg)
+{
+    (void)arg;
+    hive_ref r;
+    hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r, .stack_size = 64 * 1024 };
+    hive_spawn_opt(overflows, NULL, &o, NULL);
+    wait_down(r);
+}
+START_TEST(stack_overflow_aborts_with_a_message) { run_hive(1, t_overflow, NULL); }
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("process");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, spawned_process_runs_and_exits_normally);
+    tcase_add_test(tc, hive_exit_reason_reaches_monitors);
+    tcase_add_test(tc, messages_arrive_in_send_order);
+    tcase_add_test(tc, selective_receive_keeps_order_of_skipped_messages);
+    tcase_add_test(tc, selective_receive_waits_for_a_match);
+    tcase_add_test(tc, receive_timeout_fires_within_tolerance_never_early);
+    tcase_add_test(tc, message_racing_a_timeout_is_never_lost);
+    tcase_add_test(tc, stale_pid_gets_esrch_and_never_reaches_a_newer_process);
+    tcase_add_test(tc, bad_arguments_get_the_contract_errors);
+    tcase_add_test(tc, blocking_call_from_foreign_thread_is_eperm_and_send_works);
+    tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);
+    tcase_add_test(tc, stress_many_schedulers_random_exits);
+    tcase_add_test(tc, shutdown_with_processes_still_running);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    /* Under the sanitizers the overflow is theirs to report. */
+    tcase_add_test_raise_signal(tc, stack_overflow_aborts_with_a_message, SIGABRT);
+#endif
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+HIVE_TEST_MAIN(suite)
