@@ -22,6 +22,7 @@ static size_t g_page;
 static long   g_guard_budget;
 static _Atomic long g_guarded;
 static _Atomic uint64_t g_syscalls;
+static _Atomic long g_in_use;
 
 static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct stack *g_pool;
@@ -105,7 +106,22 @@ static void stack_destroy(struct stack *s)
     mem_free(s, sizeof *s);
 }
 
+long stack_in_use(void)
+{
+    return atomic_load_explicit(&g_in_use, memory_order_relaxed);
+}
+
+static struct stack *stack_get_(struct stack_cache *c, size_t size);
+
 struct stack *stack_get(struct stack_cache *c, size_t size)
+{
+    struct stack *s = stack_get_(c, size);
+    if (s)
+        atomic_fetch_add_explicit(&g_in_use, 1, memory_order_relaxed);
+    return s;
+}
+
+static struct stack *stack_get_(struct stack_cache *c, size_t size)
 {
     if (size == 0)
         size = g_default_size;
@@ -141,6 +157,7 @@ struct stack *stack_get(struct stack_cache *c, size_t size)
 
 void stack_put(struct stack_cache *c, struct stack *s)
 {
+    atomic_fetch_sub_explicit(&g_in_use, 1, memory_order_relaxed);
     if (s->size != g_default_size) {
         stack_destroy(s);
         return;

@@ -52,3 +52,6 @@ bool stack_in_guard(const struct stack *s, const void *addr);
 uint64_t stack_mmaps(void);   /* system calls spent on stacks so far */
 
 #endif
+
+/* Stacks handed out and not yet given back (introspection, tests). */
+long stack_in_use(void);

@@ -73,23 +73,29 @@ static int bad(const char *var, const char *val, const char *want)
     return -EINVAL;
 }
 
+static int badf(const char *field, unsigned long long v, const char *want)
+{
+    fprintf(stderr, "hive: bad hive_config.%s: %llu (%s)\n", field, v, want);
+    return -EINVAL;
+}
+
 int hive_config_validate(const hive_config *c)
 {
     if (c->schedulers > 1024)
-        return bad("schedulers", "", "at most 1024");
+        return badf("schedulers", c->schedulers, "at most 1024");
     if (c->stack_size < 16 * 1024 || c->stack_size > (1ull << 30))
-        return bad("stack_size", "", "16 KiB .. 1 GiB");
+        return badf("stack_size", c->stack_size, "16 KiB .. 1 GiB");
     if (c->max_processes < 1 || c->max_processes > (1u << 24))
-        return bad("max_processes", "", "1 .. 16777216");
+        return badf("max_processes", c->max_processes, "1 .. 16777216");
     if (c->ring_entries < 8 || c->ring_entries > 32768 ||
         (c->ring_entries & (c->ring_entries - 1)))
-        return bad("ring_entries", "", "a power of two, 8 .. 32768");
+        return badf("ring_entries", c->ring_entries, "a power of two, 8 .. 32768");
     if (c->spin_us > 1000000)
-        return bad("spin_us", "", "at most 1000000");
+        return badf("spin_us", c->spin_us, "at most 1000000");
     if (c->max_message > (1ull << 31))
-        return bad("max_message", "", "at most 2 GiB");
+        return badf("max_message", c->max_message, "at most 2 GiB");
     if (c->budget < 1)
-        return bad("budget", "", "at least 1");
+        return badf("budget", c->budget, "at least 1");
     return 0;
 }
 

@@ -1,0 +1,99 @@
+/* Handler processes: one call per message on a pooled stack, no stack
+ * while idle, the stack kept only while the handler blocks. */
+#include <stdatomic.h>
+
+#include "harness.h"
+#include "alloc/stack.h"
+#include "runtime/proc.h"
+
+enum { T_PING = 1, T_PONG, T_BLOCK, T_WAKE };
+
+struct hstate {
+    int handled;
+    bool started;
+};
+
+static void h_start(void *ctx)
+{
+    ((struct hstate *)ctx)->started = true;
+}
+
+static void h_handle(void *ctx, hive_msg *m)
+{
+    struct hstate *st = ctx;
+    st->handled++;
+    if (m->tag == T_PING) {
+        int v = st->handled;
+        hive_send(m->from, T_PONG, &v, sizeof v);
+    } else if (m->tag == T_BLOCK) {
+        /* blocks inside the handler: keeps its stack until woken */
+        hive_pid from = m->from;
+        hive_msg *w = recv_tag(T_WAKE, 5000);
+        hive_msg_free(w);
+        hive_send(from, T_PONG, &st->handled, sizeof st->handled);
+    }
+    hive_msg_free(m);
+}
+
+#define NH 5000
+static struct hstate states[NH];
+static hive_pid pids[NH];
+
+static void wait_stacks_at_most(long n)
+{
+    for (int i = 0; i < 100000 && stack_in_use() > n; i++)
+        hive_yield();
+    ck_assert_int_le(stack_in_use(), n);
+}
+
+static void t_idle(void *arg)
+{
+    (void)arg;
+    memset(states, 0, sizeof states);
+    long base = stack_in_use(); /* the main process's own */
+    for (int i = 0; i < NH; i++)
+        ck_assert_int_eq(proc_spawn(h_start, h_handle, &states[i], NULL, &pids[i]), 0);
+    for (int round = 1; round <= 2; round++) {
+        for (int i = 0; i < NH; i++)
+            hive_send(pids[i], T_PING, NULL, 0);
+        for (int i = 0; i < NH; i++) {
+            hive_msg *m = recv_tag(T_PONG, 5000);
+            ck_assert_int_eq(*(int *)m->data, round);
+            hive_msg_free(m);
+        }
+        /* all idle again: none of them holds a stack */
+        wait_stacks_at_most(base);
+    }
+    for (int i = 0; i < NH; i++)
+        ck_assert(states[i].started);
+
+    /* A handler that blocks keeps its stack until it returns. */
+    hive_send(pids[0], T_BLOCK, NULL, 0);
+    for (int i = 0; i < 1000 && stack_in_use() < base + 1; i++)
+        hive_yield();
+    ck_assert_int_eq(stack_in_use(), base + 1);
+    hive_send(pids[0], T_PING, NULL, 0);   /* queued behind the blocked handler */
+    hive_send(pids[0], T_WAKE, NULL, 0);
+    hive_msg *m = recv_tag(T_PONG, 5000);
+    ck_assert_int_eq(*(int *)m->data, 3);   /* the block's reply */
+    hive_msg_free(m);
+    m = recv_tag(T_PONG, 5000);
+    ck_assert_int_eq(*(int *)m->data, 4);   /* then the ping, in order */
+    hive_msg_free(m);
+    wait_stacks_at_most(base);
+    for (int i = 0; i < NH; i++)
+        hive_kill(pids[i], HIVE_KILL);
+}
+START_TEST(idle_handler_processes_hold_no_stack) { run_hive(2, t_idle, NULL); }
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("handler");
+    TCase *tc = tcase_create("stackless_idle");
+    tcase_add_test(tc, idle_handler_processes_hold_no_stack);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+HIVE_TEST_MAIN(suite)

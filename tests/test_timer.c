@@ -1,0 +1,186 @@
+/* Timers: send_after, send_interval, cancel_timer, sleep. */
+#include <time.h>
+
+#include "harness.h"
+
+enum { T_TICK = 1, T_LATE, T_ONCE };
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void t_send_after(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_timer t;
+    uint64_t t0 = now_ms();
+    int v = 7;
+    ck_assert_int_eq(hive_send_after(me, T_ONCE, &v, sizeof v, 20, &t), 0);
+    hive_msg *m = recv_tag(T_ONCE, 5000);
+    uint64_t el = now_ms() - t0;
+    ck_assert_uint_ge(el, 20);
+    ck_assert_uint_le(el, 200);
+    ck_assert_int_eq(*(int *)m->data, 7);
+    ck_assert_uint_eq(m->ref.lo, t.id); /* timer messages carry the timer in ref */
+    hive_msg_free(m);
+    /* fired: cancel says so */
+    ck_assert_int_eq(hive_cancel_timer(t), -ENOENT);
+    /* zero delay fires at once */
+    ck_assert_int_eq(hive_send_after(me, T_ONCE, NULL, 0, 0, NULL), 0);
+    m = recv_tag(T_ONCE, 1000);
+    hive_msg_free(m);
+}
+START_TEST(send_after_delivers_once_not_early) { run_hive(2, t_send_after, NULL); }
+END_TEST
+
+static void t_cancel(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_timer t;
+    ck_assert_int_eq(hive_send_after(me, T_LATE, NULL, 0, 10000, &t), 0);
+    int64_t left = hive_cancel_timer(t);
+    ck_assert_int_ge(left, 9900);
+    ck_assert_int_le(left, 10000);
+    ck_assert_int_eq(hive_cancel_timer(t), -ENOENT); /* twice: already gone */
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 30), -ETIMEDOUT); /* and nothing comes */
+    ck_assert_int_eq(hive_cancel_timer((hive_timer){ 0 }), -ENOENT);
+    ck_assert_int_eq(hive_cancel_timer((hive_timer){ 0xFFFFFFFFFFull }), -ENOENT);
+}
+START_TEST(cancel_timer_returns_ms_left_then_enoent) { run_hive(2, t_cancel, NULL); }
+END_TEST
+
+static void t_interval(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_timer t;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(hive_send_interval(me, T_TICK, NULL, 0, 5, &t), 0);
+    for (int i = 1; i <= 5; i++) {
+        hive_msg *m = recv_tag(T_TICK, 5000);
+        hive_msg_free(m);
+        ck_assert_uint_ge(now_ms() - t0, (uint64_t)(5 * i));
+    }
+    int64_t left = hive_cancel_timer(t);
+    ck_assert_int_ge(left, 0);
+    ck_assert_int_le(left, 5);
+    ck_assert_int_eq(hive_cancel_timer(t), -ENOENT);
+    /* drain a tick that may have raced the cancel, then: silence */
+    hive_msg *m;
+    while (hive_receive(&m, 0) == 0)
+        hive_msg_free(m);
+    ck_assert_int_eq(hive_receive(&m, 30), -ETIMEDOUT);
+    ck_assert_int_eq(hive_send_interval(me, T_TICK, NULL, 0, 0, NULL), -EINVAL);
+}
+START_TEST(interval_ticks_until_cancelled) { run_hive(2, t_interval, NULL); }
+END_TEST
+
+static void canceller(void *arg)
+{
+    hive_timer *t = arg;
+    hive_pid parent;
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 5000), 0);
+    parent = m->from;
+    hive_msg_free(m);
+    int64_t left = hive_cancel_timer(*t);
+    hive_send(parent, T_ONCE, &left, sizeof left);
+}
+
+static void t_remote_cancel(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    /* Timers armed on one scheduler, cancelled from processes that may run
+     * on another: each cancel must stop its timer. */
+    for (int i = 0; i < 200; i++) {
+        static hive_timer t;
+        ck_assert_int_eq(hive_send_after(me, T_LATE, NULL, 0, 5000, &t), 0);
+        hive_pid c;
+        hive_spawn(canceller, &t, &c);
+        hive_send(c, T_TICK, NULL, 0);
+        hive_msg *m = recv_tag(T_ONCE, 5000);
+        ck_assert_int_gt(*(int64_t *)m->data, 4000);
+        hive_msg_free(m);
+    }
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 20), -ETIMEDOUT);
+    hive_sched_stats tot;
+    hive_stats(NULL, 0, &tot);
+    ck_assert_uint_ge(tot.timers_armed, 200);
+}
+START_TEST(cancel_from_another_scheduler_stops_the_timer) { run_hive(3, t_remote_cancel, NULL); }
+END_TEST
+
+static void t_target_dead(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(hive_send_after(HIVE_NOPID, T_ONCE, NULL, 0, 1, NULL), -EINVAL);
+    ck_assert_int_eq(hive_send_after(hive_self(), T_ONCE, NULL, 4, 1, NULL), -EINVAL);
+    ck_assert_int_eq(hive_send_after(hive_self(), T_ONCE, NULL, 0, -1, NULL), -EINVAL);
+    ck_assert_int_eq(hive_send_after(hive_self(), HIVE_TAG_EXIT, NULL, 0, 1, NULL), -EINVAL);
+}
+START_TEST(timer_bad_arguments) { run_hive(1, t_target_dead, NULL); }
+END_TEST
+
+static void t_sleep(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_send(me, T_ONCE, NULL, 0);   /* a queued message does not end a sleep */
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(hive_sleep(15), 0);
+    ck_assert_uint_ge(now_ms() - t0, 15);
+    hive_msg *m = recv_tag(T_ONCE, 0);  /* and is still there */
+    hive_msg_free(m);
+    ck_assert_int_eq(hive_sleep(0), 0);
+}
+START_TEST(sleep_blocks_the_process_not_the_scheduler) { run_hive(1, t_sleep, NULL); }
+END_TEST
+
+static void sleepy(void *arg)
+{
+    hive_pid parent = *(hive_pid *)arg;
+    hive_sleep(20);
+    hive_send(parent, T_ONCE, NULL, 0);
+}
+
+static void t_many_sleepers(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < 1000; i++)
+        hive_spawn(sleepy, &me, NULL);
+    for (int i = 0; i < 1000; i++) {
+        hive_msg *m = recv_tag(T_ONCE, 5000);
+        hive_msg_free(m);
+    }
+    /* one scheduler, 1000 sleepers: they overlap */
+    ck_assert_uint_lt(now_ms() - t0, 2000);
+}
+START_TEST(thousand_sleepers_overlap_on_one_scheduler) { run_hive(1, t_many_sleepers, NULL); }
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("timer");
+    TCase *tc = tcase_create("timers");
+    tcase_add_test(tc, send_after_delivers_once_not_early);
+    tcase_add_test(tc, cancel_timer_returns_ms_left_then_enoent);
+    tcase_add_test(tc, interval_ticks_until_cancelled);
+    tcase_add_test(tc, cancel_from_another_scheduler_stops_the_timer);
+    tcase_add_test(tc, timer_bad_arguments);
+    tcase_add_test(tc, sleep_blocks_the_process_not_the_scheduler);
+    tcase_add_test(tc, thousand_sleepers_overlap_on_one_scheduler);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+HIVE_TEST_MAIN(suite)
