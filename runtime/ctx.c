@@ -4,11 +4,21 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef HIVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 void ctx_entry(void);
 
 void ctx_init(struct ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg)
 {
     uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
+#ifdef HIVE_ASAN
+    /* A recycled stack may still carry the poison of frames that were
+     * abandoned (an exited process, an idle handler): start clean. The
+     * canary word at the bottom stays outside ASan's view. */
+    ASAN_UNPOISON_MEMORY_REGION(lo, size);
+#endif
     c->stack_lo = lo;
     c->stack_size = size;
     c->asan_fake = NULL;
