@@ -25,10 +25,20 @@ static _Atomic uint64_t g_syscalls;
 static _Atomic long g_in_use;
 
 static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct stack *g_pool;
+static struct stack *g_pool;      /* warm: pages still resident */
 static unsigned g_pool_count;
+static struct stack *g_cold;      /* arena stacks whose pages were given back */
 
-void stack_global_init(size_t default_size)
+#define ARENA_STACKS 64u
+struct arena {
+    struct arena *next;
+    char  *map;
+    size_t size;
+    unsigned used;
+};
+static struct arena *g_arenas;    /* under g_pool_lock; the head is being carved */
+
+void stack_global_init(size_t default_size, int guard_stacks)
 {
     g_page = (size_t)sysconf(_SC_PAGESIZE);
     g_default_size = (default_size + g_page - 1) & ~(g_page - 1);
@@ -41,8 +51,51 @@ void stack_global_init(size_t default_size)
     }
     /* Two map entries per guarded stack; leave half of the limit to the
      * program and its libraries. */
-    g_guard_budget = maps / 4;
+    g_guard_budget = guard_stacks >= 0 ? guard_stacks : maps / 4;
     atomic_store(&g_guarded, 0);
+}
+
+static void stack_register(struct stack *s)
+{
+#ifdef HIVE_TSAN
+    s->tsan_fiber = __tsan_create_fiber(0);
+#else
+    s->tsan_fiber = NULL;
+#endif
+#ifdef HIVE_HAVE_VALGRIND
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->size);
+#else
+    s->vg_id = 0;
+#endif
+}
+
+/* Carves a stack from the current arena (g_pool_lock held). */
+static struct stack *arena_carve(struct stack *s, size_t size)
+{
+    struct arena *a = g_arenas;
+    if (!a || a->used == ARENA_STACKS) {
+        a = mem_alloc(sizeof *a);
+        if (!a)
+            return NULL;
+        a->size = size * ARENA_STACKS;
+        a->map = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+        if (a->map == MAP_FAILED) {
+            mem_free(a, sizeof *a);
+            return NULL;
+        }
+        a->used = 0;
+        a->next = g_arenas;
+        g_arenas = a;
+    }
+    s->map = a->map + (size_t)a->used++ * size;
+    s->map_size = size;
+    s->lo = s->map;
+    s->size = size;
+    s->guarded = false;
+    s->arena = true;
+    return s;
 }
 
 static struct stack *stack_new(size_t size)
@@ -50,9 +103,22 @@ static struct stack *stack_new(size_t size)
     struct stack *s = mem_alloc(sizeof *s);
     if (!s)
         return NULL;
+    s->next = NULL;
     bool guard = atomic_fetch_add_explicit(&g_guarded, 1, memory_order_relaxed) < g_guard_budget;
-    if (!guard)
+    if (!guard) {
         atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
+        if (size == g_default_size) {
+            pthread_mutex_lock(&g_pool_lock);
+            struct stack *r = arena_carve(s, size);
+            pthread_mutex_unlock(&g_pool_lock);
+            if (!r) {
+                mem_free(s, sizeof *s);
+                return NULL;
+            }
+            stack_register(s);
+            return s;
+        }
+    }
     size_t map_size = size + (guard ? g_page : 0);
     char *m = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -71,23 +137,13 @@ static struct stack *stack_new(size_t size)
             atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
         }
     }
-    s->next = NULL;
     s->map = m;
     s->map_size = map_size;
     s->lo = m + (map_size - size);
     s->size = size;
     s->guarded = guard;
-    *(uint64_t *)s->lo = STACK_CANARY;
-#ifdef HIVE_TSAN
-    s->tsan_fiber = __tsan_create_fiber(0);
-#else
-    s->tsan_fiber = NULL;
-#endif
-#ifdef HIVE_HAVE_VALGRIND
-    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + size);
-#else
-    s->vg_id = 0;
-#endif
+    s->arena = false;
+    stack_register(s);
     return s;
 }
 
@@ -101,8 +157,10 @@ static void stack_destroy(struct stack *s)
 #endif
     if (s->guarded)
         atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
-    munmap(s->map, s->map_size);
-    atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+    if (!s->arena) {
+        munmap(s->map, s->map_size);
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+    }
     mem_free(s, sizeof *s);
 }
 
@@ -149,6 +207,8 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size)
             c->count++;
         }
     }
+    if (!s && (s = g_cold))
+        g_cold = s->next;
     pthread_mutex_unlock(&g_pool_lock);
     if (s)
         return s;
@@ -162,7 +222,6 @@ void stack_put(struct stack_cache *c, struct stack *s)
         stack_destroy(s);
         return;
     }
-    *(uint64_t *)s->lo = STACK_CANARY;
     if (c && c->count < CACHE_MAX) {
         s->next = c->head;
         c->head = s;
@@ -177,8 +236,19 @@ void stack_put(struct stack_cache *c, struct stack *s)
         s = NULL;
     }
     pthread_mutex_unlock(&g_pool_lock);
-    if (s)
-        stack_destroy(s);
+    if (!s)
+        return;
+    if (s->arena) {
+        /* Give the pages back but keep the address range for reuse. */
+        madvise(s->map, s->map_size, MADV_DONTNEED);
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+        pthread_mutex_lock(&g_pool_lock);
+        s->next = g_cold;
+        g_cold = s;
+        pthread_mutex_unlock(&g_pool_lock);
+        return;
+    }
+    stack_destroy(s);
 }
 
 void stack_cache_flush(struct stack_cache *c)
@@ -194,14 +264,25 @@ void stack_cache_flush(struct stack_cache *c)
 void stack_global_fini(void)
 {
     pthread_mutex_lock(&g_pool_lock);
-    struct stack *s = g_pool;
-    g_pool = NULL;
+    struct stack *lists[2] = { g_pool, g_cold };
+    g_pool = g_cold = NULL;
     g_pool_count = 0;
+    struct arena *a = g_arenas;
+    g_arenas = NULL;
     pthread_mutex_unlock(&g_pool_lock);
-    while (s) {
-        struct stack *n = s->next;
-        stack_destroy(s);
-        s = n;
+    for (int i = 0; i < 2; i++) {
+        struct stack *s = lists[i];
+        while (s) {
+            struct stack *n = s->next;
+            stack_destroy(s);
+            s = n;
+        }
+    }
+    while (a) {
+        struct arena *n = a->next;
+        munmap(a->map, a->size);
+        mem_free(a, sizeof *a);
+        a = n;
     }
 }
 

@@ -7,9 +7,13 @@
  *    stacks stays under a budget derived from vm.max_map_count (each guard
  *    splits the mapping: two map entries per stack, so the default 65530
  *    allows ~32k). A fault in a guard page prints the pid and aborts.
- *  - a canary word at the bottom of every stack, checked on every switch
- *    out of a process; this is what protects stacks beyond the budget
- *    (an overflow that skips the canary entirely is not caught there).
+ *  - beyond the budget, stacks are carved 64 at a time from one mapping
+ *    (an arena: one map entry, one system call per 64 stacks) and have no
+ *    guard page. Their lowest 64 bytes are a canary that must stay zero:
+ *    checked on every switch out of the process. Reading it maps the
+ *    kernel's shared zero page, so the check costs no resident memory.
+ *    An overflow that writes only zeros there, or that skips past it and
+ *    returns before the process next switches, is not caught.
  */
 #ifndef HIVE_STACK_H
 #define HIVE_STACK_H
@@ -25,6 +29,7 @@ struct stack {
     char   *lo;             /* lowest usable byte (the canary lives here) */
     size_t  size;           /* usable bytes */
     bool    guarded;
+    bool    arena;          /* carved from an arena: never unmapped alone */
     void   *tsan_fiber;
     unsigned vg_id;
 };
@@ -34,9 +39,9 @@ struct stack_cache {        /* per scheduler, owner thread only */
     unsigned count;
 };
 
-#define STACK_CANARY 0x6869766563616e79ull  /* "hivecany" */
 
-void stack_global_init(size_t default_size);
+/* guard_stacks < 0: derive the budget from vm.max_map_count. */
+void stack_global_init(size_t default_size, int guard_stacks);
 void stack_global_fini(void);
 /* A stack of the default size (from the cache, the pool, or fresh), or of
  * `size` if it differs. NULL when memory is exhausted. */
@@ -45,7 +50,8 @@ void stack_put(struct stack_cache *c, struct stack *s);
 void stack_cache_flush(struct stack_cache *c);
 static inline bool stack_intact(const struct stack *s)
 {
-    return *(const volatile uint64_t *)s->lo == STACK_CANARY;
+    const volatile uint64_t *w = (const volatile uint64_t *)s->lo;
+    return (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0;
 }
 /* Is addr inside s's guard page? */
 bool stack_in_guard(const struct stack *s, const void *addr);

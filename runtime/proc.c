@@ -393,18 +393,23 @@ void proc_reduce(struct proc *p)
 /* Public API                                                          */
 /* ------------------------------------------------------------------ */
 
+/* A spawn costs the parent a reduction, like a send: a process that spawns
+ * in a loop lets its children run (and recycle their slots and stacks)
+ * instead of queueing a million of them. */
 int hive_spawn(void (*fn)(void *), void *arg, hive_pid *out)
 {
-    if (!fn)
-        return -EINVAL;
-    return proc_spawn(fn, NULL, arg, NULL, out);
+    return hive_spawn_opt(fn, arg, NULL, out);
 }
 
 int hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts, hive_pid *out)
 {
     if (!fn)
         return -EINVAL;
-    return proc_spawn(fn, NULL, arg, opts, out);
+    int rc = proc_spawn(fn, NULL, arg, opts, out);
+    struct proc *self = cur_proc;
+    if (rc == 0 && self)
+        proc_reduce(self);
+    return rc;
 }
 
 hive_pid hive_self(void)

@@ -150,7 +150,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
     }
     if ((rc = proc_table_init(cfg.max_processes)) != 0)
         goto fail_scheds;
-    stack_global_init(cfg.stack_size);
+    stack_global_init(cfg.stack_size, cfg.guard_stacks);
     timer_global_init();
     registry_init();
     sched_install_segv();

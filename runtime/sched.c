@@ -489,8 +489,10 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
          (sp && sp < (uintptr_t)p->stack->lo + 512 &&
           sp + (1u << 20) > (uintptr_t)p->stack->lo))) {
         char buf[128];
-        int n = snprintf(buf, sizeof buf, "hive: process %#llx: stack overflow (guard page hit)\n",
-                         (unsigned long long)pid_make(p->slot, p->gen));
+        int n = snprintf(buf, sizeof buf, "hive: process %#llx: stack overflow (%s)\n",
+                         (unsigned long long)pid_make(p->slot, p->gen),
+                         stack_in_guard(p->stack, si->si_addr) ? "guard page hit"
+                                                               : "stack pointer below the stack");
         if (write(2, buf, (size_t)n) < 0) { /* nothing more to do */ }
         abort();
     }

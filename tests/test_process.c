@@ -523,6 +523,52 @@ static void t_overflow(void *arg)
 START_TEST(stack_overflow_aborts_with_a_message) { run_hive(1, t_overflow, NULL); }
 END_TEST
 
+/* Past the guard budget: an arena stack whose canary was overwritten is
+ * caught when the process next switches out. */
+static void deep_then_yield(int n)
+{
+    volatile char buf[1024];
+    buf[0] = (char)n;
+    if (n < 300)
+        deep_then_yield(n + 1);
+    else
+        hive_yield();
+    buf[1] = buf[0];
+}
+
+static void overflows_then_yields(void *arg)
+{
+    (void)arg;
+    deep_then_yield(0);
+}
+
+static void t_overflow_canary(void *arg)
+{
+    (void)arg;
+    /* Occupy the arena's lower stacks so the overflow runs through them
+     * (not into unmapped memory) and reaches its yield. */
+    for (int i = 0; i < 40; i++)
+        hive_spawn(sleeper, NULL, NULL);
+    hive_yield();
+    hive_ref r;
+    hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r };
+    hive_spawn_opt(overflows_then_yields, NULL, &o, NULL);
+    wait_down(r);
+}
+START_TEST(stack_overflow_without_guard_is_caught_by_the_canary)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 1;
+    cfg.pin = false;
+    cfg.guard_stacks = 0;
+    /* 16 KiB stacks: 300 frames of 1 KiB run far past the bottom, into the
+     * arena's neighbouring stack, without leaving the mapping. */
+    cfg.stack_size = 16 * 1024;
+    run_hive_cfg(&cfg, t_overflow_canary, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("process");
@@ -544,6 +590,7 @@ static Suite *suite(void)
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     /* Under the sanitizers the overflow is theirs to report. */
     tcase_add_test_raise_signal(tc, stack_overflow_aborts_with_a_message, SIGABRT);
+    tcase_add_test_raise_signal(tc, stack_overflow_without_guard_is_caught_by_the_canary, SIGABRT);
 #endif
     suite_add_tcase(s, tc);
     return s;
