@@ -3,21 +3,31 @@
 # workloads, keep every raw result line, and print one comparison table.
 #
 # usage: perl bench/run.pl --hive PATH_TO_hive-bench
-#            [--peers erlang,go|none] [--repeat N] [--quick] [--only NAME]
+#            [--peers erlang,go|none] [--repeat N] [--quick] [--only NAMES]
 #            [--out DIR] [--chart FILE.svg] [--build-dir DIR] [--timeout S]
+#            [--no-isolate]
 #
 #   --hive PATH       the hive-bench binary ("none": run the peers only)
 #   --peers LIST      peers to run, comma separated (default erlang,go)
 #   --repeat N        runs per workload and runtime (default 1); the table
 #                     shows medians
 #   --quick           small parameters: the whole suite in a few seconds
-#   --only NAME       one workload
+#   --only NAMES      only these workloads (comma separated)
 #   --out DIR         where the raw lines go (default bench/results), as
 #                     <YYYY-MM-DD>-<hostname>.jsonl, first line the machine
 #                     (a -2, -3, ... suffix when that file already exists)
 #   --chart FILE.svg  with gnuplot: a bar chart of hive's ratio to each peer
 #   --build-dir DIR   where the peers are built (default build/peers)
 #   --timeout S       wall-clock limit per runtime invocation (default 3600)
+#   --no-isolate      run each runtime once with --repeat N for the whole
+#                     suite, instead of once per workload and repetition
+#
+# By default every workload run gets a fresh process (the runtime is run
+# as `CMD --json --repeat 1 [--quick] --only NAME`, the names coming from
+# `CMD --list`): memory freed by one run is otherwise reused by the next,
+# and the resident-memory figures (bytes_per_proc) of later runs come out
+# too small, for every runtime. --no-isolate runs
+# `CMD --json --repeat N [--quick] [--only NAMES]` once per runtime.
 #
 # A peer whose toolchain is missing is skipped with a note. The exit
 # status is 0 unless hive-bench failed to run or reported "ok":false.
@@ -44,6 +54,7 @@ my %opt = (
     out       => File::Spec->catdir($ROOT, 'bench', 'results'),
     build_dir => File::Spec->catdir($ROOT, 'build', 'peers'),
     timeout   => 3600,
+    isolate   => 1,
 );
 
 sub usage {
@@ -51,8 +62,8 @@ sub usage {
     print STDERR "run.pl: $msg\n" if $msg;
     print STDERR <<'EOF';
 usage: perl bench/run.pl --hive PATH_TO_hive-bench [--peers erlang,go|none]
-           [--repeat N] [--quick] [--only NAME] [--out DIR] [--chart FILE.svg]
-           [--build-dir DIR] [--timeout SECONDS]
+           [--repeat N] [--quick] [--only NAMES] [--out DIR] [--chart FILE.svg]
+           [--build-dir DIR] [--timeout SECONDS] [--no-isolate]
 EOF
     exit 2;
 }
@@ -67,6 +78,7 @@ GetOptions(
     'chart=s'     => \$opt{chart},
     'build-dir=s' => \$opt{build_dir},
     'timeout=i'   => \$opt{timeout},
+    'isolate!'    => \$opt{isolate},
     'help|h'      => sub { usage() },
 ) or usage();
 usage('unexpected argument: ' . join(' ', @ARGV)) if @ARGV;
@@ -224,12 +236,10 @@ print $RAW $JSON->encode({ machine => $machine }), "\n";
 # ---------------------------------------------------------------------
 # run every runtime
 
-my @flags = ('--json', '--repeat', $opt{repeat});
-push @flags, '--quick' if $opt{quick};
-push @flags, '--only', $opt{only} if defined $opt{only};
+my @quick = $opt{quick} ? ('--quick') : ();
 
 my @results;          # decoded lines, in arrival order
-my %run_problem;      # runtime -> why its invocation failed
+my %run_problem;      # runtime -> [why an invocation failed]
 
 sub human_rate {
     my ($r) = @_;
@@ -245,7 +255,7 @@ sub run_runtime {
     my ($name, @cmd) = @_;
     note("running $name: @cmd");
     my $pid = open(my $fh, '-|');
-    if (!defined $pid) { $run_problem{$name} = "fork: $!"; return -1 }
+    if (!defined $pid) { push @{ $run_problem{$name} }, "fork: $!"; return -1 }
     if (!$pid) {
         exec { $cmd[0] } @cmd or do { print STDERR "run.pl: cannot run $cmd[0]: $!\n"; exit 127 };
     }
@@ -278,28 +288,55 @@ sub run_runtime {
     };
     close $fh;
     my $st = $?;
-    if ($timed_out) {
-        $run_problem{$name} = "no result within $opt{timeout} s";
-        return -1;
+    my $why = $timed_out ? "no result within $opt{timeout} s"
+            : $st & 127    ? 'killed by signal ' . ($st & 127)
+            : $st != 0     ? 'exit status ' . ($st >> 8)
+            : $lines == 0  ? 'printed no result lines'
+            :                undef;
+    if (defined $why) {
+        my @args = @cmd[(grep { $cmd[$_] =~ /^--/ } 0 .. $#cmd)[0] // scalar(@cmd) .. $#cmd];
+        $why = "$why: " . join(' ', basename($cmd[0]), @args);
+        note("$name: $why");
+        push @{ $run_problem{$name} }, $why;
     }
-    if ($st != 0) {
-        $run_problem{$name} = $st & 127 ? 'killed by signal ' . ($st & 127) : 'exit status ' . ($st >> 8);
-    } elsif ($lines == 0) {
-        $run_problem{$name} = 'printed no result lines';
+    return $timed_out ? -1 : $st;
+}
+
+# The workload names a runtime knows, from CMD --list.
+sub list_of {
+    my (@cmd) = @_;
+    my ($st, $out) = run_quiet(undef, {}, @cmd, '--list');
+    return () if $st != 0;
+    return map { /^\s*([a-z][a-z0-9_]*)(?:\s|$)/ ? ($1) : () } split /\n/, $out;
+}
+
+sub run_all {
+    my ($name, @cmd) = @_;
+    if (!$opt{isolate}) {
+        run_runtime($name, @cmd, '--json', '--repeat', $opt{repeat}, @quick,
+                    defined $opt{only} ? ('--only', $opt{only}) : ());
+        return;
     }
-    note("$name: $run_problem{$name}") if $run_problem{$name};
-    return $st;
+    my @names = defined $opt{only} ? (grep { $_ ne '' } split /,/, $opt{only}) : list_of(@cmd);
+    if (!@names) {
+        note("$name: --list gave no workload names; running the whole suite in one process");
+        run_runtime($name, @cmd, '--json', '--repeat', $opt{repeat}, @quick);
+        return;
+    }
+    for my $rep (1 .. $opt{repeat}) {
+        run_runtime($name, @cmd, '--json', '--repeat', 1, @quick, '--only', $_) for @names;
+    }
 }
 
 my @runtimes;
 if (defined $hive) {
     push @runtimes, 'hive';
-    run_runtime('hive', $hive, @flags);
+    run_all('hive', $hive);
 }
 for my $p (@peers) {
     next unless $peer_cmd{$p};
     push @runtimes, $p;
-    run_runtime($p, @{ $peer_cmd{$p} }, @flags);
+    run_all($p, @{ $peer_cmd{$p} });
 }
 close $RAW;
 
@@ -361,21 +398,25 @@ sub any_field {
     } } }
     return 0;
 }
-sub field_cols {
+# One column per field, the runtimes' medians side by side: "a / b / c".
+sub field_col {
     my ($field, $label, $fmt, @rts) = @_;
-    for my $rt (@rts) {
-        next unless any_field($field, $rt);
-        push @cols, { head => "$label $rt", cell => sub {
-            my ($b) = @_;
-            return '' if failed($b, $rt);
-            my $v = stat_of($b, $rt, $field);
-            return defined $v ? sprintf($fmt, $v) : '';
-        } };
-    }
+    @rts = grep { any_field($field, $_) } @rts;
+    return unless @rts;
+    my $head = @rts > 1 || $rts[0] ne 'hive' ? "$label " . join('/', @rts) : $label;
+    push @cols, { head => $head, cell => sub {
+        my ($b) = @_;
+        my @v = map {
+            my $v = failed($b, $_) ? undef : stat_of($b, $_, $field);
+            !defined $v ? '-' : $fmt eq '%.5f' ? sprintf($fmt, $v) =~ s/\.?0+$//r : sprintf($fmt, $v);
+        } @rts;
+        return '' unless grep { $_ ne '-' } @v;
+        return join(' / ', @v);
+    } };
 }
-field_cols('bytes_per_proc', 'B/proc', '%.0f', @runtimes);
-field_cols('syscalls_per_msg', 'syscalls/msg', '%.3g', 'hive');
-field_cols('p99_us', 'p99us', '%.2f', @runtimes);
+field_col('bytes_per_proc', 'bytes/proc', '%.0f', @runtimes);
+field_col('p99_us', 'p99 us', '%.2f', @runtimes);
+field_col('syscalls_per_msg', 'syscalls/msg', '%.5f', 'hive');
 if (any_field('leftover', @runtimes)) {
     push @cols, { head => 'leftover', left => 1, cell => sub {
         my ($b) = @_;
@@ -388,6 +429,7 @@ if (any_field('leftover', @runtimes)) {
     } };
 }
 
+print "\nno results\n" unless @benches;
 my @rows = ([map { $_->{head} } @cols]);
 for my $b (@benches) {
     push @rows, [map { $_->{cell}->($b) } @cols];
@@ -417,7 +459,7 @@ for my $b (@benches) {
 }
 print "\n", join("\n", @failures), "\n" if @failures;
 for my $rt (@runtimes) {
-    print "\n$rt: $run_problem{$rt}\n" if $run_problem{$rt};
+    print "\n$rt did not run cleanly:\n", map { "  $_\n" } @{ $run_problem{$rt} } if $run_problem{$rt};
 }
 print "\nraw results: $raw_path\n";
 
@@ -449,8 +491,8 @@ if (defined $opt{chart}) {
         my $title = "hive vs peers on " . ($machine->{cpu} // 'this machine')
                   . ", $machine->{cores} cores" . ($opt{quick} ? ' (quick sizes)' : '');
         $title =~ s/["\\]//g;
-        my $e = sprintf('datafile="%s"; outfile="%s"; npeers=%d; ymin=%g; ymax=%g; charttitle="%s"',
-                        $dat, $svg, scalar @ratio_peers, $lo / 1.6, $hi * 1.6, $title);
+        my $e = sprintf('datafile="%s"; outfile="%s"; npeers=%d; nrows=%d; ymin=%g; ymax=%g; charttitle="%s"',
+                        $dat, $svg, scalar @ratio_peers, scalar @benches, $lo / 1.6, $hi * 1.6, $title);
         my ($st, $out) = run_quiet(undef, {}, $gnuplot, '-e', $e,
                                    File::Spec->catfile($ROOT, 'bench', 'chart.gp'));
         if ($st != 0) {

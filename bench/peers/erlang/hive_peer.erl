@@ -9,9 +9,9 @@
 %%   erlc -o build/peers/erlang bench/peers/erlang/hive_peer.erl
 %% Run:
 %%   erl -noshell -pa build/peers/erlang +P 4000000 -s hive_peer main \
-%%       -extra [--only NAME] [--repeat N] [--quick] [--list]
+%%       -extra [--only NAME[,NAME...]] [--repeat N] [--quick] [--list]
 %%
-%% Flags: --only NAME runs one workload, --repeat N prints N lines per
+%% Flags: --only NAMES runs only these workloads (comma separated), --repeat N prints N lines per
 %% workload, --quick uses small parameters, --list prints the workload
 %% names. --json is accepted and ignored (the output is always JSON).
 %%
@@ -60,18 +60,20 @@ main() ->
            catch
                throw:{usage, Msg} ->
                    io:format(standard_error, "hive_peer: ~s~n"
-                             "usage: hive_peer [--only NAME] [--repeat N] "
+                             "usage: hive_peer [--only NAME[,NAME...]] [--repeat N] "
                              "[--quick] [--list]~n", [Msg]),
                    2
            end,
     erlang:halt(Code).
 
 parse_args([], Opts) -> Opts;
-parse_args(["--only", Name | Rest], Opts) ->
-    case [W || W <- workloads(), atom_to_list(W) =:= Name] of
-        [W] -> parse_args(Rest, Opts#{only := W});
-        [] -> throw({usage, "unknown workload: " ++ Name})
-    end;
+parse_args(["--only", Names | Rest], Opts) ->
+    Only = [case [W || W <- workloads(), atom_to_list(W) =:= Name] of
+                [W] -> W;
+                [] -> throw({usage, "unknown workload: " ++ Name})
+            end || Name <- string:lexemes(Names, ",")],
+    Only =/= [] orelse throw({usage, "--only needs a workload name"}),
+    parse_args(Rest, Opts#{only := Only});
 parse_args(["--repeat", N | Rest], Opts) ->
     case catch list_to_integer(N) of
         R when is_integer(R), R > 0 -> parse_args(Rest, Opts#{repeat := R});
@@ -86,7 +88,10 @@ run(#{list := true}) ->
     [io:format("~s~n", [W]) || W <- workloads()],
     0;
 run(#{only := Only, repeat := Repeat, quick := Quick}) ->
-    Selected = case Only of all -> workloads(); W -> [W] end,
+    Selected = case Only of
+                   all -> workloads();
+                   Names -> [W || W <- workloads(), lists:member(W, Names)]
+               end,
     lists:foreach(
       fun(W) ->
               {Full, Small} = size_of(W),

@@ -11,9 +11,9 @@
 //
 // Run:
 //
-//	build/peers/go/hive-peer-go [--only NAME] [--repeat N] [--quick] [--list]
+//	build/peers/go/hive-peer-go [--only NAME[,NAME...]] [--repeat N] [--quick] [--list]
 //
-// --json is accepted and ignored (the output is always JSON). GOMAXPROCS
+// --only takes a comma-separated list of workloads. --json is accepted and ignored (the output is always JSON). GOMAXPROCS
 // is left at its default.
 //
 // Every run verifies its result; a failed verification prints "ok":false
@@ -94,7 +94,7 @@ func newResult(n int, elapsed time.Duration, unit string) *result {
 }
 
 func usage(msg string) {
-	fmt.Fprintf(os.Stderr, "hive-peer-go: %s\nusage: hive-peer-go [--only NAME] [--repeat N] [--quick] [--list]\n", msg)
+	fmt.Fprintf(os.Stderr, "hive-peer-go: %s\nusage: hive-peer-go [--only NAME[,NAME...]] [--repeat N] [--quick] [--list]\n", msg)
 	os.Exit(2)
 }
 
@@ -136,14 +136,22 @@ func main() {
 	}
 	selected := workloads
 	if only != "" {
+		want := map[string]bool{}
+		for _, name := range strings.Split(only, ",") {
+			known := false
+			for _, w := range workloads {
+				known = known || w.name == name
+			}
+			if !known {
+				usage("unknown workload: " + name)
+			}
+			want[name] = true
+		}
 		selected = nil
 		for _, w := range workloads {
-			if w.name == only {
+			if want[w.name] {
 				selected = append(selected, w)
 			}
-		}
-		if selected == nil {
-			usage("unknown workload: " + only)
 		}
 	}
 	out := bufio.NewWriter(os.Stdout)
