@@ -54,9 +54,12 @@ typedef struct hive_config {
     unsigned shutdown_ms;  /* at runtime stop, how long processes that trap exits
                               get after the shutdown exit before they are killed;
                               default 5000 */
-    unsigned budget;       /* reductions (sends + receives + yields) a process
-                              runs before it is put at the back of the queue;
-                              default 2000 */
+    unsigned budget;       /* reductions (sends, receives, spawns, yields) a
+                              process runs before it is put at the back of the
+                              queue; default 2000 */
+    int      guard_stacks; /* how many stacks get a guard page: -1 (default) =
+                              vm.max_map_count / 4; beyond it stacks come from
+                              arenas with a canary check at every switch */
 } hive_config;
 
 void hive_config_default(hive_config *cfg);
@@ -243,6 +246,54 @@ typedef struct hive_sched_stats {
  * with their sum plus what foreign threads did. Returns the number of
  * schedulers, or -EPERM when no runtime is running. */
 int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total);
+
+/* ------------------------------------------------------------------ */
+/* gen_server state access, process_info (runtime/gen_server.c, info.c) */
+/* ------------------------------------------------------------------ */
+
+/* :sys.get_state / :sys.replace_state. Runs fn(state, ctx) inside the
+ * server, between two callbacks (after the messages queued before this
+ * request), and returns once it has run: 0, -EINVAL, -ESRCH (not alive),
+ * -EDEADLK (self), -EPERM (not inside a process), -ECONNRESET (the server
+ * exited first; hive_call_reason() says why) or -ETIMEDOUT. fn may read the
+ * state or change it in place. When hive_gs_exec returns, fn is not running
+ * and never will: a timeout that finds fn already started waits for it. */
+int hive_gs_exec(hive_pid server, void (*fn)(void *state, void *ctx), void *ctx,
+                 int64_t timeout_ms);
+/* The server's state pointer (:sys.get_state); errors as hive_gs_exec. */
+int hive_gs_get_state(hive_pid server, void **state, int64_t timeout_ms);
+
+enum hive_proc_status {
+    HIVE_STATUS_RUNNABLE = 1,  /* queued to run */
+    HIVE_STATUS_RUNNING,       /* on a scheduler now */
+    HIVE_STATUS_WAITING,       /* in a receive, or an idle gen_server */
+    HIVE_STATUS_EXITING
+};
+
+#define HIVE_INFO_LINKS 16
+
+struct hive_process_info {
+    hive_pid pid;
+    int      status;              /* enum hive_proc_status */
+    uint32_t message_queue_len;   /* exact for the calling process; for another
+                                     one, a lock-free snapshot of the messages it
+                                     has already taken from its mailbox */
+    uint32_t links;               /* number of links */
+    hive_pid link[HIVE_INFO_LINKS]; /* the first min(links, HIVE_INFO_LINKS) */
+    uint32_t monitors;            /* monitors it holds (hive_monitor) */
+    uint32_t monitored_by;        /* monitors on it (hive_monitor by others) */
+    bool     trap_exit;
+    bool     gen_server;
+    char     name[HIVE_NAME_MAX + 1]; /* registered name, "" if none */
+    size_t   memory;              /* bytes: process record, gen_server context,
+                                     link and monitor records, queued messages,
+                                     and its stack while it holds one */
+};
+
+/* Process.info/1: 0, -EINVAL (NULL info, bad pid) or -ESRCH (not alive).
+ * Works from any thread. Calls in flight (internal monitors) are not
+ * counted as monitors. */
+int hive_process_info(hive_pid pid, struct hive_process_info *info);
 
 #ifdef __cplusplus
 }
