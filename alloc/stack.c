@@ -9,6 +9,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef HIVE_ASAN
+#include <sanitizer/asan_interface.h>
+/* Memory that held a stack may carry the poison of abandoned frames; clear
+ * it before the range goes back to the kernel (and maybe to a new mapping). */
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define UNPOISON(p, n) ((void)0)
+#endif
+
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define HIVE_HAVE_VALGRIND 1
@@ -158,6 +167,7 @@ static void stack_destroy(struct stack *s)
     if (s->guarded)
         atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
     if (!s->arena) {
+        UNPOISON(s->map, s->map_size);
         munmap(s->map, s->map_size);
         atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
     }
@@ -240,6 +250,7 @@ void stack_put(struct stack_cache *c, struct stack *s)
         return;
     if (s->arena) {
         /* Give the pages back but keep the address range for reuse. */
+        UNPOISON(s->map, s->map_size);
         madvise(s->map, s->map_size, MADV_DONTNEED);
         atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
         pthread_mutex_lock(&g_pool_lock);
@@ -280,6 +291,7 @@ void stack_global_fini(void)
     }
     while (a) {
         struct arena *n = a->next;
+        UNPOISON(a->map, a->size);
         munmap(a->map, a->size);
         mem_free(a, sizeof *a);
         a = n;

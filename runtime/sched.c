@@ -440,7 +440,6 @@ out:
 
 static void loop(struct sched *s)
 {
-    unsigned since_timers = 0;
     for (;;) {
         bool inherit;
         struct proc *p = find_local(s, &inherit);
@@ -450,13 +449,11 @@ static void loop(struct sched *s)
             if (!inherit)
                 s->budget = (int)g_rt->cfg.budget;
             run(s, p);
-            if (++since_timers >= 32) {
-                since_timers = 0;
-                poll_timers(s);
-            }
+            /* Processes switch among themselves and come back here every
+             * 61st pick (sched_pick_fast): look at the timers each time. */
+            poll_timers(s);
             continue;
         }
-        since_timers = 0;
         poll_timers(s);
         if (s->next || runq_len(&s->rq))
             continue;

@@ -183,10 +183,12 @@ int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
     if (mw) {
         struct proc *t;
         if (proc_resolve(mw->pid, &t) == 0) {
+            /* Look for the record whatever t->pid says: an exiting target
+             * clears its pid before it takes the list and sends the DOWNs
+             * (refs are unique, so a newer process in the slot cannot hold
+             * a record with this ref). */
             proc_lock(t);
-            struct mon *mt = NULL;
-            if (atomic_load_explicit(&t->pid, memory_order_relaxed) == mw->pid)
-                mt = mon_take(&t->monitored_by, ref);
+            struct mon *mt = mon_take(&t->monitored_by, ref);
             proc_unlock(t);
             mem_free(mt, sizeof *mt);
         }
@@ -248,9 +250,7 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
         struct proc *t;
         if (proc_resolve(m->pid, &t) == 0) {
             proc_lock(t);
-            struct mon *mt = NULL;
-            if (atomic_load_explicit(&t->pid, memory_order_relaxed) == m->pid)
-                mt = mon_take(&t->monitored_by, m->ref);
+            struct mon *mt = mon_take(&t->monitored_by, m->ref);
             proc_unlock(t);
             mem_free(mt, sizeof *mt);
         }
