@@ -60,7 +60,9 @@ void stack_global_init(size_t default_size, int guard_stacks)
     }
     /* Two map entries per guarded stack; leave half of the limit to the
      * program and its libraries. */
-    g_guard_budget = guard_stacks >= 0 ? guard_stacks : maps / 4;
+    g_guard_budget = maps / 4;
+    if (guard_stacks >= 0 && guard_stacks < g_guard_budget)
+        g_guard_budget = guard_stacks;
     atomic_store(&g_guarded, 0);
 }
 

@@ -57,9 +57,10 @@ typedef struct hive_config {
     unsigned budget;       /* reductions (sends, receives, spawns, yields) a
                               process runs before it is put at the back of the
                               queue; default 2000 */
-    int      guard_stacks; /* how many stacks get a guard page: -1 (default) =
-                              vm.max_map_count / 4; beyond it stacks come from
-                              arenas with a canary check at every switch */
+    int      guard_stacks; /* how many stacks get their own mapping with a guard
+                              page; default 1024, -1 = vm.max_map_count / 4.
+                              Beyond it stacks come from arenas (one mapping
+                              per 64) with a canary check at every switch */
 } hive_config;
 
 void hive_config_default(hive_config *cfg);
@@ -250,6 +251,29 @@ int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total)
 /* ------------------------------------------------------------------ */
 /* gen_server state access, process_info (runtime/gen_server.c, info.c) */
 /* ------------------------------------------------------------------ */
+
+/* gen_server choices the contract leaves open:
+ * - NULL init: the state is the start argument. NULL handle_call or
+ *   handle_cast: OTP's crash on a message without a clause; the server
+ *   runs terminate and exits with HIVE_ERROR (a pending caller gets
+ *   -ECONNRESET, hive_call_reason() == HIVE_ERROR). NULL handle_info:
+ *   messages are dropped. A continue without handle_continue: HIVE_ERROR.
+ *   NULL terminate: nothing.
+ * - hive_gs_start: an init that exits (hive_exit, or killed) before it
+ *   answers makes it return -ECONNRESET, hive_call_reason() saying why.
+ * - A call whose server was exiting when it was called returns -ESRCH,
+ *   like one whose server was dead: the call's DOWN says noproc.
+ * - hive_send_request to a server that is not alive returns -ESRCH at
+ *   once. hive_receive_response is OTP's receive_response: a timeout
+ *   abandons the request (its reply, if any, is dropped), and a req_id that
+ *   is not in flight is -EINVAL.
+ * - hive_gs_stop, and the stop/exec requests below, are system messages:
+ *   sent to a process that is not a gen_server, they are queued like any
+ *   message (with a tag >= HIVE_TAG_SYSTEM) and the caller times out.
+ * - The parent of a server started with HIVE_LINK is its starter: its exit
+ *   stops a server that traps exits (terminate runs, exit reason = the
+ *   parent's, even HIVE_NORMAL); other processes' exits reach handle_info.
+ */
 
 /* :sys.get_state / :sys.replace_state. Runs fn(state, ctx) inside the
  * server, between two callbacks (after the messages queued before this

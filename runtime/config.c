@@ -21,7 +21,7 @@ void hive_config_default(hive_config *cfg)
     cfg->max_message = 64u << 20;
     cfg->shutdown_ms = 5000;
     cfg->budget = 2000;
-    cfg->guard_stacks = -1;
+    cfg->guard_stacks = 1024;
 }
 
 /* Parses an unsigned decimal with an optional K/M/G suffix (sizes). */
@@ -121,7 +121,10 @@ int hive_config_from_env(hive_config *cfg)
     UINT_VAR("HIVE_MAX_MESSAGE", max_message, true, 0, 1ull << 31, "bytes, at most 2G");
     UINT_VAR("HIVE_SHUTDOWN_MS", shutdown_ms, false, 0, 3600000, "milliseconds, 0 .. 3600000");
     UINT_VAR("HIVE_BUDGET", budget, false, 1, 1000000, "reductions, 1 .. 1000000");
-    UINT_VAR("HIVE_GUARD_STACKS", guard_stacks, false, 0, 1u << 24, "0 .. 16777216");
+    if ((v = getenv("HIVE_GUARD_STACKS")) && !strcmp(v, "auto"))
+        c.guard_stacks = -1;
+    else
+        UINT_VAR("HIVE_GUARD_STACKS", guard_stacks, false, 0, 1u << 24, "auto or 0 .. 16777216");
 #undef UINT_VAR
     if ((v = getenv("HIVE_RING_ENTRIES")) && (c.ring_entries & (c.ring_entries - 1)))
         return bad("HIVE_RING_ENTRIES", v, "a power of two, 8 .. 32768");

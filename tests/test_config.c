@@ -22,6 +22,7 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert(!c.sqpoll);
     ck_assert_uint_eq(c.spin_us, 50);
     ck_assert_uint_eq(c.max_message, 64u << 20);
+    ck_assert_int_eq(c.guard_stacks, 1024);
 }
 END_TEST
 
@@ -35,6 +36,9 @@ START_TEST(config_from_env_reads_every_flag)
     setenv("HIVE_SQPOLL", "1", 1);
     setenv("HIVE_SPIN_US", "7", 1);
     setenv("HIVE_MAX_MESSAGE", "1M", 1);
+    setenv("HIVE_GUARD_STACKS", "auto", 1);
+    setenv("HIVE_BUDGET", "500", 1);
+    setenv("HIVE_SHUTDOWN_MS", "250", 1);
     hive_config c;
     hive_config_default(&c);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
@@ -46,6 +50,15 @@ START_TEST(config_from_env_reads_every_flag)
     ck_assert(c.sqpoll);
     ck_assert_uint_eq(c.spin_us, 7);
     ck_assert_uint_eq(c.max_message, 1u << 20);
+    ck_assert_int_eq(c.guard_stacks, -1);
+    ck_assert_uint_eq(c.budget, 500);
+    ck_assert_uint_eq(c.shutdown_ms, 250);
+    setenv("HIVE_GUARD_STACKS", "12", 1);
+    ck_assert_int_eq(hive_config_from_env(&c), 0);
+    ck_assert_int_eq(c.guard_stacks, 12);
+    unsetenv("HIVE_GUARD_STACKS");
+    unsetenv("HIVE_BUDGET");
+    unsetenv("HIVE_SHUTDOWN_MS");
 }
 END_TEST
 
@@ -56,6 +69,7 @@ START_TEST(config_from_env_rejects_bad_values_and_changes_nothing)
         { "HIVE_STACK_SIZE", "1K" },   { "HIVE_MAX_PROCESSES", "0" },
         { "HIVE_RING_ENTRIES", "100" }, { "HIVE_SQPOLL", "2" }, { "HIVE_SPIN_US", "1e3" },
         { "HIVE_MAX_MESSAGE", "9G" }, { "HIVE_STACK_SIZE", "12Q" },
+        { "HIVE_GUARD_STACKS", "-5" }, { "HIVE_BUDGET", "0" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv(bad[i][0], bad[i][1], 1);
