@@ -19,6 +19,12 @@ static uint64_t now_ms(void)
 
 /* ---- spawn / exit ---- */
 
+static void sleeper_fn(void *arg)
+{
+    (void)arg;
+    hive_sleep(HIVE_INFINITY);
+}
+
 static void child_replies(void *arg)
 {
     hive_pid parent = *(hive_pid *)arg;
@@ -319,6 +325,39 @@ START_TEST(blocking_call_from_foreign_thread_is_eperm_and_send_works)
 }
 END_TEST
 
+/* ---- the process table's limit ---- */
+
+static void t_limit(void *arg)
+{
+    (void)arg;
+    /* max_processes = 100: the main process plus 99 more */
+    static hive_pid pids[100];
+    int n = 0, rc;
+    while ((rc = hive_spawn(sleeper_fn, NULL, &pids[n])) == 0)
+        n++;
+    ck_assert_int_eq(rc, -EAGAIN);
+    ck_assert_int_eq(n, 99);
+    /* a slot freed by an exit can be used again */
+    hive_ref r;
+    hive_monitor(pids[0], &r);
+    hive_kill(pids[0], HIVE_KILL);
+    wait_down(r);
+    ck_assert_int_eq(hive_spawn(sleeper_fn, NULL, &pids[0]), 0);
+    /* a pid whose slot is beyond the table is not a pid of this runtime */
+    ck_assert_int_eq(hive_send(((hive_pid)1 << 32) | ((hive_pid)5000 << 8) | 0xA5, 1, NULL, 0),
+                     -EINVAL);
+}
+START_TEST(spawn_past_max_processes_is_eagain)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 2;
+    cfg.pin = false;
+    cfg.max_processes = 100;
+    run_hive_cfg(&cfg, t_limit, NULL);
+}
+END_TEST
+
 /* ---- many processes, many messages ---- */
 
 #define NPROC 1000
@@ -584,6 +623,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stale_pid_gets_esrch_and_never_reaches_a_newer_process);
     tcase_add_test(tc, bad_arguments_get_the_contract_errors);
     tcase_add_test(tc, blocking_call_from_foreign_thread_is_eperm_and_send_works);
+    tcase_add_test(tc, spawn_past_max_processes_is_eagain);
     tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);
     tcase_add_test(tc, stress_many_schedulers_random_exits);
     tcase_add_test(tc, shutdown_with_processes_still_running);
