@@ -315,7 +315,8 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     sig_on_exit(p, self, reason);
     free_queue(p);
-    free(p->aliases.v);
+    if (p->aliases.v)
+        free(p->aliases.v);
     memset(&p->aliases, 0, sizeof p->aliases);
     proc_switch_out(p, Y_EXIT);
     __builtin_unreachable();
@@ -423,14 +424,24 @@ bool hive_is_alive(hive_pid pid)
     return proc_live(pid) != NULL;
 }
 
-static void count_send(void)
+/* After a send: count it on the sender's counters, and charge a running
+ * sender a reduction. */
+static void send_done(struct proc *self)
 {
-    struct sched_counters *st = sched_counters();
-    atomic_store_explicit(&st->msgs_sent,
-                          atomic_load_explicit(&st->msgs_sent, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    if (self) {
+        STAT_INC(self->sched, msgs_sent);
+        proc_reduce(self);
+    } else {
+        struct sched_counters *st = sched_counters();
+        atomic_store_explicit(&st->msgs_sent,
+                              atomic_load_explicit(&st->msgs_sent, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
 }
 
+/* The pid is resolved once. A receiver that dies between that check and
+ * the push is like one that dies just after it: its drain (or the next
+ * process in the slot) frees a node whose `to` is not its pid. */
 int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
 {
     if ((!data && len) || tag >= HIVE_TAG_SYSTEM)
@@ -443,20 +454,17 @@ int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
     int rc = proc_resolve(to, &p);
     if (rc)
         return rc;
+    /* acquire: pairs with the release store of pid in spawn. */
     if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
         return -ESRCH;
     struct mnode *n = mnode_make(MK_USER, tag, data, len);
     if (!n)
         return -ENOMEM;
-    n->msg.from = hive_self();
-    if ((rc = proc_send_node(to, n)) != 0) {
-        mnode_free(n);
-        return rc;
-    }
-    count_send();
     struct proc *self = cur_proc;
-    if (self)
-        proc_reduce(self);
+    n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
+    n->to = to;
+    proc_deliver(p, n);
+    send_done(self);
     return 0;
 }
 
@@ -483,14 +491,12 @@ int hive_send_msg(hive_pid to, hive_msg *m)
     if (m->len > n->size - sizeof(struct mnode) || m->data != (void *)(n + 1))
         return -EINVAL;
     n->kind = MK_USER;
-    m->from = hive_self();
+    struct proc *self = cur_proc;
+    m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     int rc = proc_send_node(to, n);
     if (rc)
         return rc;
-    count_send();
-    struct proc *self = cur_proc;
-    if (self)
-        proc_reduce(self);
+    send_done(self);
     return 0;
 }
 

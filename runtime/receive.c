@@ -48,16 +48,20 @@ void proc_queue_append(struct proc *p, struct mnode *n)
     pq_append(p, n);
 }
 
-/* Moves everything from the mailbox into the private queue. */
-static void drain(struct proc *p)
+/* The next node from the mailbox that a receive can see, or NULL once the
+ * mailbox is empty. What the runtime owns (timeout wake-ups, exit signals,
+ * late replies, nodes for an earlier process in this slot) is handled here
+ * and never returned. An exit signal that is trapped becomes a message on
+ * the private queue (sig_handle_exit), so a caller that bypasses the queue
+ * must look at pq_head after this returns. */
+static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc *p, hive_pid self)
 {
-    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
     unsigned busy = 0;
     for (;;) {
         struct mq_node *qn;
         enum mbox_pop_result r = mbox_pop(&p->mbox, &qn);
         if (r == MBOX_EMPTY)
-            return;
+            return NULL;
         if (r == MBOX_BUSY) {
             /* A sender is between its exchange and its link store. */
             if (++busy < 1024) {
@@ -88,15 +92,23 @@ static void drain(struct proc *p)
                 mnode_free(n);
                 continue;
             }
-            break;
+            return n;
         case MK_DOWN:
             sig_down_delivered(p, n->msg.ref);
-            break;
+            return n;
         default:
-            break;
+            return n;
         }
-        pq_append(p, n);
     }
+}
+
+/* Moves everything from the mailbox into the private queue. */
+static void drain(struct proc *p)
+{
+    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    struct mnode *n;
+    while ((n = next_msg(p, self)))
+        pq_append(p, n);
 }
 
 void proc_poll_signals(struct proc *p)
@@ -122,6 +134,20 @@ int proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
     p->timed_out = false;
     p->in_receive = true;
     for (;;) {
+        if (!match && !cursor && !p->pq_head) {
+            /* The plain receive with nothing saved: the mailbox's first
+             * message is the answer and need not pass through the private
+             * queue. If a trapped exit signal became a message meanwhile,
+             * it came first: queue this one behind it and scan. */
+            struct mnode *n = next_msg(p, atomic_load_explicit(&p->pid, memory_order_relaxed));
+            if (n && !p->pq_head) {
+                *out = &n->msg;
+                rc = 0;
+                goto done;
+            }
+            if (n)
+                pq_append(p, n);
+        }
         drain(p);
         struct mnode *prev = cursor;
         struct mnode *n = prev ? pq_next(prev) : p->pq_head;
