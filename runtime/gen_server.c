@@ -295,7 +295,7 @@ static int call_begin(struct proc *self, hive_pid server, struct mnode *n, struc
         alias_remove(self, c->ref);
         hive_msg *m;
         if (!call_demonitor(self, c->ref))
-            while (proc_receive(match_call, &c->ref, c->mark, &m, 0) == 0)
+            while (proc_receive(self, match_call, &c->ref, c->mark, &m, 0) == 0)
                 hive_msg_free(m);
         return -ESRCH;
     }
@@ -315,7 +315,7 @@ static void call_end(struct proc *self, struct call *c, bool got_down)
     bool look = !quiet || (c->has_mark ? self->pq_tail != c->mark : self->pq_len != 0);
     if (look) {
         hive_msg *m;
-        while (proc_receive(match_call, &c->ref, c->mark, &m, 0) == 0)
+        while (proc_receive(self, match_call, &c->ref, c->mark, &m, 0) == 0)
             hive_msg_free(m);
     }
 }
@@ -338,7 +338,7 @@ static int down_result(struct proc *self, const hive_msg *down)
 static int call_wait(struct proc *self, struct call *c, hive_msg **out, int64_t timeout_ms)
 {
     hive_msg *m;
-    int rc = proc_receive(match_call, &c->ref, c->mark, &m, timeout_ms);
+    int rc = proc_receive(self, match_call, &c->ref, c->mark, &m, timeout_ms);
     if (rc)
         return rc;
     struct mnode *n = mnode_of(m);
@@ -626,7 +626,7 @@ static void gs_handle(void *arg, hive_msg *m)
         alias_remove(cur_proc, m->ref);
         if (!call_demonitor(cur_proc, m->ref)) {
             hive_msg *d;
-            while (proc_receive(match_call, &m->ref, NULL, &d, 0) == 0)
+            while (proc_receive(cur_proc, match_call, &m->ref, NULL, &d, 0) == 0)
                 hive_msg_free(d);
         }
         if (gs->b.handle_info)
@@ -771,7 +771,7 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
         refs[1] = (hive_ref){ 0, 0 };
     }
     hive_msg *m;
-    proc_receive(match_ack, refs, mark, &m, HIVE_INFINITY);
+    proc_receive(self, match_ack, refs, mark, &m, HIVE_INFINITY);
     struct mnode *n = mnode_of(m);
     bool down = n->kind == MK_DOWN;
     if (down) {
@@ -854,7 +854,7 @@ int hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms)
     /* Only the DOWN ends a stop: it comes once terminate ran and the
      * process is gone. noproc: it was exiting already, not our stop. */
     hive_msg *m;
-    rc = proc_receive(match_down_ref, &c.ref, c.mark, &m, timeout_ms);
+    rc = proc_receive(self, match_down_ref, &c.ref, c.mark, &m, timeout_ms);
     if (rc == 0) {
         if (down_result(self, m) == -ESRCH)
             rc = -ESRCH;

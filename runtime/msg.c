@@ -16,15 +16,13 @@ static inline int mclass(size_t size)
     return size <= 128 ? 0 : size <= 256 ? 1 : -1;
 }
 
-struct mnode *mnode_alloc(size_t len)
+static inline struct mnode *alloc_on(struct sched *s, size_t len)
 {
     size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
     int c = mclass(size);
     struct mnode *n = NULL;
-    struct sched *s = NULL;
     if (c >= 0) {
         size = c ? 256 : 128;
-        s = cur_sched;
         if (s && (n = s->mcache[c])) {
             s->mcache[c] = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
             s->mcache_n[c]--;
@@ -41,11 +39,16 @@ struct mnode *mnode_alloc(size_t len)
     return n;
 }
 
-void mnode_free(struct mnode *n)
+struct mnode *mnode_alloc(size_t len)
+{
+    size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
+    return alloc_on(mclass(size) >= 0 ? cur_sched : NULL, len);
+}
+
+void mnode_free_on(struct sched *s, struct mnode *n)
 {
     int c = mclass(n->size);
     if (c >= 0) {
-        struct sched *s = cur_sched;
         if (s && s->mcache_n[c] < MCACHE_MAX) {
             atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
             s->mcache[c] = n;
@@ -54,6 +57,11 @@ void mnode_free(struct mnode *n)
         }
     }
     mem_free(n, n->size);
+}
+
+void mnode_free(struct mnode *n)
+{
+    mnode_free_on(mclass(n->size) >= 0 ? cur_sched : NULL, n);
 }
 
 void mnode_cache_flush(struct sched *s)
@@ -68,9 +76,10 @@ void mnode_cache_flush(struct sched *s)
     }
 }
 
-struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len)
+struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const void *data,
+                            size_t len)
 {
-    struct mnode *n = mnode_alloc(len);
+    struct mnode *n = alloc_on(s, len);
     if (!n)
         return NULL;
     n->kind = kind;
@@ -80,4 +89,10 @@ struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t l
     if (len)
         memcpy(n + 1, data, len);
     return n;
+}
+
+struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len)
+{
+    size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
+    return mnode_make_on(mclass(size) >= 0 ? cur_sched : NULL, kind, tag, data, len);
 }

@@ -55,5 +55,9 @@ struct sched;
 void mnode_cache_flush(struct sched *s);   /* at scheduler teardown */
 /* Allocates and fills a node: copies data (may be NULL when len == 0). */
 struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len);
+/* The same, from a caller that knows its scheduler (NULL: no node cache). */
+struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const void *data,
+                            size_t len);
+void mnode_free_on(struct sched *s, struct mnode *n);
 
 #endif

@@ -162,8 +162,8 @@ static struct proc *slot_alloc(void)
 static void proc_main(void *arg)
 {
     ctx_started();
-    sched_finish_prev(sched_self());
     struct proc *p = arg;
+    sched_finish_prev(p->sched);
     p->fn(p->arg);
     proc_exit(p, HIVE_NORMAL);
 }
@@ -171,8 +171,8 @@ static void proc_main(void *arg)
 static void handler_main(void *arg)
 {
     ctx_started();
-    sched_finish_prev(sched_self());
     struct proc *p = arg;
+    sched_finish_prev(p->sched);
     if (p->fn) {            /* one-time start hook (gen_server init) */
         void (*fn)(void *) = p->fn;
         p->fn = NULL;
@@ -180,7 +180,7 @@ static void handler_main(void *arg)
     }
     for (;;) {
         hive_msg *m;
-        if (proc_receive(NULL, NULL, NULL, &m, 0) == 0) {
+        if (proc_receive(p, NULL, NULL, NULL, &m, 0) == 0) {
             p->handler(p->arg, m);
             continue;
         }
@@ -346,6 +346,13 @@ void proc_deliver(struct proc *p, struct mnode *n)
         sched_ready(p);
 }
 
+/* proc_deliver for a sender that knows its scheduler (NULL: foreign thread). */
+static inline void deliver_on(struct sched *s, struct proc *p, struct mnode *n)
+{
+    if (mbox_push(&p->mbox, &n->q))
+        sched_ready_on(s, p);
+}
+
 int proc_send_node(hive_pid to, struct mnode *n)
 {
     struct proc *p;
@@ -378,7 +385,10 @@ void proc_switch_out(struct proc *p, enum yield_why why)
         proc_set_self(NULL);
         ctx_switch(&p->ctx, &s->ctx, why == Y_EXIT);
     }
-    sched_finish_prev(sched_self());
+    /* Whoever switched back to p ran sched_prepare(s', p) on its own
+     * thread first, so p->sched is this thread's scheduler: no TLS read
+     * (which the compiler could have hoisted above the switch). */
+    sched_finish_prev(p->sched);
 }
 
 void proc_reduce(struct proc *p)
@@ -457,13 +467,14 @@ int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
     /* acquire: pairs with the release store of pid in spawn. */
     if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
         return -ESRCH;
-    struct mnode *n = mnode_make(MK_USER, tag, data, len);
+    struct proc *self = cur_proc;
+    struct sched *s = self ? self->sched : cur_sched;
+    struct mnode *n = mnode_make_on(s, MK_USER, tag, data, len);
     if (!n)
         return -ENOMEM;
-    struct proc *self = cur_proc;
     n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     n->to = to;
-    proc_deliver(p, n);
+    deliver_on(s, p, n);
     send_done(self);
     return 0;
 }

@@ -165,7 +165,7 @@ int  proc_send_node(hive_pid to, struct mnode *n);
 typedef bool (*match_fn)(const hive_msg *, void *);
 /* Selective receive. start: scan from the message after this one (a mark,
  * see proc_mark), NULL for the whole queue. */
-int  proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
+int  proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start, hive_msg **out,
                   int64_t timeout_ms);
 /* Current end of the private queue: messages that arrive after the mark are
  * the only ones proc_receive(.., mark, ..) looks at (the O(1) reply wait). */

@@ -74,14 +74,14 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
         }
         struct mnode *n = (struct mnode *)qn;
         if (n->to != self) { /* sent to an earlier process in this slot */
-            mnode_free(n);
+            mnode_free_on(p->sched, n);
             continue;
         }
         switch (n->kind) {
         case MK_TIMEOUT:
             if (p->in_receive && (uint32_t)n->aux == p->recv_seq)
                 p->timed_out = true;
-            mnode_free(n);
+            mnode_free_on(p->sched, n);
             continue;
         case MK_SIG_EXIT:
             sig_handle_exit(p, n); /* consumes n; may not return */
@@ -89,7 +89,7 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
         case MK_REPLY:
             if (!alias_active(p, n->msg.ref)) {
                 STAT_INC(p->sched, late_replies_dropped);
-                mnode_free(n);
+                mnode_free_on(p->sched, n);
                 continue;
             }
             return n;
@@ -123,10 +123,9 @@ struct mnode *proc_mark(struct proc *p)
     return p->pq_tail;
 }
 
-int proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
+int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start, hive_msg **out,
                  int64_t timeout_ms)
 {
-    struct proc *p = cur_proc;
     uint64_t timer = 0;
     struct mnode *cursor = start; /* last message already looked at */
     int rc;
@@ -140,10 +139,13 @@ int proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
              * queue. If a trapped exit signal became a message meanwhile,
              * it came first: queue this one behind it and scan. */
             struct mnode *n = next_msg(p, atomic_load_explicit(&p->pid, memory_order_relaxed));
-            if (n && !p->pq_head) {
-                *out = &n->msg;
-                rc = 0;
-                goto done;
+            if (!p->pq_head) {
+                if (n) {
+                    *out = &n->msg;
+                    rc = 0;
+                    goto done;
+                }
+                goto wait; /* the mailbox is empty: nothing to scan */
             }
             if (n)
                 pq_append(p, n);
@@ -162,6 +164,7 @@ int proc_receive(match_fn match, void *ctx, struct mnode *start, hive_msg **out,
             n = pq_next(n);
         }
         cursor = prev;
+    wait:
         if (p->timed_out || timeout_ms == 0) {
             rc = -ETIMEDOUT;
             goto done;
@@ -275,12 +278,13 @@ int hive_receive(hive_msg **out, int64_t timeout_ms)
 {
     if (!out)
         return -EINVAL;
-    if (!cur_proc)
+    struct proc *p = cur_proc;
+    if (!p)
         return -EPERM;
     int rc = check_timeout(timeout_ms);
     if (rc)
         return rc;
-    return proc_receive(NULL, NULL, NULL, out, timeout_ms);
+    return proc_receive(p, NULL, NULL, NULL, out, timeout_ms);
 }
 
 int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg **out,
@@ -288,12 +292,13 @@ int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg
 {
     if (!out || !match)
         return -EINVAL;
-    if (!cur_proc)
+    struct proc *p = cur_proc;
+    if (!p)
         return -EPERM;
     int rc = check_timeout(timeout_ms);
     if (rc)
         return rc;
-    return proc_receive(match, ctx, NULL, out, timeout_ms);
+    return proc_receive(p, match, ctx, NULL, out, timeout_ms);
 }
 
 static bool match_nothing(const hive_msg *m, void *ctx)
@@ -305,7 +310,8 @@ static bool match_nothing(const hive_msg *m, void *ctx)
 
 int hive_sleep(int64_t ms)
 {
-    if (!cur_proc)
+    struct proc *p = cur_proc;
+    if (!p)
         return -EPERM;
     int rc = check_timeout(ms);
     if (rc)
@@ -313,6 +319,6 @@ int hive_sleep(int64_t ms)
     if (ms == 0)
         return hive_yield();
     hive_msg *m;
-    rc = proc_receive(match_nothing, NULL, NULL, &m, ms);
+    rc = proc_receive(p, match_nothing, NULL, NULL, &m, ms);
     return rc == -ETIMEDOUT ? 0 : rc;
 }

@@ -118,8 +118,12 @@ void sched_enqueue(struct sched *s, struct proc *p)
 
 void sched_ready(struct proc *p)
 {
+    sched_ready_on(cur_sched, p);
+}
+
+void sched_ready_on(struct sched *s, struct proc *p)
+{
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-    struct sched *s = cur_sched;
     if (!s) {
         gq_push(p);
         sched_kick();
@@ -242,7 +246,7 @@ void sched_finish_prev(struct sched *s)
         if (!mbox_try_wait(&p->mbox)) {
             /* a message got in after the drain: keep it here */
             atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-            sched_ready(p);
+            sched_ready_on(s, p);
         }
         break;
     case Y_IDLE: {
@@ -256,7 +260,7 @@ void sched_finish_prev(struct sched *s)
         } else {
             p->stack = st;
             atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-            sched_ready(p);
+            sched_ready_on(s, p);
         }
         break;
     }

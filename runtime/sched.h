@@ -100,6 +100,8 @@ uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
 /* Make p runnable (it must not be queued anywhere). From a scheduler thread
  * it goes to that scheduler's next slot; from elsewhere to the global queue. */
 void sched_ready(struct proc *p);
+/* The same, for a caller that knows its scheduler (NULL: a foreign thread). */
+void sched_ready_on(struct sched *s, struct proc *p);
 /* Back of the local queue (yield). */
 void sched_enqueue(struct sched *s, struct proc *p);
 /* Wake a parked scheduler if nobody is looking for work. */
