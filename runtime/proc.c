@@ -247,22 +247,18 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->gs = NULL;
     proc_unlock(p);
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    struct sched *cs = cur_sched;
+    proc_count_spawn(cs);
     /* release: everything above before the pid makes the process visible. */
     atomic_store_explicit(&p->pid, pid, memory_order_release);
-    atomic_fetch_add_explicit(&g_rt->live, 1, memory_order_relaxed);
 
     if (flags & HIVE_LINK)
         sig_link(self, pid);   /* cannot fail: the child is alive and not running */
     if (flags & HIVE_MONITOR)
         sig_monitor(self, pid, false, opts->monitor);
 
-    struct sched_counters *st = sched_counters();
-    atomic_store_explicit(&st->spawns,
-                          atomic_load_explicit(&st->spawns, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
     if (out)
         *out = pid;
-    struct sched *cs = cur_sched;
     if (cs) {
         sched_enqueue(cs, p);
         sched_kick();
@@ -300,11 +296,17 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     atomic_store_explicit(&p->status, PS_EXITING, memory_order_relaxed);
 
     /* The name goes first, so a supervisor that sees the DOWN/EXIT can
-     * register it again. */
+     * register it again. PF_EXITING is set under the lock, and linkers and
+     * monitors check it under the same lock: once we drop it, nobody adds
+     * a link or a monitored_by record (only removes), and the monitors
+     * list is ours alone. So lists found empty here stay empty, and
+     * sig_on_exit, which would take the lock again to detach them, has
+     * nothing to do. */
     proc_lock(p);
     p->flags |= PF_EXITING;
     char *name = p->name;
     p->name = NULL;
+    bool quiet = !p->links && !p->monitored_by && !p->monitors;
     proc_unlock(p);
     if (name) {
         registry_release(name, self);
@@ -313,7 +315,8 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     /* From here on the pid is dead for senders and hive_is_alive.
      * release: pairs with the acquire in proc_live. */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
-    sig_on_exit(p, self, reason);
+    if (!quiet)
+        sig_on_exit(p, self, reason);
     free_queue(p);
     if (p->aliases.v)
         free(p->aliases.v);
@@ -333,11 +336,43 @@ void proc_release(struct proc *p)
     hive_pid self = pid_make(p->slot, p->gen);
     bool was_main = self == g_rt->main_pid;
     slot_free(p);
+    /* release: pairs with the acquire loads in rt_live; see
+     * proc_count_spawn. */
     if (s)
-        STAT_INC(s, exits);
-    int64_t left = atomic_fetch_sub_explicit(&g_rt->live, 1, memory_order_acq_rel) - 1;
-    if (left == 0 || was_main)
-        rt_notify_exit(was_main);
+        atomic_store_explicit(&s->st.exits,
+                              atomic_load_explicit(&s->st.exits, memory_order_relaxed) + 1,
+                              memory_order_release);
+    else
+        atomic_fetch_add_explicit(&g_rt->outside_st.exits, 1, memory_order_release);
+    if (was_main) {
+        atomic_store_explicit(&g_rt->main_gone, true, memory_order_relaxed);
+        rt_notify_exit(true);
+    } else if (atomic_load_explicit(&g_rt->main_gone, memory_order_relaxed) && rt_live() == 0) {
+        /* Only after the main process is gone can the count reach zero.
+         * An exit that misses main_gone set at the same moment costs
+         * wait_empty one of its periodic looks (at most 20 ms). */
+        rt_notify_exit(false);
+    }
+}
+
+/* The live count has no shared counter that every spawn and exit would
+ * bounce between cores: each scheduler counts its own spawns and exits
+ * (single writer, a plain load and release store), and only threads
+ * outside the schedulers use an atomic add on outside_st. rt_live reads
+ * all exit counters first, then all spawn counters, with acquire loads: a
+ * process's spawn is counted (release) before it can run, so before its
+ * exit is counted (release) on whatever scheduler releases it; a reader
+ * that saw the exit therefore sees the spawn. The sum never counts an exit
+ * without its spawn, so it is never below the number of processes alive
+ * when the exits were read, and reads zero only when all have exited. */
+void proc_count_spawn(struct sched *s)
+{
+    if (s)
+        atomic_store_explicit(&s->st.spawns,
+                              atomic_load_explicit(&s->st.spawns, memory_order_relaxed) + 1,
+                              memory_order_release);
+    else
+        atomic_fetch_add_explicit(&g_rt->outside_st.spawns, 1, memory_order_release);
 }
 
 void proc_deliver(struct proc *p, struct mnode *n)

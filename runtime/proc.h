@@ -152,6 +152,9 @@ static inline void proc_unlock(struct proc *p)
 int  proc_spawn(void (*fn)(void *), handler_fn handler, void *arg,
                 const hive_spawn_opts *opts, hive_pid *out);
 _Noreturn void proc_exit(struct proc *p, hive_reason reason);
+/* Counts a spawn (before the process can run) on the calling thread's
+ * counters. */
+void proc_count_spawn(struct sched *s);
 /* Scheduler side, after the exiting process switched away for good. */
 void proc_release(struct proc *p);
 

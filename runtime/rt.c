@@ -51,11 +51,24 @@ static void kill_all(hive_reason reason)
     }
 }
 
+int64_t rt_live(void)
+{
+    /* acquire: pairs with the release increments in proc_release and
+     * proc_count_spawn. Exits first: see proc_count_spawn. */
+    uint64_t exits = atomic_load_explicit(&g_rt->outside_st.exits, memory_order_acquire);
+    for (unsigned i = 0; i < g_rt->n; i++)
+        exits += atomic_load_explicit(&g_rt->scheds[i].st.exits, memory_order_acquire);
+    uint64_t spawns = atomic_load_explicit(&g_rt->outside_st.spawns, memory_order_acquire);
+    for (unsigned i = 0; i < g_rt->n; i++)
+        spawns += atomic_load_explicit(&g_rt->scheds[i].st.spawns, memory_order_acquire);
+    return (int64_t)(spawns - exits);
+}
+
 /* Waits until no process is alive or deadline (absolute CLOCK_MONOTONIC ns). */
 static bool wait_empty(uint64_t deadline)
 {
     pthread_mutex_lock(&done_lock);
-    while (atomic_load(&g_rt->live) > 0) {
+    while (rt_live() > 0) {
         uint64_t now = clock_ns();
         if (now >= deadline)
             break;
@@ -69,7 +82,7 @@ static bool wait_empty(uint64_t deadline)
         ts.tv_nsec = (long)(t % 1000000000u);
         pthread_cond_timedwait(&done_cv, &done_lock, &ts);
     }
-    bool empty = atomic_load(&g_rt->live) == 0;
+    bool empty = rt_live() == 0;
     pthread_mutex_unlock(&done_lock);
     return empty;
 }

@@ -81,7 +81,7 @@ struct rt {
     _Alignas(64) _Atomic unsigned n_spinning;
     _Atomic unsigned n_parked;
     _Atomic bool     stopping;      /* schedulers leave their loops */
-    _Atomic int64_t  live;          /* processes alive */
+    _Atomic bool     main_gone;     /* the main process was released (rt_live) */
 
     /* wake-ups from threads without a ring */
     pthread_mutex_t outside_lock;
@@ -124,6 +124,10 @@ struct sched *sched_self(void) __attribute__((noinline));
 /* rt.c: called by the exit path when the process count reaches zero or the
  * main process exited. */
 void rt_notify_exit(bool main_exited);
+/* Processes alive: the sum of every scheduler's spawns minus its exits
+ * (see proc_count_spawn). Reads every scheduler's counters: for shutdown,
+ * not for hot paths. */
+int64_t rt_live(void);
 /* sched.c: the scheduler thread body and its setup/teardown. */
 int   sched_init(struct sched *s, unsigned id, const char **why);
 void  sched_fini(struct sched *s);
