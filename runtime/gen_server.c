@@ -36,12 +36,11 @@
  * receiver, which is what makes a second reply, or one after a timeout,
  * harmless.
  *
- * Limits. Ending a call walks the server's monitored_by list to remove the
- * call's record: O(calls in flight to that server). With thousands of
- * concurrent callers (a timeout storm) that walk, under the server's lock,
- * dominates; a back-link in struct mon (signal.c) would make it O(1). The
- * alias set and the watcher's monitor list are linear too, which only
- * matters for a process with many send_requests in flight.
+ * Limits. Ending a call unlinks its record from the server's
+ * monitored_by list in O(1) (struct mon's back-link, signal.c), however
+ * many calls are in flight to that server. The alias set and the caller's
+ * own monitor list are linear, which only matters for a process with many
+ * send_requests in flight.
  */
 #include "gen_server.h"
 
@@ -188,47 +187,13 @@ static int check_name(const char *name)
     return len == 0 || len > HIVE_NAME_MAX ? -EINVAL : 0;
 }
 
-static struct mon *mon_take(struct mon **head, hive_ref ref)
-{
-    for (struct mon **pp = head; *pp; pp = &(*pp)->next) {
-        if (hive_ref_eq((*pp)->ref, ref)) {
-            struct mon *m = *pp;
-            *pp = m->next;
-            return m;
-        }
-    }
-    return NULL;
-}
-
-/* Removes a call's monitor. Returns true if its DOWN can no longer come:
- * the record was still on the target's monitored_by list, and DOWNs are
- * pushed under the target's lock while that list is detached. False means
- * the DOWN was already sent: it is in our mailbox or queue.
- *
- * This differs from sig_demonitor in one point: it looks for the record
- * whatever the target's pid says. proc_exit clears the pid before
- * sig_on_exit takes the lock and sends the DOWNs, so "pid gone" does not
- * mean "DOWN sent"; looking at the list does. (sig_demonitor has that
- * window: a DOWN can reach a watcher after demonitor(FLUSH) returned.) */
+/* Removes a call's monitor. Returns true if its DOWN can no longer come;
+ * false means the DOWN was already sent: it is in our mailbox or queue
+ * (sig_unmonitor decides under the server's lock, where the DOWNs are
+ * pushed, whatever the server's pid says). */
 static bool call_demonitor(struct proc *self, hive_ref ref)
 {
-    proc_lock(self);
-    struct mon *mw = mon_take(&self->monitors, ref);
-    proc_unlock(self);
-    if (!mw)
-        return false; /* the DOWN was drained: sig_down_delivered took it */
-    struct mon *mt = NULL;
-    struct proc *t;
-    if (proc_resolve(mw->pid, &t) == 0) {
-        proc_lock(t);
-        mt = mon_take(&t->monitored_by, ref);
-        proc_unlock(t);
-    }
-    mem_free(mw, sizeof *mw);
-    if (!mt)
-        return false;
-    mem_free(mt, sizeof *mt);
-    return true;
+    return sig_unmonitor(self, ref);
 }
 
 /* A reply to, or the DOWN of, the call with this ref. The kind is checked

@@ -217,11 +217,13 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     uint32_t gen = p->gen + 1;
     if (gen == 0)
         gen = 1;
-    p->gen = gen;
     hive_pid pid = pid_make(p->slot, gen);
     /* Stale-pid link/monitor attempts may hold the lock; they bail out on
-     * the pid check, but take it so their reads of flags stay ordered. */
+     * the pid check, but take it so their reads of flags stay ordered.
+     * gen is written under the lock too: a watcher dropping its monitor
+     * of the previous process in this slot compares it (sig_unmonitor). */
     proc_lock(p);
+    p->gen = gen;
     p->flags = 0;
     p->links = NULL;
     p->monitored_by = NULL;

@@ -37,14 +37,23 @@ enum yield_why { Y_YIELD, Y_WAIT, Y_IDLE, Y_EXIT };
 enum proc_status { PS_FREE, PS_RUNNABLE, PS_RUNNING, PS_WAITING, PS_EXITING };
 
 #define PF_EXITING   0x2u   /* lock: set once exit began; no new links/monitors */
+#define PF_DOWNED    0x4u   /* lock: the watchers' records are detached and their
+                             * DOWNs pushed (sig_on_exit); none is left to unlink */
 
 struct link {               /* a link, kept on both ends */
     struct link *next;
     hive_pid pid;
 };
 
-struct mon {                /* a monitor record */
+/* A monitor has two records. The target's, on its monitored_by list (under
+ * the target's lock), is doubly linked through pprev so that the watcher
+ * can unlink it in O(1) however many monitors the target has (a server
+ * with thousands of calls in flight). The watcher's, on its monitors list,
+ * points at it (peer). */
+struct mon {
     struct mon *next;
+    struct mon **pprev;     /* target's record: the pointer that points at it */
+    struct mon *peer;       /* watcher's record: the target's record */
     hive_ref ref;
     hive_pid pid;           /* on the target's list: the watcher; on the watcher's: the target */
     bool     internal;      /* a call's monitor: not listed by process_info */
@@ -199,6 +208,11 @@ uint32_t proc_queue_len(struct proc *p);
 void sig_down_delivered(struct proc *p, hive_ref ref);
 int  sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out);
 int  sig_demonitor(struct proc *self, hive_ref ref, unsigned flags);
+/* Removes self's monitor ref (no flush). True if the monitor was removed
+ * before its DOWN was sent: no DOWN will come. False if there was no such
+ * monitor (its DOWN was drained already) or its DOWN was already pushed:
+ * it is in self's mailbox or private queue. */
+bool sig_unmonitor(struct proc *self, hive_ref ref);
 int  sig_link(struct proc *self, hive_pid target);
 void sig_free_records(struct proc *p);
 

@@ -11,6 +11,15 @@
  * and dropped the target's lock, any DOWN for that monitor is already in the
  * watcher's mailbox, where the flush finds it.
  *
+ * Removing a monitor is O(1) on the target's side. Under the target's
+ * lock the watcher asks one question: is the slot still the target's
+ * (t->gen, written under that lock at spawn) and has it not yet detached
+ * its watchers (PF_DOWNED, set in the same lock section that detaches the
+ * list and pushes the DOWNs)? Then the record is still on the list and
+ * only the watcher can take it off: unlink it through pprev. Otherwise
+ * the DOWN is already in the watcher's mailbox and the target freed the
+ * record.
+ *
  * An exit signal acts when the receiver drains its mailbox: the receiver
  * removes the link on its side then (so unlink before that point makes the
  * signal void, as in Erlang), and traps it into a message or dies.
@@ -60,6 +69,23 @@ static bool link_has(struct link *l, hive_pid pid)
         if (l->pid == pid)
             return true;
     return false;
+}
+
+/* The target's list, under its lock. */
+static void mon_push_target(struct proc *t, struct mon *mt)
+{
+    mt->next = t->monitored_by;
+    if (mt->next)
+        mt->next->pprev = &mt->next;
+    mt->pprev = &t->monitored_by;
+    t->monitored_by = mt;
+}
+
+static void mon_unlink_target(struct mon *mt)
+{
+    *mt->pprev = mt->next;
+    if (mt->next)
+        mt->next->pprev = mt->pprev;
 }
 
 static struct mon *mon_take(struct mon **head, hive_ref ref)
@@ -142,8 +168,8 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
             mt->ref = ref;
             mt->pid = me;
             mt->internal = internal;
-            mt->next = t->monitored_by;
-            t->monitored_by = mt;
+            mt->peer = NULL;
+            mon_push_target(t, mt);
             ok = true;
         }
         proc_unlock(t);
@@ -153,6 +179,8 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
         mw->ref = ref;
         mw->pid = target;
         mw->internal = internal;
+        mw->peer = mt;
+        mw->pprev = NULL;
         proc_lock(self);
         mw->next = self->monitors;
         self->monitors = mw;
@@ -175,26 +203,41 @@ static bool match_down_ref(const hive_msg *m, void *ctx)
     return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
 }
 
-int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
+/* Drops the target's record of the monitor whose watcher record is mw (see
+ * the top of this file). True if it was still there: no DOWN will come. */
+static bool drop_target_record(struct mon *mw)
+{
+    struct proc *t;
+    if (proc_resolve(mw->pid, &t) != 0)
+        return false; /* cannot happen: the target existed */
+    struct mon *mt = NULL;
+    proc_lock(t);
+    if (t->gen == pid_gen(mw->pid) && !(t->flags & PF_DOWNED)) {
+        mt = mw->peer;
+        mon_unlink_target(mt);
+    }
+    proc_unlock(t);
+    if (!mt)
+        return false;
+    mem_free(mt, sizeof *mt);
+    return true;
+}
+
+bool sig_unmonitor(struct proc *self, hive_ref ref)
 {
     proc_lock(self);
     struct mon *mw = mon_take(&self->monitors, ref);
     proc_unlock(self);
-    if (mw) {
-        struct proc *t;
-        if (proc_resolve(mw->pid, &t) == 0) {
-            /* Look for the record whatever t->pid says: an exiting target
-             * clears its pid before it takes the list and sends the DOWNs
-             * (refs are unique, so a newer process in the slot cannot hold
-             * a record with this ref). */
-            proc_lock(t);
-            struct mon *mt = mon_take(&t->monitored_by, ref);
-            proc_unlock(t);
-            mem_free(mt, sizeof *mt);
-        }
-        mem_free(mw, sizeof *mw);
-    }
-    if (flags & HIVE_FLUSH)
+    if (!mw)
+        return false;
+    bool quiet = drop_target_record(mw);
+    mem_free(mw, sizeof *mw);
+    return quiet;
+}
+
+int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
+{
+    if (!sig_unmonitor(self, ref) && (flags & HIVE_FLUSH))
         proc_flush_one(self, match_down_ref, &ref);
     return 0;
 }
@@ -214,6 +257,7 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
     p->links = NULL;
     struct mon *mons = p->monitored_by;
     p->monitored_by = NULL;
+    p->flags |= PF_DOWNED;
     struct mon *mine = p->monitors;
     p->monitors = NULL;
     while (mons) {
@@ -243,17 +287,12 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
         mem_free(l, sizeof *l);
     }
 
-    /* Monitors this process held: drop their records on the targets. */
+    /* Monitors this process held: drop their records on the targets. A
+     * DOWN already pushed to us is freed with our mailbox. */
     while (mine) {
         struct mon *m = mine;
         mine = m->next;
-        struct proc *t;
-        if (proc_resolve(m->pid, &t) == 0) {
-            proc_lock(t);
-            struct mon *mt = mon_take(&t->monitored_by, m->ref);
-            proc_unlock(t);
-            mem_free(mt, sizeof *mt);
-        }
+        drop_target_record(m);
         mem_free(m, sizeof *m);
     }
 }

@@ -232,6 +232,62 @@ static void t_races(void *arg)
 START_TEST(link_and_monitor_race_exit_exactly_once) { run_hive(4, t_races, NULL); }
 END_TEST
 
+/* Records come off the target's list from anywhere in it (head, middle,
+ * tail): the monitors left still fire, the removed ones never do. */
+static void t_demonitor_any_order(void *arg)
+{
+    (void)arg;
+    enum { N = 300 };
+    hive_pid c;
+    hive_spawn(exits_with, (void *)(intptr_t)9, &c);
+    static hive_ref refs[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(hive_monitor(c, &refs[i]), 0);
+    /* every other one, in an order that is neither push nor pop order */
+    for (int k = 0; k < N; k += 2)
+        ck_assert_int_eq(hive_demonitor(refs[(k * 7) % N & ~1], 0), 0);
+    hive_send(c, T_GO, NULL, 0);
+    for (int i = 0; i < N / 2; i++) {
+        hive_msg *m = recv_tag(HIVE_TAG_DOWN, 5000);
+        int at = -1;
+        for (int j = 0; j < N; j++)
+            if (hive_ref_eq(m->ref, refs[j]))
+                at = j;
+        ck_assert_int_ge(at, 0);
+        ck_assert_int_eq(at & 1, 1);
+        ck_assert_int_eq(((hive_down *)m->data)->reason, 9);
+        hive_msg_free(m);
+    }
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 20), -ETIMEDOUT);
+}
+START_TEST(demonitor_removes_any_record_and_keeps_the_rest) { run_hive(2, t_demonitor_any_order, NULL); }
+END_TEST
+
+/* demonitor(FLUSH) while the target exits on another scheduler: after it
+ * returns there is no DOWN for that monitor, now or later. */
+static void t_demonitor_race(void *arg)
+{
+    (void)arg;
+    for (uintptr_t i = 0; i < 3000; i++) {
+        hive_pid c;
+        hive_spawn(short_lived, (void *)i, &c);
+        hive_ref r, keep;
+        ck_assert_int_eq(hive_monitor(c, &r), 0);
+        ck_assert_int_eq(hive_monitor(c, &keep), 0);
+        for (uintptr_t k = 0; k < i % 3; k++)
+            hive_yield();
+        ck_assert_int_eq(hive_demonitor(r, HIVE_FLUSH), 0);
+        hive_reason dr = wait_down(keep);
+        ck_assert(dr == 21 || dr == HIVE_NOPROC);
+    }
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 10), -ETIMEDOUT);
+}
+START_TEST(demonitor_flush_races_exit_and_leaves_no_down) { run_hive(4, t_demonitor_race, NULL); }
+END_TEST
+
+
 /* ---- registry ---- */
 
 static void t_registry(void *arg)
@@ -325,6 +381,8 @@ static Suite *suite(void)
     tcase_add_test(tc, many_monitors_per_pair_each_with_its_own_ref);
     tcase_add_test(tc, demonitor_flush_removes_a_queued_down);
     tcase_add_test(tc, link_and_monitor_race_exit_exactly_once);
+    tcase_add_test(tc, demonitor_removes_any_record_and_keeps_the_rest);
+    tcase_add_test(tc, demonitor_flush_races_exit_and_leaves_no_down);
     tcase_add_test(tc, registry_register_whereis_unregister_release);
     tcase_add_test(tc, registry_is_safe_under_concurrent_use);
     suite_add_tcase(s, tc);
