@@ -180,7 +180,7 @@ static void handler_main(void *arg)
     }
     for (;;) {
         hive_msg *m;
-        if (proc_receive(p, NULL, NULL, NULL, &m, 0) == 0) {
+        if (proc_receive_any(p, &m, 0) == 0) {
             p->handler(p->arg, m);
             continue;
         }

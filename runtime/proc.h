@@ -179,6 +179,8 @@ typedef bool (*match_fn)(const hive_msg *, void *);
  * see proc_mark), NULL for the whole queue. */
 int  proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start, hive_msg **out,
                   int64_t timeout_ms);
+/* proc_receive(p, NULL, NULL, NULL, ..): the first message, whatever it is. */
+int  proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms);
 /* Current end of the private queue: messages that arrive after the mark are
  * the only ones proc_receive(.., mark, ..) looks at (the O(1) reply wait). */
 struct mnode *proc_mark(struct proc *p);

@@ -117,40 +117,86 @@ void proc_poll_signals(struct proc *p)
         drain(p);
 }
 
+/* No drain: what the mailbox holds now arrived before the mark, and a
+ * receive from the mark looks at it once as it moves it to the private
+ * queue, which is what a drain here would have cost. */
 struct mnode *proc_mark(struct proc *p)
 {
-    drain(p);
     return p->pq_tail;
+}
+
+/* After a receive that got a message. */
+static inline void received(struct proc *p)
+{
+    STAT_INC(p->sched, msgs_received);
+    proc_reduce(p);
+}
+
+/* The plain receive, the first message whatever it is: the private
+ * queue's head, else the mailbox's first message, which then never enters
+ * the private queue. Kept apart from the selective loop, whose bookkeeping
+ * it does not need. */
+int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
+{
+    uint64_t timer = 0;
+    int rc = 0;
+    uint32_t seq = ++p->recv_seq;
+    p->timed_out = false;
+    p->in_receive = true;
+    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    for (;;) {
+        struct mnode *n = p->pq_head;
+        if (n) {
+            pq_unlink(p, NULL, n);
+            *out = &n->msg;
+            break;
+        }
+        if ((n = next_msg(p, self))) {
+            if (!p->pq_head) {
+                *out = &n->msg;
+                break;
+            }
+            pq_append(p, n); /* a trapped exit signal came first */
+            continue;
+        }
+        if (p->pq_head)
+            continue; /* the mailbox held a trapped exit signal */
+        if (p->timed_out || timeout_ms == 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (timeout_ms > 0 && !timer) {
+            timer = timer_arm_wake(p->sched, self, seq, timeout_ms);
+            if (!timer) {
+                rc = -ENOMEM;
+                break;
+            }
+        }
+        proc_switch_out(p, Y_WAIT);
+    }
+    p->in_receive = false;
+    if (timer && !p->timed_out)
+        timer_cancel_id(timer);
+    if (rc == 0)
+        received(p);
+    return rc;
 }
 
 int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start, hive_msg **out,
                  int64_t timeout_ms)
 {
+    if (!match && !start)
+        return proc_receive_any(p, out, timeout_ms);
     uint64_t timer = 0;
     struct mnode *cursor = start; /* last message already looked at */
     int rc;
     uint32_t seq = ++p->recv_seq;
     p->timed_out = false;
     p->in_receive = true;
+    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
     for (;;) {
-        if (!match && !cursor && !p->pq_head) {
-            /* The plain receive with nothing saved: the mailbox's first
-             * message is the answer and need not pass through the private
-             * queue. If a trapped exit signal became a message meanwhile,
-             * it came first: queue this one behind it and scan. */
-            struct mnode *n = next_msg(p, atomic_load_explicit(&p->pid, memory_order_relaxed));
-            if (!p->pq_head) {
-                if (n) {
-                    *out = &n->msg;
-                    rc = 0;
-                    goto done;
-                }
-                goto wait; /* the mailbox is empty: nothing to scan */
-            }
-            if (n)
-                pq_append(p, n);
-        }
-        drain(p);
+        /* What the private queue holds past the cursor (saved by earlier
+         * receives, or queued by a trapped exit signal) comes first. */
         struct mnode *prev = cursor;
         struct mnode *n = prev ? pq_next(prev) : p->pq_head;
         while (n) {
@@ -164,7 +210,28 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
             n = pq_next(n);
         }
         cursor = prev;
-    wait:
+        /* Then the mailbox, one message at a time, in arrival order: the
+         * first that matches is the answer and never enters the private
+         * queue; those that do not are saved behind the cursor. Whatever
+         * arrived after it stays in the mailbox for the next receive. */
+        bool rescan = false;
+        while ((n = next_msg(p, self))) {
+            if (p->pq_tail != cursor) {
+                /* A trapped exit signal became a message before this one. */
+                pq_append(p, n);
+                rescan = true;
+                break;
+            }
+            if (!match || match(&n->msg, ctx)) {
+                *out = &n->msg;
+                rc = 0;
+                goto done;
+            }
+            pq_append(p, n);
+            cursor = n;
+        }
+        if (rescan || p->pq_tail != cursor)
+            continue; /* trapped exit signals were queued meanwhile */
         if (p->timed_out || timeout_ms == 0) {
             rc = -ETIMEDOUT;
             goto done;
@@ -183,10 +250,8 @@ done:
     p->in_receive = false;
     if (timer && !p->timed_out)
         timer_cancel_id(timer);
-    if (rc == 0) {
-        STAT_INC(p->sched, msgs_received);
-        proc_reduce(p);
-    }
+    if (rc == 0)
+        received(p);
     return rc;
 }
 
@@ -284,7 +349,7 @@ int hive_receive(hive_msg **out, int64_t timeout_ms)
     int rc = check_timeout(timeout_ms);
     if (rc)
         return rc;
-    return proc_receive(p, NULL, NULL, NULL, out, timeout_ms);
+    return proc_receive_any(p, out, timeout_ms);
 }
 
 int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg **out,
