@@ -426,16 +426,15 @@ int hive_reply(hive_from from, uint32_t tag, const void *data, size_t len)
         return rc;
     if (rc || atomic_load_explicit(&t->pid, memory_order_acquire) != from.pid)
         return 0; /* the caller is gone: nothing to do */
-    struct mnode *n = mnode_make(MK_REPLY, tag, data, len);
+    struct proc *self = cur_proc;
+    struct mnode *n = mnode_make_on(proc_sched_of(self), MK_REPLY, tag, data, len);
     if (!n)
         return -ENOMEM;
-    n->msg.from = hive_self();
+    n->msg.from = self ? self_pid(self) : HIVE_NOPID;
     n->msg.ref = from.ref;
-    if (proc_send_node(from.pid, n)) {
-        mnode_free(n);
-        return 0;
-    }
-    count_send();
+    /* A caller that died since the check is like one that dies just
+     * after the push: its drain frees the node (wrong generation). */
+    proc_post(self, t, from.pid, n);
     return 0;
 }
 

@@ -471,19 +471,37 @@ bool hive_is_alive(hive_pid pid)
     return proc_live(pid) != NULL;
 }
 
-/* After a send: count it on the sender's counters, and charge a running
- * sender a reduction. */
-static void send_done(struct proc *self)
+struct sched *proc_sched_of(struct proc *self)
+{
+    return self ? self->sched : cur_sched;
+}
+
+static inline void count_sent(struct proc *self)
 {
     if (self) {
         STAT_INC(self->sched, msgs_sent);
-        proc_reduce(self);
     } else {
         struct sched_counters *st = sched_counters();
         atomic_store_explicit(&st->msgs_sent,
                               atomic_load_explicit(&st->msgs_sent, memory_order_relaxed) + 1,
                               memory_order_relaxed);
     }
+}
+
+void proc_post(struct proc *self, struct proc *p, hive_pid to, struct mnode *n)
+{
+    n->to = to;
+    deliver_on(proc_sched_of(self), p, n);
+    count_sent(self);
+}
+
+/* After a send: count it on the sender's counters, and charge a running
+ * sender a reduction. */
+static void send_done(struct proc *self)
+{
+    count_sent(self);
+    if (self)
+        proc_reduce(self);
 }
 
 /* The pid is resolved once. A receiver that dies between that check and

@@ -170,6 +170,12 @@ void proc_release(struct proc *p);
 /* --- delivery (any thread): push n into p's mailbox and schedule p if that
  * ended its wait. n->to must be set. */
 void proc_deliver(struct proc *p, struct mnode *n);
+/* The scheduler of the calling thread: self's when a process runs. */
+struct sched *proc_sched_of(struct proc *self);
+/* Delivers n to p, already resolved and checked against `to`, from self
+ * (the running process or NULL), and counts the send: the send path
+ * without a second pid lookup. n->msg.from is the caller's to set. */
+void proc_post(struct proc *self, struct proc *p, hive_pid to, struct mnode *n);
 /* Resolve `to` and deliver; -EINVAL/-ESRCH with n left to the caller. */
 int  proc_send_node(hive_pid to, struct mnode *n);
 
@@ -217,6 +223,8 @@ int  sig_demonitor(struct proc *self, hive_ref ref, unsigned flags);
 bool sig_unmonitor(struct proc *self, hive_ref ref);
 int  sig_link(struct proc *self, hive_pid target);
 void sig_free_records(struct proc *p);
+/* Frees a scheduler's cached monitor records (at its teardown). */
+void sig_cache_flush(struct sched *s);
 
 /* --- registry (registry.c) --- */
 void registry_init(void);

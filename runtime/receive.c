@@ -176,7 +176,7 @@ int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
     }
     p->in_receive = false;
     if (timer && !p->timed_out)
-        timer_cancel_id(timer);
+        timer_cancel_wake(timer);
     if (rc == 0)
         received(p);
     return rc;
@@ -249,7 +249,7 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
 done:
     p->in_receive = false;
     if (timer && !p->timed_out)
-        timer_cancel_id(timer);
+        timer_cancel_wake(timer);
     if (rc == 0)
         received(p);
     return rc;

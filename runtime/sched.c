@@ -518,6 +518,7 @@ void sched_fini(struct sched *s)
 {
     timer_sched_fini(s);
     mnode_cache_flush(s);
+    sig_cache_flush(s);
     stack_cache_flush(&s->stacks);
     ring_fini(&s->ring);
 }

@@ -28,6 +28,7 @@
 #include "runq.h"
 #include "wheel.h"
 
+struct mon;
 struct proc;
 struct tentry;
 
@@ -56,6 +57,8 @@ struct sched {
     struct stack_cache stacks;
     struct mnode *mcache[2];        /* free message nodes of 128 and 256 bytes */
     unsigned      mcache_n[2];
+    struct mon   *mon_cache;        /* free monitor records (signal.c) */
+    unsigned      mon_cache_n;
     struct ring   ring;
     pthread_t     thread;
     uint64_t      now_ns;           /* clock at the last look */

@@ -71,6 +71,46 @@ static bool link_has(struct link *l, hive_pid pid)
     return false;
 }
 
+/* Monitor records: a call makes two and frees two, so they come from a
+ * free list of the scheduler the caller runs on (a record freed on another
+ * scheduler feeds that one's list), capped like the message node cache;
+ * past the cap, and off the schedulers, from the allocator. */
+#define MON_CACHE_MAX 1024u
+
+static struct mon *mon_alloc(struct sched *s)
+{
+    struct mon *m = s ? s->mon_cache : NULL;
+    if (m) {
+        s->mon_cache = m->next;
+        s->mon_cache_n--;
+        return m;
+    }
+    return mem_alloc(sizeof *m);
+}
+
+static void mon_free(struct sched *s, struct mon *m)
+{
+    if (!m)
+        return;
+    if (s && s->mon_cache_n < MON_CACHE_MAX) {
+        m->next = s->mon_cache;
+        s->mon_cache = m;
+        s->mon_cache_n++;
+        return;
+    }
+    mem_free(m, sizeof *m);
+}
+
+void sig_cache_flush(struct sched *s)
+{
+    while (s->mon_cache) {
+        struct mon *m = s->mon_cache;
+        s->mon_cache = m->next;
+        mem_free(m, sizeof *m);
+    }
+    s->mon_cache_n = 0;
+}
+
 /* The target's list, under its lock. */
 static void mon_push_target(struct proc *t, struct mon *mt)
 {
@@ -153,11 +193,12 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
         return rc;
     hive_ref ref = hive_make_ref();
     hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
-    struct mon *mt = mem_alloc(sizeof *mt);
-    struct mon *mw = mem_alloc(sizeof *mw);
+    struct sched *s = self->sched;
+    struct mon *mt = mon_alloc(s);
+    struct mon *mw = mon_alloc(s);
     if (!mt || !mw) {
-        mem_free(mt, sizeof *mt);
-        mem_free(mw, sizeof *mw);
+        mon_free(s, mt);
+        mon_free(s, mw);
         return -ENOMEM;
     }
     bool ok = false;
@@ -187,8 +228,8 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
         proc_unlock(self);
         return 0;
     }
-    mem_free(mt, sizeof *mt);
-    mem_free(mw, sizeof *mw);
+    mon_free(s, mt);
+    mon_free(s, mw);
     /* Dead or stale: an immediate DOWN with reason noproc. */
     struct mnode *n = make_down(ref, target, HIVE_NOPROC);
     if (!n)
@@ -205,7 +246,7 @@ static bool match_down_ref(const hive_msg *m, void *ctx)
 
 /* Drops the target's record of the monitor whose watcher record is mw (see
  * the top of this file). True if it was still there: no DOWN will come. */
-static bool drop_target_record(struct mon *mw)
+static bool drop_target_record(struct sched *s, struct mon *mw)
 {
     struct proc *t;
     if (proc_resolve(mw->pid, &t) != 0)
@@ -219,7 +260,7 @@ static bool drop_target_record(struct mon *mw)
     proc_unlock(t);
     if (!mt)
         return false;
-    mem_free(mt, sizeof *mt);
+    mon_free(s, mt);
     return true;
 }
 
@@ -230,8 +271,8 @@ bool sig_unmonitor(struct proc *self, hive_ref ref)
     proc_unlock(self);
     if (!mw)
         return false;
-    bool quiet = drop_target_record(mw);
-    mem_free(mw, sizeof *mw);
+    bool quiet = drop_target_record(self->sched, mw);
+    mon_free(self->sched, mw);
     return quiet;
 }
 
@@ -247,7 +288,7 @@ void sig_down_delivered(struct proc *p, hive_ref ref)
     proc_lock(p);
     struct mon *mw = mon_take(&p->monitors, ref);
     proc_unlock(p);
-    mem_free(mw, sizeof *mw);
+    mon_free(p->sched, mw);
 }
 
 void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
@@ -266,7 +307,7 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
         struct mnode *n = make_down(m->ref, self, reason);
         if (n && proc_send_node(m->pid, n))
             mnode_free(n);
-        mem_free(m, sizeof *m);
+        mon_free(p->sched, m);
     }
     proc_unlock(p);
 
@@ -292,8 +333,8 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
     while (mine) {
         struct mon *m = mine;
         mine = m->next;
-        drop_target_record(m);
-        mem_free(m, sizeof *m);
+        drop_target_record(p->sched, m);
+        mon_free(p->sched, m);
     }
 }
 

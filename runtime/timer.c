@@ -144,7 +144,8 @@ uint64_t timer_arm_wake(struct sched *s, hive_pid pid, uint32_t seq, int64_t ms)
     return arm(s, e, TK_WAKE, pid, ms);
 }
 
-int64_t timer_cancel_id(uint64_t id)
+/* Cancels by id; with want_left, the ms it had left (one clock read). */
+static int64_t cancel(uint64_t id, bool want_left)
 {
     uint32_t idx = (uint32_t)id - 1;
     uint32_t gen = (uint32_t)(id >> 32);
@@ -160,9 +161,12 @@ int64_t timer_cancel_id(uint64_t id)
                                                  (uint64_t)gen << 2 | ST_CANCELLED,
                                                  memory_order_acq_rel, memory_order_relaxed))
         return -ENOENT;
-    uint64_t now = clock_ns();
-    uint64_t dl = atomic_load_explicit(&e->deadline_ns, memory_order_relaxed);
-    int64_t left = dl > now ? (int64_t)((dl - now + 999999) / 1000000) : 0;
+    int64_t left = 0;
+    if (want_left) {
+        uint64_t now = clock_ns();
+        uint64_t dl = atomic_load_explicit(&e->deadline_ns, memory_order_relaxed);
+        left = dl > now ? (int64_t)((dl - now + 999999) / 1000000) : 0;
+    }
     struct sched *s = cur_sched;
     struct sched *owner = e->owner;
     if (s == owner) {
@@ -179,6 +183,16 @@ int64_t timer_cancel_id(uint64_t id)
                                                         memory_order_relaxed));
     }
     return left;
+}
+
+int64_t timer_cancel_id(uint64_t id)
+{
+    return cancel(id, true);
+}
+
+void timer_cancel_wake(uint64_t id)
+{
+    cancel(id, false);
 }
 
 static void fire(struct wentry *w, void *ctx)

@@ -35,6 +35,8 @@ uint64_t timer_arm_wake(struct sched *s, hive_pid pid, uint32_t seq, int64_t ms)
 /* Cancels by id from any thread: ms left (rounded up), or -ENOENT when it
  * already fired, was cancelled, or the id is not a timer's. */
 int64_t timer_cancel_id(uint64_t id);
+/* The same without the time left (no clock read): a receive's timeout. */
+void timer_cancel_wake(uint64_t id);
 
 /* Owner: cancels from other threads, then fire what is due. */
 void timer_poll(struct sched *s, uint64_t now_ns);
