@@ -46,6 +46,8 @@ struct arena {
     unsigned used;
 };
 static struct arena *g_arenas;    /* under g_pool_lock; the head is being carved */
+/* Caches whose in_use counts are part of stack_in_use, under g_pool_lock. */
+static struct stack_cache *g_caches;
 
 void stack_global_init(size_t default_size, int guard_stacks)
 {
@@ -178,16 +180,40 @@ static void stack_destroy(struct stack *s)
 
 long stack_in_use(void)
 {
-    return atomic_load_explicit(&g_in_use, memory_order_relaxed);
+    pthread_mutex_lock(&g_pool_lock);
+    long n = atomic_load_explicit(&g_in_use, memory_order_relaxed);
+    for (struct stack_cache *c = g_caches; c; c = c->list_next)
+        n += atomic_load_explicit(&c->in_use, memory_order_relaxed);
+    pthread_mutex_unlock(&g_pool_lock);
+    return n;
 }
 
 static struct stack *stack_get_(struct stack_cache *c, size_t size);
+
+/* The in-use count without a shared counter on every get and put: each
+ * cache counts its owner's, threads without a cache use g_in_use. */
+static void count_in_use(struct stack_cache *c, long d)
+{
+    if (!c) {
+        atomic_fetch_add_explicit(&g_in_use, d, memory_order_relaxed);
+        return;
+    }
+    if (!c->listed) {
+        pthread_mutex_lock(&g_pool_lock);
+        c->list_next = g_caches;
+        g_caches = c;
+        c->listed = true;
+        pthread_mutex_unlock(&g_pool_lock);
+    }
+    atomic_store_explicit(&c->in_use, atomic_load_explicit(&c->in_use, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
 
 struct stack *stack_get(struct stack_cache *c, size_t size)
 {
     struct stack *s = stack_get_(c, size);
     if (s)
-        atomic_fetch_add_explicit(&g_in_use, 1, memory_order_relaxed);
+        count_in_use(c, 1);
     return s;
 }
 
@@ -229,7 +255,7 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size)
 
 void stack_put(struct stack_cache *c, struct stack *s)
 {
-    atomic_fetch_sub_explicit(&g_in_use, 1, memory_order_relaxed);
+    count_in_use(c, -1);
     if (s->size != g_default_size) {
         stack_destroy(s);
         return;
@@ -266,6 +292,21 @@ void stack_put(struct stack_cache *c, struct stack *s)
 
 void stack_cache_flush(struct stack_cache *c)
 {
+    if (c->listed) {
+        /* Its count moves to the global one as it leaves the list. */
+        pthread_mutex_lock(&g_pool_lock);
+        for (struct stack_cache **pp = &g_caches; *pp; pp = &(*pp)->list_next) {
+            if (*pp == c) {
+                *pp = c->list_next;
+                break;
+            }
+        }
+        atomic_fetch_add_explicit(&g_in_use, atomic_load_explicit(&c->in_use, memory_order_relaxed),
+                                  memory_order_relaxed);
+        atomic_store_explicit(&c->in_use, 0, memory_order_relaxed);
+        c->listed = false;
+        pthread_mutex_unlock(&g_pool_lock);
+    }
     while (c->head) {
         struct stack *s = c->head;
         c->head = s->next;

@@ -18,6 +18,7 @@
 #ifndef HIVE_STACK_H
 #define HIVE_STACK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,13 @@ struct stack {
 struct stack_cache {        /* per scheduler, owner thread only */
     struct stack *head;
     unsigned count;
+    /* Stacks this cache's owner took minus those it gave back (either may
+     * be negative: a stack can come back on another scheduler). Written by
+     * the owner alone (load + store, no read-modify-write), summed by
+     * stack_in_use over the caches on the global list. */
+    _Atomic long in_use;
+    bool listed;
+    struct stack_cache *list_next;
 };
 
 
