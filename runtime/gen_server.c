@@ -2,14 +2,15 @@
  * gen_server: OTP's generic server, and the call/reply machinery it uses.
  *
  * A server is a handler process (proc.h): while idle it holds no stack. Each
- * message gets a pooled stack, is dispatched on its node kind (MK_CALL ->
+ * message gets a pooled stack and is dispatched on its node kind (MK_CALL ->
  * handle_call, MK_CAST -> handle_cast, MK_SYSTEM -> stop / exec, anything
- * else -> handle_info) and freed. Its context, struct hive_gs, lives in a
- * side table indexed by process slot rather than on the heap: a server that
- * dies without running our code (HIVE_KILL, an exit signal it does not
- * trap) leaves at most the message it was handling there, and the next
- * server in that slot frees it. An idle server costs its struct proc plus
- * one table entry.
+ * else -> handle_info). The message is lent to us by the handler process
+ * (proc.c): it is freed after gs_handle returns, or by proc_exit if the
+ * server dies inside a callback (hive_exit, HIVE_KILL while it waits in a
+ * nested receive), and so is a pending continue (held_next). Its context,
+ * struct hive_gs, lives in a side table indexed by process slot rather
+ * than on the heap: an idle server costs its struct proc plus one table
+ * entry.
  *
  * Start. hive_gs_start hands the new process a start block (heap, owned by
  * the child from then on), monitors it, and waits for an MK_REPLY ack whose
@@ -67,8 +68,6 @@ struct hive_gs {
     hive_pid    parent;     /* linked starter (HIVE_LINK), else HIVE_NOPID */
     hive_reason stop_reason;
     bool        stopping;   /* hive_gs_stop_self was called */
-    struct mnode *cont;     /* pending hive_gs_continue */
-    struct mnode *cur;      /* the message a callback is handling; see gs_entry */
 };
 
 /* What the starter hands to the new process. */
@@ -107,14 +106,8 @@ struct exec_ticket {
 
 /* Chunks of 4096 entries, allocated on first use and kept for the life of
  * the program (a later runtime reuses them): every entry is rewritten when
- * a server starts in its slot.
- *
- * A server that exits inside a callback (hive_exit, HIVE_KILL while it
- * waits in a nested receive) runs no code of ours afterwards, so the
- * message it was handling (cur) and a pending continue stay in its entry;
- * the next server started in that slot frees them. They are heap chunks,
- * not mappings, so that leak checkers see those pointers as held. (A
- * handler-process exit hook in proc_exit would free them at once.) */
+ * a server starts in its slot. An entry holds no message: the one being
+ * handled and a pending continue are the process's (held, held_next). */
 #define GS_CHUNK_SHIFT 12
 #define GS_CHUNK (1u << GS_CHUNK_SHIFT)
 #define GS_NCHUNKS ((1u << 24) >> GS_CHUNK_SHIFT)   /* max_processes <= 1 << 24 */
@@ -140,16 +133,6 @@ static struct hive_gs *gs_entry(uint32_t slot)
             return NULL;
     }
     return &c[slot & (GS_CHUNK - 1)];
-}
-
-/* Frees what a previous server in this slot left behind. */
-static void gs_reclaim(struct hive_gs *gs)
-{
-    if (gs->cur)
-        mnode_free(gs->cur);
-    if (gs->cont)
-        mnode_free(gs->cont);
-    gs->cur = gs->cont = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -498,9 +481,10 @@ static inline struct hive_gs *gs_self(void)
  * carries out (stop_self, hive_gs_stop, a parent's exit while trapping). */
 static _Noreturn void gs_stop_now(struct hive_gs *gs, hive_reason reason)
 {
-    if (gs->cont) {
-        mnode_free(gs->cont);
-        gs->cont = NULL;
+    struct proc *p = cur_proc;
+    if (p->held_next) {
+        mnode_free(p->held_next);
+        p->held_next = NULL;
     }
     if (gs->b.terminate)
         gs->b.terminate(gs, gs->state, reason);
@@ -508,17 +492,19 @@ static _Noreturn void gs_stop_now(struct hive_gs *gs, hive_reason reason)
 }
 
 /* After each callback: a requested stop, then pending continues (which run
- * before any other message, since we are still inside this activation). */
+ * before any other message, since we are still inside this activation).
+ * A continue becomes the held message in place of the one just handled. */
 static void gs_after(struct hive_gs *gs)
 {
+    struct proc *p = cur_proc;
     for (;;) {
         if (gs->stopping)
             gs_stop_now(gs, gs->stop_reason);
-        struct mnode *c = gs->cont;
+        struct mnode *c = p->held_next;
         if (!c)
             return;
-        gs->cont = NULL;
-        gs->cur = c;
+        p->held_next = NULL;
+        proc_hold(p, c);
         if (gs->b.handle_continue) {
             gs->b.handle_continue(gs, gs->state, &c->msg);
         } else {
@@ -526,8 +512,6 @@ static void gs_after(struct hive_gs *gs)
             gs->stopping = true;
             gs->stop_reason = HIVE_ERROR;
         }
-        gs->cur = NULL;
-        mnode_free(c);
     }
 }
 
@@ -554,7 +538,6 @@ static void gs_handle(void *arg, hive_msg *m)
     (void)arg;
     struct hive_gs *gs = gs_self();
     struct mnode *n = mnode_of(m);
-    gs->cur = n;
     switch (n->kind) {
     case MK_CALL:
         if (gs->b.handle_call) {
@@ -576,10 +559,7 @@ static void gs_handle(void *arg, hive_msg *m)
         break;
     case MK_SYSTEM:
         if (n->aux == GS_SYS_STOP) {
-            hive_reason r = *(hive_reason *)m->data;
-            gs->cur = NULL;
-            mnode_free(n);
-            gs_stop_now(gs, r);
+            gs_stop_now(gs, *(hive_reason *)m->data);
         }
         if (n->aux == GS_SYS_EXEC)
             gs_exec(gs, n);
@@ -599,17 +579,12 @@ static void gs_handle(void *arg, hive_msg *m)
     default:
         if (m->tag == HIVE_TAG_EXIT && gs->parent != HIVE_NOPID && m->from == gs->parent) {
             /* The parent's exit, trapped: gen_server's own business. */
-            hive_reason r = ((hive_exit_signal *)m->data)->reason;
-            gs->cur = NULL;
-            mnode_free(n);
-            gs_stop_now(gs, r);
+            gs_stop_now(gs, ((hive_exit_signal *)m->data)->reason);
         }
         if (gs->b.handle_info)
             gs->b.handle_info(gs, gs->state, m);
         break;
     }
-    gs->cur = NULL;
-    mnode_free(n);
     gs_after(gs);
 }
 
@@ -635,8 +610,6 @@ static _Noreturn void gs_init_fail(const struct gs_start *s, bool registered, in
         hive_unregister(s->name);
     if (s->link)
         hive_unlink(s->starter);
-    if (p->gs)
-        gs_reclaim(p->gs);
     p->gs = NULL;
     gs_ack(s, rc, other);
     proc_exit(p, HIVE_NORMAL);
@@ -653,7 +626,6 @@ static void gs_init_hook(void *arg)
     struct hive_gs *gs = gs_entry(p->slot);
     if (!gs)
         gs_init_fail(&s, false, -ENOMEM, HIVE_NOPID);
-    gs_reclaim(gs);
     memset(gs, 0, sizeof *gs);
     gs->b = *s.b;
     gs->parent = s.link ? s.starter : HIVE_NOPID;
@@ -781,10 +753,15 @@ void hive_gs_continue(hive_gs *gs, uint32_t tag, const void *data, size_t len)
         gs->stop_reason = HIVE_ERROR;
         return;
     }
-    n->msg.from = hive_self();
-    if (gs->cont)
-        mnode_free(gs->cont); /* one continue per callback: the last one counts */
-    gs->cont = n;
+    struct proc *p = cur_proc;
+    if (!p || p->gs != gs) { /* not from inside this server's callbacks */
+        mnode_free(n);
+        return;
+    }
+    n->msg.from = self_pid(p);
+    if (p->held_next)
+        mnode_free(p->held_next); /* one continue per callback: the last one counts */
+    p->held_next = n;
 }
 
 void hive_gs_set_state(hive_gs *gs, void *state)

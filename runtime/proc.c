@@ -168,6 +168,16 @@ static void proc_main(void *arg)
     proc_exit(p, HIVE_NORMAL);
 }
 
+void proc_hold(struct proc *p, struct mnode *n)
+{
+    if (p->held)
+        mnode_free_on(p->sched, p->held);
+    p->held = n;
+}
+
+/* A handler process: each message is lent to the handler, which must not
+ * free it; it is freed when the handler returns, or by proc_exit if the
+ * process exits inside the handler. */
 static void handler_main(void *arg)
 {
     ctx_started();
@@ -177,11 +187,14 @@ static void handler_main(void *arg)
         void (*fn)(void *) = p->fn;
         p->fn = NULL;
         fn(p->arg);
+        proc_hold(p, NULL);
     }
     for (;;) {
         hive_msg *m;
         if (proc_receive_any(p, &m, 0) == 0) {
+            p->held = mnode_of(m);
             p->handler(p->arg, m);
+            proc_hold(p, NULL);
             continue;
         }
         /* Nothing queued: give the stack back. If a message slipped in,
@@ -245,6 +258,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->in_receive = false;
     p->trap_exit = false;
     p->monitors = NULL;
+    p->held = p->held_next = NULL;
     memset(&p->aliases, 0, sizeof p->aliases);
     p->gs = NULL;
     proc_unlock(p);
@@ -319,6 +333,11 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     if (!quiet)
         sig_on_exit(p, self, reason);
+    proc_hold(p, NULL);
+    if (p->held_next) {
+        mnode_free(p->held_next);
+        p->held_next = NULL;
+    }
     free_queue(p);
     if (p->aliases.v)
         free(p->aliases.v);

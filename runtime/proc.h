@@ -110,6 +110,12 @@ struct proc {
     bool          trap_exit;
     bool          canary;           /* unguarded stack: check the canary on switch-out */
 
+    /* Messages a handler process holds outside its queues; proc_exit frees
+     * them if it exits (hive_exit, killed) before it is done with them. */
+    struct mnode *held;             /* the one being handled: borrowed by the
+                                     * handler, freed by handler_main after it */
+    struct mnode *held_next;        /* one the behaviour handles next (gen_server's continue) */
+
     struct mon   *monitors;         /* owner-side records of monitors this process holds */
     struct alias_set aliases;
     void         *gs;               /* gen_server context, if any */
@@ -166,6 +172,10 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason);
 void proc_count_spawn(struct sched *s);
 /* Scheduler side, after the exiting process switched away for good. */
 void proc_release(struct proc *p);
+
+/* A handler process moves on to n (held_next, say): the message it was
+ * handling is freed, n is the one it handles now. */
+void proc_hold(struct proc *p, struct mnode *n);
 
 /* --- delivery (any thread): push n into p's mailbox and schedule p if that
  * ended its wait. n->to must be set. */
