@@ -253,9 +253,8 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->call_reason = HIVE_NORMAL;
     p->pq_head = p->pq_tail = NULL;
     p->pq_len = 0;
-    p->recv_seq = 0;
-    p->timed_out = false;
-    p->in_receive = false;
+    p->rtimer = 0;
+    p->rtimer_dl = 0;
     p->trap_exit = false;
     p->monitors = NULL;
     p->held = p->held_next = NULL;
@@ -333,6 +332,7 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     if (!quiet)
         sig_on_exit(p, self, reason);
+    proc_timer_drop(p);
     proc_hold(p, NULL);
     if (p->held_next) {
         mnode_free(p->held_next);

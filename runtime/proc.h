@@ -103,10 +103,11 @@ struct proc {
     struct mnode *pq_head, *pq_tail;
     uint32_t      pq_len;
 
-    /* receive wait state */
-    uint32_t      recv_seq;
-    bool          timed_out;
-    bool          in_receive;
+    /* receive timeouts (receive.c): the one wake-up timer this process may
+     * have armed, left armed between receives for the next to reuse */
+    uint64_t      rtimer;           /* its id, 0 when none is armed */
+    uint64_t      rtimer_dl;        /* its deadline (clock_ns) */
+    uint32_t      rtimer_tok;       /* its MK_TIMEOUT's aux: tells it from older ones */
     bool          trap_exit;
     bool          canary;           /* unguarded stack: check the canary on switch-out */
 
@@ -204,6 +205,8 @@ struct mnode *proc_mark(struct proc *p);
 bool proc_flush_one(struct proc *p, match_fn match, void *ctx);
 /* Drain the mailbox if something is there (exit signals act then). */
 void proc_poll_signals(struct proc *p);
+/* Cancels the process's receive timer, if armed (exit). */
+void proc_timer_drop(struct proc *p);
 /* Switch back to the scheduler. */
 void proc_switch_out(struct proc *p, enum yield_why why);
 /* Reduction accounting: yields when the budget is spent. */

@@ -79,8 +79,10 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
         }
         switch (n->kind) {
         case MK_TIMEOUT:
-            if (p->in_receive && (uint32_t)n->aux == p->recv_seq)
-                p->timed_out = true;
+            /* Our armed timer has fired; a receive waiting on it looks at
+             * the clock (wait_until). Older timers' nodes are ignored. */
+            if ((uint32_t)n->aux == p->rtimer_tok)
+                p->rtimer = 0;
             mnode_free_on(p->sched, n);
             continue;
         case MK_SIG_EXIT:
@@ -125,6 +127,47 @@ struct mnode *proc_mark(struct proc *p)
     return p->pq_tail;
 }
 
+/* Receive timeouts. A process has at most one wake-up timer armed, and a
+ * receive that ends leaves it armed: the next receive whose deadline is at
+ * or after the timer's reuses it, so a process that makes calls with the
+ * default 5 s timeout every few microseconds arms one timer per 5 s, not
+ * one per call. A receive times out only when the clock says its own
+ * deadline has passed; a timer that fires earlier (an earlier receive's)
+ * just wakes it to arm another for the rest. Timers never fire before
+ * their deadline, so timeouts are never early.
+ *
+ * Called before blocking; *deadline is 0 on the first call of a receive.
+ * Returns 0 to block, -ETIMEDOUT, or -ENOMEM. */
+static int wait_until(struct proc *p, uint64_t *deadline, int64_t timeout_ms)
+{
+    if (timeout_ms == 0)
+        return -ETIMEDOUT;
+    if (timeout_ms < 0)
+        return 0; /* HIVE_INFINITY */
+    if (!*deadline)
+        *deadline = clock_ns() + (uint64_t)timeout_ms * 1000000u;
+    else if (!p->rtimer && clock_ns() >= *deadline)
+        return -ETIMEDOUT;
+    if (p->rtimer && p->rtimer_dl <= *deadline)
+        return 0;
+    if (p->rtimer) /* it would fire too late for this receive */
+        timer_cancel_wake(p->rtimer);
+    p->rtimer = timer_arm_wake(p->sched, atomic_load_explicit(&p->pid, memory_order_relaxed),
+                               ++p->rtimer_tok, *deadline);
+    if (!p->rtimer)
+        return -ENOMEM;
+    p->rtimer_dl = *deadline;
+    return 0;
+}
+
+void proc_timer_drop(struct proc *p)
+{
+    if (p->rtimer) {
+        timer_cancel_wake(p->rtimer);
+        p->rtimer = 0;
+    }
+}
+
 /* After a receive that got a message. */
 static inline void received(struct proc *p)
 {
@@ -138,11 +181,8 @@ static inline void received(struct proc *p)
  * it does not need. */
 int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
 {
-    uint64_t timer = 0;
+    uint64_t deadline = 0;
     int rc = 0;
-    uint32_t seq = ++p->recv_seq;
-    p->timed_out = false;
-    p->in_receive = true;
     hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
     for (;;) {
         struct mnode *n = p->pq_head;
@@ -161,22 +201,10 @@ int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
         }
         if (p->pq_head)
             continue; /* the mailbox held a trapped exit signal */
-        if (p->timed_out || timeout_ms == 0) {
-            rc = -ETIMEDOUT;
+        if ((rc = wait_until(p, &deadline, timeout_ms)) != 0)
             break;
-        }
-        if (timeout_ms > 0 && !timer) {
-            timer = timer_arm_wake(p->sched, self, seq, timeout_ms);
-            if (!timer) {
-                rc = -ENOMEM;
-                break;
-            }
-        }
         proc_switch_out(p, Y_WAIT);
     }
-    p->in_receive = false;
-    if (timer && !p->timed_out)
-        timer_cancel_wake(timer);
     if (rc == 0)
         received(p);
     return rc;
@@ -187,12 +215,9 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
 {
     if (!match && !start)
         return proc_receive_any(p, out, timeout_ms);
-    uint64_t timer = 0;
+    uint64_t deadline = 0;
     struct mnode *cursor = start; /* last message already looked at */
     int rc;
-    uint32_t seq = ++p->recv_seq;
-    p->timed_out = false;
-    p->in_receive = true;
     hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
     for (;;) {
         /* What the private queue holds past the cursor (saved by earlier
@@ -232,24 +257,11 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
         }
         if (rescan || p->pq_tail != cursor)
             continue; /* trapped exit signals were queued meanwhile */
-        if (p->timed_out || timeout_ms == 0) {
-            rc = -ETIMEDOUT;
+        if ((rc = wait_until(p, &deadline, timeout_ms)) != 0)
             goto done;
-        }
-        if (timeout_ms > 0 && !timer) {
-            timer = timer_arm_wake(p->sched, atomic_load_explicit(&p->pid, memory_order_relaxed),
-                                   seq, timeout_ms);
-            if (!timer) {
-                rc = -ENOMEM;
-                goto done;
-            }
-        }
         proc_switch_out(p, Y_WAIT);
     }
 done:
-    p->in_receive = false;
-    if (timer && !p->timed_out)
-        timer_cancel_wake(timer);
     if (rc == 0)
         received(p);
     return rc;

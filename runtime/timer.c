@@ -115,10 +115,17 @@ static inline uint64_t tick_of(uint64_t ns)
     return (ns - g_rt->base_ns + 999999) / 1000000;  /* round up: never early */
 }
 
+static uint64_t arm_at(struct sched *s, struct tentry *e, uint8_t kind, hive_pid to,
+                       uint64_t deadline);
+
 static uint64_t arm(struct sched *s, struct tentry *e, uint8_t kind, hive_pid to, int64_t ms)
 {
-    uint64_t now = clock_ns();
-    uint64_t deadline = now + (uint64_t)ms * 1000000u;
+    return arm_at(s, e, kind, to, clock_ns() + (uint64_t)ms * 1000000u);
+}
+
+static uint64_t arm_at(struct sched *s, struct tentry *e, uint8_t kind, hive_pid to,
+                       uint64_t deadline)
+{
     e->owner = s;
     e->kind = kind;
     e->to = to;
@@ -134,14 +141,14 @@ static uint64_t arm(struct sched *s, struct tentry *e, uint8_t kind, hive_pid to
     return (uint64_t)e->gen << 32 | (e->idx + 1);
 }
 
-uint64_t timer_arm_wake(struct sched *s, hive_pid pid, uint32_t seq, int64_t ms)
+uint64_t timer_arm_wake(struct sched *s, hive_pid pid, uint32_t seq, uint64_t deadline_ns)
 {
     struct tentry *e = entry_alloc(s);
     if (!e)
         return 0;
     e->seq = seq;
     e->msg = NULL;
-    return arm(s, e, TK_WAKE, pid, ms);
+    return arm_at(s, e, TK_WAKE, pid, deadline_ns);
 }
 
 /* Cancels by id; with want_left, the ms it had left (one clock read). */

@@ -168,6 +168,46 @@ static void t_many_sleepers(void *arg)
 START_TEST(thousand_sleepers_overlap_on_one_scheduler) { run_hive(1, t_many_sleepers, NULL); }
 END_TEST
 
+/* A receive's timer stays armed after the receive ends, for the next one
+ * to reuse. Each receive still times out on its own deadline: not at an
+ * earlier receive's (shorter), nor at a later one's (longer). */
+static void t_timeout_reuse(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self();
+    hive_msg *m;
+    /* ends by a message: leaves a timer due in about 300 ms */
+    hive_send(me, 1, NULL, 0);
+    ck_assert_int_eq(hive_receive(&m, 300), 0);
+    hive_msg_free(m);
+    /* shorter than the armed timer: times out on its own 20 ms */
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(hive_receive(&m, 20), -ETIMEDOUT);
+    uint64_t el = now_ms() - t0;
+    ck_assert_uint_ge(el, 20);
+    ck_assert_uint_lt(el, 250);
+    /* ends by a message: leaves a timer due in about 10 ms */
+    hive_send(me, 1, NULL, 0);
+    ck_assert_int_eq(hive_receive(&m, 10), 0);
+    hive_msg_free(m);
+    /* longer: that timer fires first and must not end this one */
+    t0 = now_ms();
+    ck_assert_int_eq(hive_receive(&m, 60), -ETIMEDOUT);
+    ck_assert_uint_ge(now_ms() - t0, 60);
+    /* infinite receives are woken by a leftover timer, and go on waiting */
+    hive_send(me, 1, NULL, 0);
+    ck_assert_int_eq(hive_receive(&m, 5), 0);
+    hive_msg_free(m);
+    ck_assert_int_eq(hive_send_after(me, 2, NULL, 0, 40, NULL), 0);
+    t0 = now_ms();
+    ck_assert_int_eq(hive_receive(&m, HIVE_INFINITY), 0);
+    ck_assert_uint_eq(m->tag, 2);
+    ck_assert_uint_ge(now_ms() - t0, 30);
+    hive_msg_free(m);
+}
+START_TEST(receive_timeouts_reuse_a_timer_and_keep_their_own_deadline) { run_hive(1, t_timeout_reuse, NULL); }
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("timer");
@@ -179,6 +219,7 @@ static Suite *suite(void)
     tcase_add_test(tc, timer_bad_arguments);
     tcase_add_test(tc, sleep_blocks_the_process_not_the_scheduler);
     tcase_add_test(tc, thousand_sleepers_overlap_on_one_scheduler);
+    tcase_add_test(tc, receive_timeouts_reuse_a_timer_and_keep_their_own_deadline);
     suite_add_tcase(s, tc);
     return s;
 }
