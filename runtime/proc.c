@@ -17,17 +17,13 @@
 #include "sched.h"
 #include "timer.h"
 
-#define CHUNK_SHIFT 12
-#define CHUNK_PROCS (1u << CHUNK_SHIFT)
+#define CHUNK_SHIFT PROC_CHUNK_SHIFT
+#define CHUNK_PROCS PROC_CHUNK
 
-static struct {
-    unsigned max;
-    unsigned nchunks;
-    _Atomic(struct proc *) *chunks;
-    pthread_mutex_t grow_lock;
-    _Atomic uint32_t fresh;          /* slots ever handed out */
-    _Atomic uint64_t free_head;      /* Treiber stack: count:32 | (slot + 1):32 */
-} tab = { .grow_lock = PTHREAD_MUTEX_INITIALIZER };
+struct proc_table proc_tab;
+#define tab proc_tab
+
+static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static _Thread_local struct proc *tls_proc;
 
@@ -70,27 +66,6 @@ unsigned proc_table_slots(void)
     return f < tab.max ? f : tab.max;
 }
 
-struct proc *proc_at(unsigned slot)
-{
-    /* acquire: pairs with the release store of the chunk pointer. */
-    struct proc *c = atomic_load_explicit(&tab.chunks[slot >> CHUNK_SHIFT], memory_order_acquire);
-    return c ? &c[slot & (CHUNK_PROCS - 1)] : NULL;
-}
-
-int proc_resolve(hive_pid pid, struct proc **out)
-{
-    if ((pid & 0xFF) != PID_MAGIC || pid_gen(pid) == 0)
-        return -EINVAL;
-    uint32_t slot = pid_slot(pid);
-    if (!g_rt || slot >= tab.max)
-        return -EINVAL;
-    struct proc *p = proc_at(slot);
-    if (!p)
-        return -ESRCH; /* well formed, never used: no such process */
-    *out = p;
-    return 0;
-}
-
 struct proc *proc_live(hive_pid pid)
 {
     struct proc *p;
@@ -104,7 +79,7 @@ static struct proc *chunk_for(uint32_t slot)
     struct proc *p = proc_at(slot);
     if (p)
         return p;
-    pthread_mutex_lock(&tab.grow_lock);
+    pthread_mutex_lock(&grow_lock);
     unsigned ci = slot >> CHUNK_SHIFT;
     struct proc *c = atomic_load_explicit(&tab.chunks[ci], memory_order_relaxed);
     if (!c) {
@@ -118,7 +93,7 @@ static struct proc *chunk_for(uint32_t slot)
             atomic_store_explicit(&tab.chunks[ci], c, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&tab.grow_lock);
+    pthread_mutex_unlock(&grow_lock);
     return c ? &c[slot & (CHUNK_PROCS - 1)] : NULL;
 }
 
@@ -143,6 +118,8 @@ static struct proc *slot_alloc(void)
     uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_acquire);
     while ((uint32_t)h != 0) {
         struct proc *p = proc_at((uint32_t)h - 1);
+        if (!p)
+            break; /* cannot happen: a freed slot's chunk exists */
         /* freenext may be rewritten under us by a racing pop/push; the
          * count in the head makes such a CAS fail. */
         uint64_t nxt = __atomic_load_n(&p->freenext, __ATOMIC_RELAXED);

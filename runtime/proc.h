@@ -132,16 +132,51 @@ static inline hive_pid pid_make(uint32_t slot, uint32_t gen)
     return ((uint64_t)gen << 32) | ((uint64_t)slot << 8) | PID_MAGIC;
 }
 
+/* The table: chunks of PROC_CHUNK processes, mapped on first use. Read
+ * inline on every send; grown under a lock in proc.c. */
+#define PROC_CHUNK_SHIFT 12
+#define PROC_CHUNK (1u << PROC_CHUNK_SHIFT)
+struct proc_table {
+    unsigned max;
+    unsigned nchunks;
+    _Atomic(struct proc *) *chunks;
+    _Atomic uint32_t fresh;          /* slots ever handed out */
+    _Atomic uint64_t free_head;      /* Treiber stack: count:32 | (slot + 1):32 */
+};
+extern struct proc_table proc_tab;
+struct rt;
+extern struct rt *g_rt;
+
 int  proc_table_init(unsigned max_processes);
 void proc_table_fini(void);
+
+static inline struct proc *proc_at(unsigned slot)
+{
+    /* acquire: pairs with the release store of the chunk pointer. */
+    struct proc *c = atomic_load_explicit(&proc_tab.chunks[slot >> PROC_CHUNK_SHIFT],
+                                          memory_order_acquire);
+    return c ? &c[slot & (PROC_CHUNK - 1)] : NULL;
+}
+
 /* -EINVAL for a pid that cannot be one of ours; else the slot's proc
  * (which may hold another generation: compare proc->pid). */
-int  proc_resolve(hive_pid pid, struct proc **out);
+static inline int proc_resolve(hive_pid pid, struct proc **out)
+{
+    if ((pid & 0xFF) != PID_MAGIC || pid_gen(pid) == 0)
+        return -EINVAL;
+    uint32_t slot = pid_slot(pid);
+    if (!g_rt || slot >= proc_tab.max)
+        return -EINVAL;
+    struct proc *p = proc_at(slot);
+    if (!p)
+        return -ESRCH; /* well formed, never used: no such process */
+    *out = p;
+    return 0;
+}
 /* The live process for pid, or NULL (dead, stale, or invalid). */
 struct proc *proc_live(hive_pid pid);
 /* Iterate over every allocated slot (shutdown, tests). */
 unsigned proc_table_slots(void);
-struct proc *proc_at(unsigned slot);
 
 /* --- the running process ---
  * Thread-local state is read only through these out-of-line accessors: a
