@@ -252,8 +252,15 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     if (out)
         *out = pid;
     if (cs) {
+        /* A kick is for parallelism only (the queue's owner runs what
+         * nobody steals), and its seq_cst fence is dear: kick when the
+         * queue was empty. A scheduler that parks after that sees the
+         * queue non-empty in its last look and stays up; one parked
+         * before it was kicked by the push that made it non-empty. */
+        bool was_empty = runq_len(&cs->rq) == 0;
         sched_enqueue(cs, p);
-        sched_kick();
+        if (was_empty)
+            sched_kick();
     } else {
         sched_ready(p);
     }
