@@ -8,10 +8,12 @@
  * (at most half of the schedulers spin at once) and park in the ring with
  * the next timer deadline as timeout.
  *
- * The running process is switched back to the scheduler's own context
- * (never directly to another process), so everything that publishes a
- * process that just stopped — marking it waiting, queueing it, releasing its
- * stack — runs after its registers are saved.
+ * A process that stops switches straight to the next local process (the
+ * next slot or the local queue), or every 61st pick and when nothing is
+ * local, to the scheduler's own context. Either way it only records itself
+ * in `prev`: whatever runs next first calls sched_finish_prev, so everything
+ * that publishes the stopped process — marking it waiting, queueing it,
+ * releasing its stack — runs after its registers are saved.
  */
 #ifndef HIVE_SCHED_H
 #define HIVE_SCHED_H
