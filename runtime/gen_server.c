@@ -139,15 +139,6 @@ static struct hive_gs *gs_entry(uint32_t slot)
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static int check_timeout(int64_t t)
-{
-    if (t < 0 && t != HIVE_INFINITY)
-        return -EINVAL;
-    if (t > 0 && (uint64_t)t >= (WHEEL_MAX_TICKS >> 1))
-        return -EINVAL;
-    return 0;
-}
-
 static void count_send(void)
 {
     struct sched_counters *st = sched_counters();
@@ -213,7 +204,7 @@ static int call_check(struct proc *self, hive_pid server, int64_t timeout_ms)
         return rc;
     if (server == self_pid(self))
         return -EDEADLK;
-    return check_timeout(timeout_ms);
+    return proc_check_timeout(timeout_ms);
 }
 
 /* Monitors the server, activates the alias, sends n (an MK_CALL or
@@ -299,8 +290,10 @@ static int call_wait(struct proc *self, struct call *c, hive_msg **out, int64_t 
     return rc;
 }
 
-static int do_call(struct proc *self, hive_pid server, uint32_t tag, const void *req, size_t len,
-                   hive_msg **reply, int64_t timeout_ms)
+/* Checks, builds and sends a request: the shared front of hive_call and
+ * hive_send_request. */
+static int call_start(struct proc *self, hive_pid server, uint32_t tag, const void *req,
+                      size_t len, int64_t timeout_ms, bool with_mark, struct call *c)
 {
     int rc = call_check(self, server, timeout_ms);
     if (rc)
@@ -310,8 +303,15 @@ static int do_call(struct proc *self, hive_pid server, uint32_t tag, const void 
     struct mnode *n = mnode_make(MK_CALL, tag, req, len);
     if (!n)
         return -ENOMEM;
+    return call_begin(self, server, n, c, with_mark);
+}
+
+static int do_call(struct proc *self, hive_pid server, uint32_t tag, const void *req, size_t len,
+                   hive_msg **reply, int64_t timeout_ms)
+{
     struct call c;
-    if ((rc = call_begin(self, server, n, &c, true)) != 0)
+    int rc = call_start(self, server, tag, req, len, timeout_ms, true, &c);
+    if (rc)
         return rc;
     rc = call_wait(self, &c, reply, timeout_ms);
     call_end(self, &c, rc == -ECONNRESET || rc == -ESRCH);
@@ -432,16 +432,9 @@ int hive_send_request(hive_pid server, uint32_t tag, const void *req, size_t len
     struct proc *self = cur_proc;
     if (!self)
         return -EPERM;
-    int rc = call_check(self, server, 0);
-    if (rc)
-        return rc;
-    if (len > g_rt->cfg.max_message)
-        return -EMSGSIZE;
-    struct mnode *n = mnode_make(MK_CALL, tag, req, len);
-    if (!n)
-        return -ENOMEM;
     struct call c;
-    if ((rc = call_begin(self, server, n, &c, false)) != 0)
+    int rc = call_start(self, server, tag, req, len, 0, false, &c);
+    if (rc)
         return rc;
     *req_id = c.ref;
     return 0;
@@ -454,7 +447,7 @@ int hive_receive_response(hive_ref req_id, hive_msg **reply, int64_t timeout_ms)
     struct proc *self = cur_proc;
     if (!self)
         return -EPERM;
-    int rc = check_timeout(timeout_ms);
+    int rc = proc_check_timeout(timeout_ms);
     if (rc)
         return rc;
     /* Not a request in flight (never was, answered, or abandoned). */

@@ -238,6 +238,9 @@ int  proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms);
 struct mnode *proc_mark(struct proc *p);
 /* Removes the first queued message that matches, without blocking; true if one was removed. */
 bool proc_flush_one(struct proc *p, match_fn match, void *ctx);
+/* 0, or -EINVAL for a timeout that is neither >= 0 nor HIVE_INFINITY, or
+ * beyond the timer wheel's range. */
+int proc_check_timeout(int64_t t);
 /* Drain the mailbox if something is there (exit signals act then). */
 void proc_poll_signals(struct proc *p);
 /* Cancels the process's receive timer, if armed (exit). */

@@ -342,7 +342,7 @@ bool alias_active(const struct proc *p, hive_ref r)
 /* Public API                                                          */
 /* ------------------------------------------------------------------ */
 
-static int check_timeout(int64_t t)
+int proc_check_timeout(int64_t t)
 {
     if (t < 0 && t != HIVE_INFINITY)
         return -EINVAL;
@@ -358,7 +358,7 @@ int hive_receive(hive_msg **out, int64_t timeout_ms)
     struct proc *p = cur_proc;
     if (!p)
         return -EPERM;
-    int rc = check_timeout(timeout_ms);
+    int rc = proc_check_timeout(timeout_ms);
     if (rc)
         return rc;
     return proc_receive_any(p, out, timeout_ms);
@@ -372,7 +372,7 @@ int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg
     struct proc *p = cur_proc;
     if (!p)
         return -EPERM;
-    int rc = check_timeout(timeout_ms);
+    int rc = proc_check_timeout(timeout_ms);
     if (rc)
         return rc;
     return proc_receive(p, match, ctx, NULL, out, timeout_ms);
@@ -390,7 +390,7 @@ int hive_sleep(int64_t ms)
     struct proc *p = cur_proc;
     if (!p)
         return -EPERM;
-    int rc = check_timeout(ms);
+    int rc = proc_check_timeout(ms);
     if (rc)
         return rc;
     if (ms == 0)
