@@ -1,0 +1,46 @@
+/*
+ * The call machinery shared by the client side (call.c) and the server side
+ * (gen_server.c): a call monitors the server, makes the monitor ref an
+ * alias of the caller, and waits for a reply or DOWN with that ref.
+ */
+#ifndef HIVE_CALL_H
+#define HIVE_CALL_H
+
+#include <hive.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "msg.h"
+#include "proc.h"
+
+struct call {
+    hive_ref      ref;     /* monitor ref == alias == from.ref */
+    struct mnode *mark;    /* end of the private queue before the request */
+    bool          has_mark;
+};
+
+static inline hive_pid self_pid(struct proc *p)
+{
+    return atomic_load_explicit(&p->pid, memory_order_relaxed);
+}
+
+void call_count_send(void);
+/* A name as the registry takes it: -EINVAL for NULL, "" or too long. */
+int  call_check_name(const char *name);
+/* Removes a call's monitor; true if its DOWN can no longer come. */
+bool call_demonitor(struct proc *self, hive_ref ref);
+/* A reply to, or the DOWN of, the call whose ref is *ctx. */
+bool call_match(const hive_msg *m, void *ctx);
+/* Checks shared by every blocking request to a server. */
+int  call_check(struct proc *self, hive_pid server, int64_t timeout_ms);
+/* Monitors the server, makes the ref an alias, sends n (consumed). */
+int  call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call *c,
+                bool with_mark);
+/* Waits for the reply or the DOWN: 0, -ETIMEDOUT, -ESRCH, -ECONNRESET. */
+int  call_wait(struct proc *self, struct call *c, hive_msg **out, int64_t timeout_ms);
+/* Every way out of a call: alias, monitor, leftovers. */
+void call_end(struct proc *self, struct call *c, bool got_down);
+/* -ESRCH for a DOWN with noproc, else -ECONNRESET with call_reason set. */
+int  call_down_result(struct proc *self, const hive_msg *down);
+
+#endif
