@@ -1,15 +1,98 @@
 #include "msg.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "../alloc/alloc.h"
 #include "sched.h"
 
 /* Small nodes come from a per-scheduler cache (two size classes): a free on
- * another scheduler feeds that scheduler's cache, no lock either way. The
- * cache is capped; past the cap, and for big or foreign-thread nodes,
- * jemalloc's own thread caches do the work. */
+ * another scheduler feeds that scheduler's cache, no lock either way.
+ * Senders and receivers are often on different schedulers, so one cache
+ * fills while another empties: a full cache hands a batch of MBATCH nodes
+ * to a global depot, and an empty one takes a batch back — one mutex
+ * operation per MBATCH messages instead of a trip through jemalloc (and its
+ * fresh pages) for each. Past the depot's cap, and for big or
+ * foreign-thread nodes, jemalloc's own thread caches do the work. */
 #define MCACHE_MAX 4096u
+#define MBATCH 1024u
+#define DEPOT_MAX 64u
+
+static struct {
+    pthread_mutex_t lock;
+    struct mnode *batch[2][DEPOT_MAX];   /* each a list of MBATCH nodes */
+    _Atomic unsigned n[2];               /* written under lock, peeked without */
+} depot = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static inline struct mnode *node_next(struct mnode *n)
+{
+    return (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+}
+
+/* Refills an empty cache from the depot; false if the depot is empty. */
+static bool depot_take(struct sched *s, int c)
+{
+    struct mnode *b = NULL;
+    /* A racy peek keeps an empty depot from costing a lock per message. */
+    if (atomic_load_explicit(&depot.n[c], memory_order_relaxed) == 0)
+        return false;
+    pthread_mutex_lock(&depot.lock);
+    unsigned k = atomic_load_explicit(&depot.n[c], memory_order_relaxed);
+    if (k) {
+        b = depot.batch[c][k - 1];
+        atomic_store_explicit(&depot.n[c], k - 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&depot.lock);
+    if (!b)
+        return false;
+    s->mcache[c] = b;
+    s->mcache_n[c] = MBATCH;
+    return true;
+}
+
+/* A full cache gives its first MBATCH nodes to the depot (or back to
+ * jemalloc when the depot is full). */
+static void depot_give(struct sched *s, int c)
+{
+    struct mnode *head = s->mcache[c], *last = head;
+    for (unsigned i = 1; i < MBATCH; i++)
+        last = node_next(last);
+    s->mcache[c] = node_next(last);
+    s->mcache_n[c] -= MBATCH;
+    atomic_store_explicit(&last->q.next, NULL, memory_order_relaxed);
+    pthread_mutex_lock(&depot.lock);
+    unsigned k = atomic_load_explicit(&depot.n[c], memory_order_relaxed);
+    if (k < DEPOT_MAX) {
+        depot.batch[c][k] = head;
+        atomic_store_explicit(&depot.n[c], k + 1, memory_order_relaxed);
+        head = NULL;
+    }
+    pthread_mutex_unlock(&depot.lock);
+    while (head) {
+        struct mnode *nx = node_next(head);
+        mem_free(head, head->size);
+        head = nx;
+    }
+}
+
+void mnode_depot_flush(void)
+{
+    pthread_mutex_lock(&depot.lock);
+    for (int c = 0; c < 2; c++) {
+        unsigned k;
+        while ((k = atomic_load_explicit(&depot.n[c], memory_order_relaxed)) != 0) {
+            atomic_store_explicit(&depot.n[c], k - 1, memory_order_relaxed);
+            struct mnode *n = depot.batch[c][k - 1];
+            while (n) {
+                struct mnode *nx = node_next(n);
+                mem_free(n, n->size);
+                n = nx;
+            }
+        }
+    }
+    pthread_mutex_unlock(&depot.lock);
+}
 
 static inline int mclass(size_t size)
 {
@@ -23,8 +106,8 @@ static inline struct mnode *alloc_on(struct sched *s, size_t len)
     struct mnode *n = NULL;
     if (c >= 0) {
         size = c ? 256 : 128;
-        if (s && (n = s->mcache[c])) {
-            s->mcache[c] = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+        if (s && ((n = s->mcache[c]) || (depot_take(s, c) && (n = s->mcache[c])))) {
+            s->mcache[c] = node_next(n);
             s->mcache_n[c]--;
         }
     }
@@ -48,13 +131,13 @@ struct mnode *mnode_alloc(size_t len)
 void mnode_free_on(struct sched *s, struct mnode *n)
 {
     int c = mclass(n->size);
-    if (c >= 0) {
-        if (s && s->mcache_n[c] < MCACHE_MAX) {
-            atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
-            s->mcache[c] = n;
-            s->mcache_n[c]++;
-            return;
-        }
+    if (c >= 0 && s) {
+        if (s->mcache_n[c] >= MCACHE_MAX)
+            depot_give(s, c);
+        atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
+        s->mcache[c] = n;
+        s->mcache_n[c]++;
+        return;
     }
     mem_free(n, n->size);
 }

@@ -53,6 +53,7 @@ struct mnode *mnode_alloc(size_t len);
 void mnode_free(struct mnode *n);
 struct sched;
 void mnode_cache_flush(struct sched *s);   /* at scheduler teardown */
+void mnode_depot_flush(void);              /* at runtime teardown, after the caches */
 /* Allocates and fills a node: copies data (may be NULL when len == 0). */
 struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len);
 /* The same, from a caller that knows its scheduler (NULL: no node cache). */

@@ -212,6 +212,7 @@ fail_tables:
     free_leftovers();
     for (unsigned i = 0; i < rt->n; i++)
         sched_fini(&rt->scheds[i]);
+    mnode_depot_flush();
     made = 0;
     registry_fini();
     timer_global_fini();
