@@ -246,32 +246,11 @@ hive_reason hive_call_reason(void)
     return self ? self->call_reason : HIVE_NORMAL;
 }
 
+/* Never fails for a dead server: the cast is dropped, as in OTP. */
 int hive_cast(hive_pid server, uint32_t tag, const void *msg, size_t len)
 {
-    if ((!msg && len) || tag >= HIVE_TAG_SYSTEM || server == HIVE_NOPID)
-        return -EINVAL;
-    if (!g_rt)
-        return -EPERM;
-    if (len > g_rt->cfg.max_message)
-        return -EMSGSIZE;
-    struct proc *t;
-    int rc = proc_resolve(server, &t);
-    if (rc == -EINVAL)
-        return rc;
-    if (rc || atomic_load_explicit(&t->pid, memory_order_acquire) != server)
-        return 0; /* a dead server: the cast is dropped, as in OTP */
-    struct mnode *n = mnode_make(MK_CAST, tag, msg, len);
-    if (!n)
-        return -ENOMEM;
-    n->msg.from = hive_self();
-    if (proc_send_node(server, n)) {
-        mnode_free(n);
-        return 0;
-    }
-    call_count_send();
-    if (cur_proc)
-        proc_reduce(cur_proc);
-    return 0;
+    int rc = proc_send_copy(MK_CAST, server, tag, msg, len, (hive_ref){ 0, 0 });
+    return rc == -ESRCH ? 0 : rc;
 }
 
 int hive_cast_name(const char *name, uint32_t tag, const void *msg, size_t len)
@@ -286,30 +265,12 @@ int hive_cast_name(const char *name, uint32_t tag, const void *msg, size_t len)
     return hive_cast(server, tag, msg, len);
 }
 
+/* A reply to a caller that is gone is dropped; one to a call that already
+ * ended is dropped at delivery (the alias is no longer active). */
 int hive_reply(hive_from from, uint32_t tag, const void *data, size_t len)
 {
-    if ((!data && len) || tag >= HIVE_TAG_SYSTEM || from.pid == HIVE_NOPID)
-        return -EINVAL;
-    if (!g_rt)
-        return -EPERM;
-    if (len > g_rt->cfg.max_message)
-        return -EMSGSIZE;
-    struct proc *t;
-    int rc = proc_resolve(from.pid, &t);
-    if (rc == -EINVAL)
-        return rc;
-    if (rc || atomic_load_explicit(&t->pid, memory_order_acquire) != from.pid)
-        return 0; /* the caller is gone: nothing to do */
-    struct proc *self = cur_proc;
-    struct mnode *n = mnode_make_on(proc_sched_of(self), MK_REPLY, tag, data, len);
-    if (!n)
-        return -ENOMEM;
-    n->msg.from = self ? self_pid(self) : HIVE_NOPID;
-    n->msg.ref = from.ref;
-    /* A caller that died since the check is like one that dies just
-     * after the push: its drain frees the node (wrong generation). */
-    proc_post(self, t, from.pid, n);
-    return 0;
+    int rc = proc_send_copy(MK_REPLY, from.pid, tag, data, len, from.ref);
+    return rc == -ESRCH ? 0 : rc;
 }
 
 /* send_request / receive_response: the request id is the call's ref. The

@@ -491,13 +491,6 @@ static inline void count_sent(struct proc *self)
     }
 }
 
-void proc_post(struct proc *self, struct proc *p, hive_pid to, struct mnode *n)
-{
-    n->to = to;
-    deliver_on(proc_sched_of(self), p, n);
-    count_sent(self);
-}
-
 /* After a send: count it on the sender's counters, and charge a running
  * sender a reduction. */
 static void send_done(struct proc *self)
@@ -510,7 +503,12 @@ static void send_done(struct proc *self)
 /* The pid is resolved once. A receiver that dies between that check and
  * the push is like one that dies just after it: its drain (or the next
  * process in the slot) frees a node whose `to` is not its pid. */
-int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
+/* The one path for copied messages (hive_send, hive_cast, hive_reply):
+ * checks the arguments, resolves the pid once, builds the node on the
+ * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
+ * is an error is the caller's to say. */
+int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
+                   hive_ref ref)
 {
     if ((!data && len) || tag >= HIVE_TAG_SYSTEM)
         return -EINVAL;
@@ -527,14 +525,20 @@ int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
         return -ESRCH;
     struct proc *self = cur_proc;
     struct sched *s = self ? self->sched : cur_sched;
-    struct mnode *n = mnode_make_on(s, MK_USER, tag, data, len);
+    struct mnode *n = mnode_make_on(s, kind, tag, data, len);
     if (!n)
         return -ENOMEM;
     n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
+    n->msg.ref = ref;
     n->to = to;
     deliver_on(s, p, n);
     send_done(self);
     return 0;
+}
+
+int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
+{
+    return proc_send_copy(MK_USER, to, tag, data, len, (hive_ref){ 0, 0 });
 }
 
 hive_msg *hive_msg_alloc(size_t len)

@@ -218,10 +218,12 @@ void proc_hold(struct proc *p, struct mnode *n);
 void proc_deliver(struct proc *p, struct mnode *n);
 /* The scheduler of the calling thread: self's when a process runs. */
 struct sched *proc_sched_of(struct proc *self);
-/* Delivers n to p, already resolved and checked against `to`, from self
- * (the running process or NULL), and counts the send: the send path
- * without a second pid lookup. n->msg.from is the caller's to set. */
-void proc_post(struct proc *self, struct proc *p, hive_pid to, struct mnode *n);
+/* The one send path for copied messages: validates, resolves `to` once,
+ * delivers a node of `kind` carrying `ref`, counts the send and charges the
+ * running sender a reduction. 0, -EINVAL, -EPERM, -EMSGSIZE, -ESRCH (dead
+ * target) or -ENOMEM. */
+int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
+                    hive_ref ref);
 /* Resolve `to` and deliver; -EINVAL/-ESRCH with n left to the caller. */
 int  proc_send_node(hive_pid to, struct mnode *n);
 
