@@ -46,6 +46,12 @@ void bench_latency(uint64_t *samples_ns, size_t n, struct bench_result *r);
 void bench_stats(hive_sched_stats *total);
 /* syscalls per message between two snapshots (sent messages as the base). */
 double bench_syscalls_per_msg(const hive_sched_stats *a, const hive_sched_stats *b);
+/* Runs body(arg) as the main process of a runtime configured by
+ * bench_config; a failed start marks r failed. */
+void bench_run(const struct bench_ctx *ctx, struct bench_result *r, void (*body)(void *),
+               void *arg);
+/* The first message with this tag (others stay queued), or NULL on timeout. */
+hive_msg *bench_recv_tag(uint32_t tag, int64_t timeout_ms);
 void bench_fail(struct bench_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -17,29 +17,6 @@ struct job {
     hive_sched_stats s0, s1;
 };
 
-static void run_job(struct job *j, void (*body)(void *))
-{
-    hive_config cfg;
-    bench_config(j->ctx, &cfg);
-    int rc = hive_main(&cfg, body, j);
-    if (rc)
-        bench_fail(j->r, "hive_main: %s", hive_strerror(rc));
-}
-
-static hive_msg *recv_tag(uint32_t tag)
-{
-    hive_msg *m = NULL;
-    extern bool bench_match_tag(const hive_msg *, void *);
-    if (hive_receive_if(bench_match_tag, &tag, &m, HIVE_INFINITY) != 0)
-        return NULL;
-    return m;
-}
-
-bool bench_match_tag(const hive_msg *m, void *ctx)
-{
-    return m->tag == *(uint32_t *)ctx;
-}
-
 /* ---------------- ping_pong ---------------- */
 
 static void pong_proc(void *arg)
@@ -87,7 +64,7 @@ static void ping_pong_main(void *arg)
 static void b_ping_pong(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 10000 : 1000000 };
-    run_job(&j, ping_pong_main);
+    bench_run(j.ctx, j.r, ping_pong_main, &j);
 }
 
 /* ---------------- thread_ring ---------------- */
@@ -101,7 +78,7 @@ static struct {
 static void ring_proc(void *arg)
 {
     (void)arg;
-    hive_msg *m = recv_tag(T_NEXT);
+    hive_msg *m = bench_recv_tag(T_NEXT, HIVE_INFINITY);
     hive_pid next = *(hive_pid *)m->data;
     hive_msg_free(m);
     for (;;) {
@@ -131,7 +108,7 @@ static void thread_ring_main(void *arg)
     uint64_t t0 = bench_now_ns();
     uint64_t v = j->n;
     hive_send(pids[0], T_TOKEN, &v, sizeof v);
-    hive_msg *m = recv_tag(T_DONE);
+    hive_msg *m = bench_recv_tag(T_DONE, HIVE_INFINITY);
     uint64_t t1 = bench_now_ns();
     bench_stats(&j->s1);
     hive_msg_free(m);
@@ -147,7 +124,7 @@ static void thread_ring_main(void *arg)
 static void b_thread_ring(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 100000 : 10000000 };
-    run_job(&j, thread_ring_main);
+    bench_run(j.ctx, j.r, thread_ring_main, &j);
 }
 
 /* ---------------- spawn ---------------- */
@@ -217,7 +194,7 @@ static void b_spawn(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 10000 : 1000000 };
     double floor = pagefault_floor(j.n);
-    run_job(&j, spawn_main);
+    bench_run(j.ctx, j.r, spawn_main, &j);
     snprintf(r->extra, sizeof r->extra, "\"pagefault_floor_per_s\":%.0f", floor);
 }
 
@@ -262,7 +239,7 @@ static void fork_join_main(void *arg)
 static void b_fork_join(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 10000 : 1000000 };
-    run_job(&j, fork_join_main);
+    bench_run(j.ctx, j.r, fork_join_main, &j);
 }
 
 /* ---------------- send_throughput ---------------- */
@@ -303,7 +280,7 @@ static void send_throughput_main(void *arg)
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < SENDERS; i++)
         hive_spawn(sender_proc, NULL, NULL);
-    hive_msg *m = recv_tag(T_DONE);
+    hive_msg *m = bench_recv_tag(T_DONE, HIVE_INFINITY);
     uint64_t t1 = bench_now_ns();
     bench_stats(&j->s1);
     uint64_t sum = *(uint64_t *)m->data;
@@ -318,7 +295,7 @@ static void send_throughput_main(void *arg)
 static void b_send_throughput(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = SENDERS * (ctx->quick ? 10000 : 1000000) };
-    run_job(&j, send_throughput_main);
+    bench_run(j.ctx, j.r, send_throughput_main, &j);
 }
 
 const struct bench_def bench_core_defs[] = {

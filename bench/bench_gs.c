@@ -22,28 +22,6 @@ struct job {
     uint64_t n;
 };
 
-static void run_job(struct job *j, void (*body)(void *))
-{
-    hive_config cfg;
-    bench_config(j->ctx, &cfg);
-    int rc = hive_main(&cfg, body, j);
-    if (rc)
-        bench_fail(j->r, "hive_main: %s", hive_strerror(rc));
-}
-
-static bool match_tag(const hive_msg *m, void *ctx)
-{
-    return m->tag == *(uint32_t *)ctx;
-}
-
-static hive_msg *recv_tag(uint32_t tag, int64_t timeout_ms)
-{
-    hive_msg *m = NULL;
-    if (hive_receive_if(match_tag, &tag, &m, timeout_ms) != 0)
-        return NULL;
-    return m;
-}
-
 /* ---------------- the counter server ---------------- */
 
 static int counter_init(hive_gs *gs, void *arg, void **state)
@@ -138,7 +116,7 @@ static void gen_server_call_main(void *arg)
 static void b_gen_server_call(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 10000 : 1000000 };
-    run_job(&j, gen_server_call_main);
+    bench_run(j.ctx, j.r, gen_server_call_main, &j);
 }
 
 /* ---------------- gen_server_call_2c ---------------- */
@@ -183,7 +161,7 @@ static void gen_server_call_2c_main(void *arg)
         hive_spawn(client2_proc, &c[i], NULL);
     }
     for (int i = 0; i < 2; i++) {
-        hive_msg *m = recv_tag(G_CLIENT_DONE, 600000);
+        hive_msg *m = bench_recv_tag(G_CLIENT_DONE, 600000);
         if (!m) {
             bench_fail(j->r, "a client did not finish");
             free(lat);
@@ -215,7 +193,7 @@ static void gen_server_call_2c_main(void *arg)
 static void b_gen_server_call_2c(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = 2 * (ctx->quick ? 5000 : 500000) };
-    run_job(&j, gen_server_call_2c_main);
+    bench_run(j.ctx, j.r, gen_server_call_2c_main, &j);
 }
 
 /* ---------------- call_timeout_storm ---------------- */
@@ -269,7 +247,7 @@ static void storm_client(void *arg)
     if (rc == 0)
         hive_msg_free(m);
     hive_send(s->main, G_OUTCOME, &rc, sizeof rc);
-    m = recv_tag(G_COUNT, 600000);
+    m = bench_recv_tag(G_COUNT, 600000);
     hive_msg_free(m);
     struct hive_process_info pi;
     hive_process_info(hive_self(), &pi);
@@ -321,7 +299,7 @@ static void storm_main(void *arg)
     hive_send(server, G_COUNT_LEFTOVER, NULL, 0);
     uint64_t left = 0, counted = 0;
     for (; counted < outcomes; counted++) {
-        hive_msg *m = recv_tag(G_LEFT, 60000);
+        hive_msg *m = bench_recv_tag(G_LEFT, 60000);
         if (!m)
             break;
         left += *(uint32_t *)m->data;
@@ -363,7 +341,7 @@ static void storm_main(void *arg)
 static void b_call_timeout_storm(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 1000 : 10000 };
-    run_job(&j, storm_main);
+    bench_run(j.ctx, j.r, storm_main, &j);
 }
 
 /* ---------------- spawn_idle_servers ---------------- */
@@ -423,7 +401,7 @@ static void idle_main(void *arg)
 static void b_spawn_idle_servers(const struct bench_ctx *ctx, struct bench_result *r)
 {
     struct job j = { .ctx = ctx, .r = r, .n = ctx->quick ? 10000 : 1000000 };
-    run_job(&j, idle_main);
+    bench_run(j.ctx, j.r, idle_main, &j);
 }
 
 const struct bench_def bench_gs_defs[] = {

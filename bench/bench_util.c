@@ -73,3 +73,26 @@ void bench_fail(struct bench_result *r, const char *fmt, ...)
     va_end(ap);
     r->ok = false;
 }
+
+void bench_run(const struct bench_ctx *ctx, struct bench_result *r, void (*body)(void *),
+               void *arg)
+{
+    hive_config cfg;
+    bench_config(ctx, &cfg);
+    int rc = hive_main(&cfg, body, arg);
+    if (rc)
+        bench_fail(r, "hive_main: %s", hive_strerror(rc));
+}
+
+static bool match_tag(const hive_msg *m, void *ctx)
+{
+    return m->tag == *(uint32_t *)ctx;
+}
+
+hive_msg *bench_recv_tag(uint32_t tag, int64_t timeout_ms)
+{
+    hive_msg *m = NULL;
+    if (hive_receive_if(match_tag, &tag, &m, timeout_ms) != 0)
+        return NULL;
+    return m;
+}
