@@ -22,6 +22,16 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* A hint to the core that we are spinning on a shared location. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 struct ctx {
     void       *sp;          /* saved stack pointer while switched out */
     const void *stack_lo;    /* lowest address of the stack (for ASan) */

@@ -8,6 +8,7 @@
 #include "proc.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,38 @@ static struct proc *slot_alloc(void)
     return chunk_for(s);
 }
 
+/* The table is full. A process whose death the caller may already have
+ * seen (a DOWN, an EXIT, hive_is_alive false) can still be switching out
+ * on its scheduler, its slot not yet free: proc_exit marks it dying before
+ * its pid dies, and proc_release clears the mark after the slot is on the
+ * free list. Wait for every exit in flight at this moment, then try once
+ * more (also when none is in flight now: one may have finished since the
+ * caller's try), so that "I saw it die" always means "its slot can be
+ * had". Each wait is a few instructions on that scheduler (the rest of a
+ * switch), unless its thread is preempted: then we give up our slice. */
+static struct proc *slot_alloc_after_exits(void)
+{
+    for (unsigned i = 0; i < g_rt->n; i++) {
+        struct sched *o = &g_rt->scheds[i];
+        if (o == cur_sched)
+            continue; /* our own exits were released before we ran */
+        /* acquire: pairs with the release store of NULL in proc_release. */
+        struct proc *d = atomic_load_explicit(&o->dying, memory_order_acquire);
+        if (!d)
+            continue;
+        for (unsigned spins = 0;
+             atomic_load_explicit(&o->dying, memory_order_acquire) == d; spins++) {
+            if (spins < 1000)
+                cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+    /* Always try again: an exit may have finished between the caller's
+     * slot_alloc and our look at dying. */
+    return slot_alloc();
+}
+
 static void proc_main(void *arg)
 {
     ctx_started();
@@ -201,7 +234,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     if ((flags & (HIVE_LINK | HIVE_MONITOR)) && !self)
         return -EPERM;
     struct proc *p = slot_alloc();
-    if (!p)
+    if (!p && !(p = slot_alloc_after_exits()))
         return -EAGAIN;
 
     uint32_t gen = p->gen + 1;
@@ -311,6 +344,11 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
         registry_release(name, self);
         free(name);
     }
+    /* Mark the slot as on its way back before anybody can learn of the
+     * death (DOWN, EXIT, hive_is_alive): a spawner that finds the table
+     * full waits for such slots (slot_alloc_after_exits). The release
+     * store of pid below orders this store before every such signal. */
+    atomic_store_explicit(&p->sched->dying, p, memory_order_relaxed);
     /* From here on the pid is dead for senders and hive_is_alive.
      * release: pairs with the acquire in proc_live. */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
@@ -341,6 +379,10 @@ void proc_release(struct proc *p)
     hive_pid self = pid_make(p->slot, p->gen);
     bool was_main = self == g_rt->main_pid;
     slot_free(p);
+    /* release: the slot is on the free list before dying reads NULL;
+     * pairs with the acquire in slot_alloc_after_exits. */
+    if (s)
+        atomic_store_explicit(&s->dying, NULL, memory_order_release);
     /* release: pairs with the acquire loads in rt_live; see
      * proc_count_spawn. */
     if (s)

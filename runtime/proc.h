@@ -191,7 +191,7 @@ static inline void proc_lock(struct proc *p)
 {
     while (atomic_exchange_explicit(&p->lock, true, memory_order_acquire)) {
         while (atomic_load_explicit(&p->lock, memory_order_relaxed))
-            __builtin_ia32_pause();
+            cpu_relax();
     }
 }
 static inline void proc_unlock(struct proc *p)

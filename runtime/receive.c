@@ -65,7 +65,7 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
         if (r == MBOX_BUSY) {
             /* A sender is between its exchange and its link store. */
             if (++busy < 1024) {
-                __builtin_ia32_pause();
+                cpu_relax();
             } else {
                 busy = 0;
                 proc_switch_out(p, Y_YIELD);

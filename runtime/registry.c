@@ -72,7 +72,7 @@ static void block(struct bucket *b)
 {
     while (atomic_exchange_explicit(&b->lock, true, memory_order_acquire))
         while (atomic_load_explicit(&b->lock, memory_order_relaxed))
-            __builtin_ia32_pause();
+            cpu_relax();
     /* odd: readers retry. The release fence orders the increment before
      * the chain writes that follow. */
     atomic_fetch_add_explicit(&b->seq, 1, memory_order_relaxed);
@@ -159,7 +159,7 @@ static hive_pid lookup(const struct key *k)
         /* acquire: pairs with the release increment in bunlock. */
         uint32_t s1 = atomic_load_explicit(&b->seq, memory_order_acquire);
         if (s1 & 1) {
-            __builtin_ia32_pause();
+            cpu_relax();
             continue;
         }
         hive_pid found = HIVE_NOPID;

@@ -392,7 +392,7 @@ static struct proc *idle(struct sched *s)
             if ((it & 15) == 15 && clock_ns() >= until)
                 break;
             for (int k = 0; k < 16; k++)
-                __builtin_ia32_pause();
+                cpu_relax();
         }
         atomic_fetch_sub_explicit(&g_rt->n_spinning, 1, memory_order_seq_cst);
         spinning = false;

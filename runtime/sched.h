@@ -69,6 +69,10 @@ struct sched {
     struct runq   rq;
     _Alignas(64) _Atomic(struct tentry *) cancels;  /* timers cancelled from other threads */
     _Atomic int   parked;           /* 1 while parked (or about to) */
+    /* The process on this scheduler whose pid is dead but whose slot is
+     * not yet free (between proc_exit and proc_release), or NULL. Written
+     * only by the owner; read by spawners that find the table full. */
+    _Atomic(struct proc *) dying;
     struct sched_counters st;
 };
 

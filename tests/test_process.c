@@ -358,6 +358,49 @@ START_TEST(spawn_past_max_processes_is_eagain)
 }
 END_TEST
 
+/* A full table with a child that has just died: the DOWN (or EXIT) can
+ * reach the parent while the child is still switching out on the other
+ * scheduler. Seeing the death must mean its slot can be had. */
+static void quick_exit_fn(void *arg)
+{
+    (void)arg;
+}
+
+static void t_limit_churn(void *arg)
+{
+    (void)arg;
+    /* max_processes = 2: the main process and one child at a time */
+    for (int i = 0; i < 20000; i++) {
+        hive_pid c;
+        hive_ref r;
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r };
+        ck_assert_int_eq(hive_spawn_opt(quick_exit_fn, NULL, &o, &c), 0);
+        /* a second child does not fit while the first is alive... */
+        if (hive_is_alive(c)) {
+            hive_pid c2;
+            int rc = hive_spawn(quick_exit_fn, NULL, &c2);
+            /* ...unless the first died in between and its slot is back */
+            ck_assert(rc == -EAGAIN || (rc == 0 && !hive_is_alive(c)));
+            if (rc == 0) {
+                hive_ref r2;
+                hive_monitor(c2, &r2);
+                wait_down(r2);
+            }
+        }
+        wait_down(r);
+    }
+}
+START_TEST(slot_of_a_process_seen_dead_can_be_reused_at_once)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 2;
+    cfg.pin = false;
+    cfg.max_processes = 2;
+    run_hive_cfg(&cfg, t_limit_churn, NULL);
+}
+END_TEST
+
 /* ---- many processes, many messages ---- */
 
 #define NPROC 1000
@@ -624,6 +667,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_arguments_get_the_contract_errors);
     tcase_add_test(tc, blocking_call_from_foreign_thread_is_eperm_and_send_works);
     tcase_add_test(tc, spawn_past_max_processes_is_eagain);
+    tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);
     tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);
     tcase_add_test(tc, stress_many_schedulers_random_exits);
     tcase_add_test(tc, shutdown_with_processes_still_running);
