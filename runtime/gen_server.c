@@ -337,7 +337,10 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
     struct mnode *mark = proc_mark(self);
     alias_add(self, s->ack_ref);
     hive_ref refs[2] = { s->ack_ref, { 0, 0 } };
-    hive_spawn_opts so = { .flags = flags & HIVE_LINK };
+    /* The monitor is set before the child can run, so an init that exits
+     * at once is seen with its own reason, not as noproc. */
+    hive_spawn_opts so = { .flags = (flags & HIVE_LINK) | HIVE_MONITOR | PSPAWN_INTERNAL_MONITOR,
+                           .monitor = &refs[1] };
     hive_pid pid;
     int rc = proc_spawn(gs_init_hook, gs_handle, s, &so, &pid);
     if (rc) {
@@ -345,12 +348,8 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
         mem_free(s, sizeof *s);
         return rc;
     }
-    /* s belongs to the child now. If it already exited, the monitor gives
-     * an immediate DOWN, queued after its ack. */
-    if ((rc = sig_monitor(self, pid, true, &refs[1])) != 0) {
-        /* out of memory: wait for the ack alone */
-        refs[1] = (hive_ref){ 0, 0 };
-    }
+    /* s belongs to the child now. Without a monitor (out of memory) we
+     * wait for the ack alone. */
     hive_msg *m;
     proc_receive(self, match_ack, refs, mark, &m, HIVE_INFINITY);
     struct mnode *n = mnode_of(m);

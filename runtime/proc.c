@@ -226,7 +226,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     if (!fn && !handler)
         return -EINVAL;
     unsigned flags = opts ? opts->flags : 0;
-    if (flags & ~(HIVE_LINK | HIVE_MONITOR))
+    if (flags & ~(HIVE_LINK | HIVE_MONITOR | PSPAWN_INTERNAL_MONITOR))
         return -EINVAL;
     if ((flags & HIVE_MONITOR) && !opts->monitor)
         return -EINVAL;
@@ -279,8 +279,9 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
 
     if (flags & HIVE_LINK)
         sig_link(self, pid);   /* cannot fail: the child is alive and not running */
-    if (flags & HIVE_MONITOR)
-        sig_monitor(self, pid, false, opts->monitor);
+    if ((flags & HIVE_MONITOR) &&
+        sig_monitor(self, pid, flags & PSPAWN_INTERNAL_MONITOR, opts->monitor))
+        *opts->monitor = (hive_ref){ 0, 0 };
 
     if (out)
         *out = pid;
@@ -496,7 +497,7 @@ int hive_spawn(void (*fn)(void *), void *arg, hive_pid *out)
 
 int hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts, hive_pid *out)
 {
-    if (!fn)
+    if (!fn || (opts && (opts->flags & PSPAWN_INTERNAL_MONITOR)))
         return -EINVAL;
     int rc = proc_spawn(fn, NULL, arg, opts, out);
     struct proc *self = cur_proc;

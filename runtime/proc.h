@@ -200,6 +200,11 @@ static inline void proc_unlock(struct proc *p)
 }
 
 /* --- spawn, exit --- */
+/* An internal spawn flag beside HIVE_LINK and HIVE_MONITOR: with
+ * HIVE_MONITOR, the monitor is an internal one (sig_monitor's internal),
+ * set before the child can run. hive_spawn_opt rejects it. If the
+ * monitor cannot be set (out of memory), *opts->monitor is the zero ref. */
+#define PSPAWN_INTERNAL_MONITOR (1u << 31)
 int  proc_spawn(void (*fn)(void *), handler_fn handler, void *arg,
                 const hive_spawn_opts *opts, hive_pid *out);
 _Noreturn void proc_exit(struct proc *p, hive_reason reason);
