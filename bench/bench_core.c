@@ -288,6 +288,10 @@ static void send_throughput_main(void *arg)
     j->r->seconds = (t1 - t0) / 1e9;
     j->r->n = st.per * SENDERS;
     j->r->syscalls_per_msg = bench_syscalls_per_msg(&j->s0, &j->s1);
+    snprintf(j->r->extra, sizeof j->r->extra,
+             "\"backpressure_yields\":%llu,\"steals\":%llu",
+             (unsigned long long)(j->s1.backpressure_yields - j->s0.backpressure_yields),
+             (unsigned long long)(j->s1.steals - j->s0.steals));
     if (sum != SENDERS * (st.per * (st.per + 1) / 2))
         bench_fail(j->r, "checksum mismatch");
 }
@@ -317,7 +321,8 @@ const struct bench_def bench_core_defs[] = {
       b_fork_join },
     { "send_throughput", "messages",
       "4 senders each send 1,000,000 messages (quick: 10,000) to one receiver. Verifies "
-      "count and sum.",
+      "count and sum. Reports backpressure_yields (sends that found the receiver "
+      "flooded) and steals.",
       b_send_throughput },
 };
 const unsigned bench_core_count = sizeof bench_core_defs / sizeof bench_core_defs[0];

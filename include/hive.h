@@ -61,12 +61,19 @@ typedef struct hive_config {
                               page; default 1024, -1 = vm.max_map_count / 4.
                               Beyond it stacks come from arenas (one mapping
                               per 64) with a canary check at every switch */
+    bool     backpressure; /* a process that sends to a flooded receiver (one
+                              that used a whole slice receiving and still has
+                              messages queued) ends its time slice there: it
+                              is never blocked, it goes to the back of its run
+                              queue so the receiver gets the core; default
+                              true */
 } hive_config;
 
 void hive_config_default(hive_config *cfg);
 /* Overrides cfg fields from HIVE_SCHEDULERS, HIVE_PIN, HIVE_STACK_SIZE,
  * HIVE_MAX_PROCESSES, HIVE_RING_ENTRIES, HIVE_SQPOLL, HIVE_SPIN_US,
- * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET. -EINVAL and a message on
+ * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET,
+ * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE. -EINVAL and a message on
  * stderr naming the variable when a value is bad (cfg is then unchanged). */
 int  hive_config_from_env(hive_config *cfg);
 
@@ -241,6 +248,8 @@ typedef struct hive_sched_stats {
     uint64_t late_replies_dropped;
     uint64_t spawns;
     uint64_t exits;
+    uint64_t backpressure_yields; /* slices ended by a send to a flooded
+                                     receiver (hive_config.backpressure) */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

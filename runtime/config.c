@@ -22,6 +22,7 @@ void hive_config_default(hive_config *cfg)
     cfg->shutdown_ms = 5000;
     cfg->budget = 2000;
     cfg->guard_stacks = 1024;
+    cfg->backpressure = true;
 }
 
 /* Parses an unsigned decimal with an optional K/M/G suffix (sizes). */
@@ -132,6 +133,8 @@ int hive_config_from_env(hive_config *cfg)
         return bad("HIVE_PIN", v, "0 or 1");
     if ((v = getenv("HIVE_SQPOLL")) && parse_bool(v, &c.sqpoll))
         return bad("HIVE_SQPOLL", v, "0 or 1");
+    if ((v = getenv("HIVE_BACKPRESSURE")) && parse_bool(v, &c.backpressure))
+        return bad("HIVE_BACKPRESSURE", v, "0 or 1");
     *cfg = c;
     return 0;
 }

@@ -35,8 +35,11 @@ struct mq_node {
 };
 
 struct mbox {
-    /* Producers' end; on its own cache line, it is the contended word. */
+    /* Producers' end; on its own cache line, it is the contended word.
+     * flooded shares the line: a producer reads it right after its
+     * exchange, for free; the consumer writes it only when it changes. */
     _Alignas(64) _Atomic(uintptr_t) head;
+    _Atomic uint32_t flooded;
     /* Consumer's end. */
     _Alignas(64) struct mq_node *tail;
     struct mq_node stub;
@@ -117,6 +120,21 @@ static inline bool mbox_try_wait(struct mbox *q)
                                                    expect | MBOX_WAITING,
                                                    memory_order_acq_rel,
                                                    memory_order_relaxed);
+}
+
+/* Back-pressure hint, set by the consumer when it used a whole time slice
+ * receiving and messages were still queued, cleared when it finds the
+ * mailbox empty. A hint, not synchronisation: relaxed, and written only on
+ * a change so the producers' line is not taken away for nothing. */
+static inline bool mbox_flooded(struct mbox *q)
+{
+    return atomic_load_explicit(&q->flooded, memory_order_relaxed) != 0;
+}
+
+static inline void mbox_set_flooded(struct mbox *q, bool on)
+{
+    if (mbox_flooded(q) != on)
+        atomic_store_explicit(&q->flooded, on, memory_order_relaxed);
 }
 
 /* Cheap emptiness hint for the consumer (may be stale by the time it returns). */

@@ -270,6 +270,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->held = p->held_next = NULL;
     memset(&p->aliases, 0, sizeof p->aliases);
     p->gs = NULL;
+    atomic_store_explicit(&p->mbox.flooded, 0, memory_order_relaxed);
     proc_unlock(p);
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
     struct sched *cs = cur_sched;
@@ -423,20 +424,22 @@ void proc_count_spawn(struct sched *s)
         atomic_fetch_add_explicit(&g_rt->outside_st.spawns, 1, memory_order_release);
 }
 
-void proc_deliver(struct proc *p, struct mnode *n)
+bool proc_deliver(struct proc *p, struct mnode *n)
 {
     if (mbox_push(&p->mbox, &n->q))
         sched_ready(p);
+    return mbox_flooded(&p->mbox);
 }
 
 /* proc_deliver for a sender that knows its scheduler (NULL: foreign thread). */
-static inline void deliver_on(struct sched *s, struct proc *p, struct mnode *n)
+static inline bool deliver_on(struct sched *s, struct proc *p, struct mnode *n)
 {
     if (mbox_push(&p->mbox, &n->q))
         sched_ready_on(s, p);
+    return mbox_flooded(&p->mbox);
 }
 
-int proc_send_node(hive_pid to, struct mnode *n)
+int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded)
 {
     struct proc *p;
     int rc = proc_resolve(to, &p);
@@ -446,8 +449,14 @@ int proc_send_node(hive_pid to, struct mnode *n)
     if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
         return -ESRCH;
     n->to = to;
-    proc_deliver(p, n);
+    *flooded = proc_deliver(p, n);
     return 0;
+}
+
+int proc_send_node(hive_pid to, struct mnode *n)
+{
+    bool flooded;
+    return proc_send_node_flooded(to, n, &flooded);
 }
 
 /* Stops the running process. When the scheduler has another process ready
@@ -479,6 +488,27 @@ void proc_reduce(struct proc *p)
     struct sched *s = p->sched;
     if (--s->budget > 0)
         return;
+    s->budget = (int)g_rt->cfg.budget;
+    proc_switch_out(p, Y_YIELD);
+}
+
+/* Back-pressure without blocking. A receiver that spends a whole slice
+ * receiving and still has messages queued is being sent to faster than it
+ * can take: it marks its mailbox flooded (cleared when a receive finds the
+ * mailbox empty, next_msg), and every process that sends to it meanwhile
+ * ends its own slice at that send (send_done). Senders sharing a core
+ * with the receiver then let it run; without this they outrun it and its
+ * queue, and the memory under it, grows without bound (cf. Erlang, which
+ * has charged senders to long queues extra reductions). A process that
+ * is not receiving (a parent that gathers its children's results later)
+ * never marks its mailbox, so its senders are not slowed. */
+void proc_reduce_receive(struct proc *p)
+{
+    struct sched *s = p->sched;
+    if (--s->budget > 0)
+        return;
+    if (mbox_maybe_nonempty(&p->mbox))
+        mbox_set_flooded(&p->mbox, true);
     s->budget = (int)g_rt->cfg.budget;
     proc_switch_out(p, Y_YIELD);
 }
@@ -535,12 +565,23 @@ static inline void count_sent(struct proc *self)
 }
 
 /* After a send: count it on the sender's counters, and charge a running
- * sender a reduction. */
-static void send_done(struct proc *self)
+ * sender a reduction. A sender whose receiver is flooded (see
+ * proc_reduce_receive) ends its slice: it is never blocked, but the
+ * receiver gets the core before it sends more. */
+#define BP_SLICE 16
+static void send_done(struct proc *self, bool flooded)
 {
     count_sent(self);
-    if (self)
-        proc_reduce(self);
+    if (!self)
+        return;
+    if (__builtin_expect(flooded, 0) && g_rt->cfg.backpressure) {
+        struct sched *s = self->sched;
+        if (s->budget > BP_SLICE) {
+            STAT_INC(s, backpressure_yields);
+            s->budget = BP_SLICE;
+        }
+    }
+    proc_reduce(self);
 }
 
 /* The pid is resolved once. A receiver that dies between that check and
@@ -574,8 +615,7 @@ int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, s
     n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     n->msg.ref = ref;
     n->to = to;
-    deliver_on(s, p, n);
-    send_done(self);
+    send_done(self, deliver_on(s, p, n));
     return 0;
 }
 
@@ -609,10 +649,11 @@ int hive_send_msg(hive_pid to, hive_msg *m)
     n->kind = MK_USER;
     struct proc *self = cur_proc;
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
-    int rc = proc_send_node(to, n);
+    bool flooded;
+    int rc = proc_send_node_flooded(to, n, &flooded);
     if (rc)
         return rc;
-    send_done(self);
+    send_done(self, flooded);
     return 0;
 }
 

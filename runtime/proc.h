@@ -220,7 +220,7 @@ void proc_hold(struct proc *p, struct mnode *n);
 
 /* --- delivery (any thread): push n into p's mailbox and schedule p if that
  * ended its wait. n->to must be set. */
-void proc_deliver(struct proc *p, struct mnode *n);
+bool proc_deliver(struct proc *p, struct mnode *n); /* true: the receiver is flooded */
 /* The scheduler of the calling thread: self's when a process runs. */
 struct sched *proc_sched_of(struct proc *self);
 /* The one send path for copied messages: validates, resolves `to` once,
@@ -231,6 +231,8 @@ int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, 
                     hive_ref ref);
 /* Resolve `to` and deliver; -EINVAL/-ESRCH with n left to the caller. */
 int  proc_send_node(hive_pid to, struct mnode *n);
+/* The same, also telling whether the receiver is flooded (mbox_flooded). */
+int  proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded);
 
 /* --- receive (the running process) --- */
 typedef bool (*match_fn)(const hive_msg *, void *);
@@ -256,6 +258,8 @@ void proc_timer_drop(struct proc *p);
 void proc_switch_out(struct proc *p, enum yield_why why);
 /* Reduction accounting: yields when the budget is spent. */
 void proc_reduce(struct proc *p);
+/* proc_reduce after a receive: also marks a flooded mailbox. */
+void proc_reduce_receive(struct proc *p);
 
 /* --- aliases --- */
 void alias_add(struct proc *p, hive_ref r);

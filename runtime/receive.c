@@ -60,8 +60,10 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
     for (;;) {
         struct mq_node *qn;
         enum mbox_pop_result r = mbox_pop(&p->mbox, &qn);
-        if (r == MBOX_EMPTY)
+        if (r == MBOX_EMPTY) {
+            mbox_set_flooded(&p->mbox, false);
             return NULL;
+        }
         if (r == MBOX_BUSY) {
             /* A sender is between its exchange and its link store. */
             if (++busy < 1024) {
@@ -172,7 +174,7 @@ void proc_timer_drop(struct proc *p)
 static inline void received(struct proc *p)
 {
     STAT_INC(p->sched, msgs_received);
-    proc_reduce(p);
+    proc_reduce_receive(p);
 }
 
 /* The plain receive, the first message whatever it is: the private

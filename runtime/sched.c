@@ -6,7 +6,8 @@
  * to spin_us. Then it parks: parked = 1 and n_parked++ (seq_cst), a last
  * look at every queue, then one io_uring_enter that waits for a wake-up or
  * its next timer deadline. Whoever makes work stealable (spawn, a displaced
- * next slot, the global queue) calls sched_kick: if nobody spins and
+ * next slot, the global queue, a yield behind which others wait) calls
+ * sched_kick: if nobody spins and
  * someone is parked, it claims one parked scheduler (CAS parked 1 -> 0) and
  * wakes it with one MSG_RING submission. The seq_cst on both sides is a
  * Dekker pair: either the waker sees n_parked > 0, or the parker's last look
@@ -240,6 +241,15 @@ void sched_finish_prev(struct sched *s)
     case Y_YIELD:
         atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
         sched_enqueue(s, p);
+        /* Processes that take turns here by yielding (a slice used up, a
+         * send to a flooded receiver) create no new work, so nothing else
+         * would wake a parked scheduler to take some of them. Two relaxed
+         * loads first: the kick's fence is for when it matters. A kick
+         * missed here costs balance, not progress (we run them all). */
+        if (runq_len(&s->rq) > 1 &&
+            atomic_load_explicit(&g_rt->n_parked, memory_order_relaxed) != 0 &&
+            atomic_load_explicit(&g_rt->n_spinning, memory_order_relaxed) == 0)
+            sched_kick();
         break;
     case Y_WAIT:
         atomic_store_explicit(&p->status, PS_WAITING, memory_order_relaxed);
@@ -608,7 +618,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(msgs_sent); ADD(msgs_received); ADD(switches); ADD(steals); ADD(parks);
     ADD(wakeups_sent); ADD(ring_enters); ADD(syscalls); ADD(timers_armed);
     ADD(timers_fired); ADD(timers_cancelled); ADD(late_replies_dropped); ADD(spawns);
-    ADD(exits);
+    ADD(exits); ADD(backpressure_yields);
 #undef ADD
 }
 

@@ -23,6 +23,8 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert_uint_eq(c.spin_us, 50);
     ck_assert_uint_eq(c.max_message, 64u << 20);
     ck_assert_int_eq(c.guard_stacks, 1024);
+    ck_assert_uint_eq(c.budget, 2000);
+    ck_assert(c.backpressure);
 }
 END_TEST
 
@@ -39,6 +41,7 @@ START_TEST(config_from_env_reads_every_flag)
     setenv("HIVE_GUARD_STACKS", "auto", 1);
     setenv("HIVE_BUDGET", "500", 1);
     setenv("HIVE_SHUTDOWN_MS", "250", 1);
+    setenv("HIVE_BACKPRESSURE", "off", 1);
     hive_config c;
     hive_config_default(&c);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
@@ -53,12 +56,14 @@ START_TEST(config_from_env_reads_every_flag)
     ck_assert_int_eq(c.guard_stacks, -1);
     ck_assert_uint_eq(c.budget, 500);
     ck_assert_uint_eq(c.shutdown_ms, 250);
+    ck_assert(!c.backpressure);
     setenv("HIVE_GUARD_STACKS", "12", 1);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
     ck_assert_int_eq(c.guard_stacks, 12);
     unsetenv("HIVE_GUARD_STACKS");
     unsetenv("HIVE_BUDGET");
     unsetenv("HIVE_SHUTDOWN_MS");
+    unsetenv("HIVE_BACKPRESSURE");
 }
 END_TEST
 
@@ -70,6 +75,7 @@ START_TEST(config_from_env_rejects_bad_values_and_changes_nothing)
         { "HIVE_RING_ENTRIES", "100" }, { "HIVE_SQPOLL", "2" }, { "HIVE_SPIN_US", "1e3" },
         { "HIVE_MAX_MESSAGE", "9G" }, { "HIVE_STACK_SIZE", "12Q" },
         { "HIVE_GUARD_STACKS", "-5" }, { "HIVE_BUDGET", "0" },
+        { "HIVE_BACKPRESSURE", "2" }, { "HIVE_BACKPRESSURE", "sometimes" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv(bad[i][0], bad[i][1], 1);

@@ -403,6 +403,106 @@ START_TEST(slot_of_a_process_seen_dead_can_be_reused_at_once)
 }
 END_TEST
 
+/* ---- back-pressure: a send to a flooded receiver ends the slice ---- */
+
+static uint64_t backpressure_yields(void)
+{
+    hive_sched_stats t;
+    ck_assert_int_ge(hive_stats(NULL, 0, &t), 1);
+    return t.backpressure_yields;
+}
+
+/* A queue that nobody is taking from (a parent that gathers later) does
+ * not slow its senders: a process floods its own mailbox, no send yields,
+ * every send succeeds at once, and nothing is lost. */
+static void t_flood_self(void *arg)
+{
+    (void)arg;
+    enum { N = 20000 };
+    hive_pid me = hive_self();
+    uint64_t y0 = backpressure_yields();
+    for (uint32_t i = 0; i < N; i++)
+        ck_assert_int_eq(hive_send(me, T_SEQ, &i, sizeof i), 0);
+    ck_assert_uint_eq(backpressure_yields() - y0, 0);
+    for (uint32_t i = 0; i < N; i++) {
+        hive_msg *m = recv_tag(T_SEQ, 5000);
+        ck_assert_uint_eq(*(uint32_t *)m->data, i);
+        hive_msg_free(m);
+    }
+}
+START_TEST(flooding_a_queue_nobody_takes_from_never_yields)
+{
+    run_hive(2, t_flood_self, NULL);
+}
+END_TEST
+
+/* One scheduler, so the interleaving is fixed: two senders each send a
+ * slice's worth (budget 2000) per turn, the receiver takes a slice's worth
+ * per turn, so it ends its slice with messages queued and marks its
+ * mailbox flooded; from then on each send ends its sender's slice. */
+#define FL_SENDERS 2
+static struct {
+    hive_pid main, recv;
+    uint32_t n; /* per sender */
+    _Atomic uint32_t bad;
+} fl;
+
+static void flood_receiver(void *arg)
+{
+    (void)arg;
+    uint32_t next[FL_SENDERS] = { 0 };
+    for (uint32_t k = 0; k < fl.n * FL_SENDERS; k++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive(&m, 5000), 0);
+        uint32_t *v = m->data;
+        if (v[0] >= FL_SENDERS || v[1] != next[v[0]]++)
+            atomic_fetch_add(&fl.bad, 1);
+        hive_msg_free(m);
+    }
+    hive_send(fl.main, T_DONE, NULL, 0);
+}
+
+static void flood_sender(void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    for (uint32_t i = 0; i < fl.n; i++) {
+        uint32_t v[2] = { id, i };
+        ck_assert_int_eq(hive_send(fl.recv, T_SEQ, v, sizeof v), 0);
+    }
+}
+
+static void t_flood_receiver(void *arg)
+{
+    bool on = *(bool *)arg;
+    fl.main = hive_self();
+    fl.n = 30000;
+    atomic_store(&fl.bad, 0);
+    uint64_t y0 = backpressure_yields();
+    ck_assert_int_eq(hive_spawn(flood_receiver, NULL, &fl.recv), 0);
+    for (uintptr_t i = 0; i < FL_SENDERS; i++)
+        ck_assert_int_eq(hive_spawn(flood_sender, (void *)i, NULL), 0);
+    hive_msg_free(recv_tag(T_DONE, 10000));
+    uint64_t y = backpressure_yields() - y0;
+    ck_assert_uint_eq(atomic_load(&fl.bad), 0);
+    if (on)
+        ck_assert_uint_gt(y, 0);
+    else
+        ck_assert_uint_eq(y, 0);
+}
+START_TEST(flooding_a_busy_receiver_yields_to_it_and_loses_nothing)
+{
+    static bool modes[] = { true, false };
+    for (int k = 0; k < 2; k++) {
+        hive_config cfg;
+        hive_config_default(&cfg);
+        cfg.schedulers = 1;
+        cfg.pin = false;
+        cfg.backpressure = modes[k];
+        run_hive_cfg(&cfg, t_flood_receiver, &modes[k]);
+    }
+}
+END_TEST
+
 /* ---- many processes, many messages ---- */
 
 #define NPROC 1000
@@ -581,6 +681,8 @@ START_TEST(shutdown_with_processes_still_running)
 }
 END_TEST
 
+/* ---- stack overflow (under the sanitizers it is theirs to report) ---- */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #pragma GCC diagnostic ignored "-Winfinite-recursion"
 static void deep(int n)
 {
@@ -652,6 +754,7 @@ START_TEST(stack_overflow_without_guard_is_caught_by_the_canary)
     run_hive_cfg(&cfg, t_overflow_canary, NULL);
 }
 END_TEST
+#endif
 
 static Suite *suite(void)
 {
@@ -670,11 +773,12 @@ static Suite *suite(void)
     tcase_add_test(tc, blocking_call_from_foreign_thread_is_eperm_and_send_works);
     tcase_add_test(tc, spawn_past_max_processes_is_eagain);
     tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);
+    tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
+    tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);
     tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);
     tcase_add_test(tc, stress_many_schedulers_random_exits);
     tcase_add_test(tc, shutdown_with_processes_still_running);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    /* Under the sanitizers the overflow is theirs to report. */
     tcase_add_test_raise_signal(tc, stack_overflow_aborts_with_a_message, SIGABRT);
     tcase_add_test_raise_signal(tc, stack_overflow_without_guard_is_caught_by_the_canary, SIGABRT);
 #endif
