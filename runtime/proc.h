@@ -120,6 +120,8 @@ struct proc {
     struct mon   *monitors;         /* owner-side records of monitors this process holds */
     struct alias_set aliases;
     void         *gs;               /* gen_server context, if any */
+    uint64_t      examined;         /* messages offered to selective-receive
+                                       matchers (tests prove O(1) waits) */
     uint64_t      freenext;         /* free-list link (slot + 1) */
 };
 

@@ -227,6 +227,7 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
         struct mnode *prev = cursor;
         struct mnode *n = prev ? pq_next(prev) : p->pq_head;
         while (n) {
+            p->examined++;
             if (!match || match(&n->msg, ctx)) {
                 pq_unlink(p, prev, n);
                 *out = &n->msg;
@@ -249,6 +250,7 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
                 rescan = true;
                 break;
             }
+            p->examined++;
             if (!match || match(&n->msg, ctx)) {
                 *out = &n->msg;
                 rc = 0;

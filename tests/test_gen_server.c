@@ -8,12 +8,13 @@
 #include <pthread.h>
 
 #include "harness.h"
+#include "runtime/proc.h"
 
 enum {
     T_INC = 1,        /* call/cast: count++, reply count */
     T_GET,            /* call: reply count */
-    T_SLEEP,          /* call: sleep payload ms, count++, reply count */
-    T_EARLY,          /* call: reply count, then sleep payload ms, count++ */
+    T_SLOW,           /* call: wait for a T_GO message, count++, reply count */
+    T_EARLY,          /* call: reply count, then wait for T_GO, count++ */
     T_STOP,           /* call/cast: stop_self(payload reason), no reply */
     T_DEFER,          /* call: keep from, no reply */
     T_ANSWER,         /* cast: reply to the kept from with count */
@@ -91,16 +92,24 @@ static void srv_call(hive_gs *gs, void *state, const hive_msg *req, hive_from fr
     case T_GET:
         reply_count(from, s);
         break;
-    case T_SLEEP:
-        hive_sleep(*(int64_t *)req->data);
+    /* The slow requests wait for the test's T_GO instead of sleeping, so
+     * that "the call timed out first" does not rest on timer margins. */
+    case T_SLOW: {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_go, NULL, &m, 10000), 0);
+        hive_msg_free(m);
         s->count++;
         reply_count(from, s);
         break;
-    case T_EARLY:
+    }
+    case T_EARLY: {
         reply_count(from, s);
-        hive_sleep(*(int64_t *)req->data);
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_go, NULL, &m, 10000), 0);
+        hive_msg_free(m);
         s->count++;
         break;
+    }
     case T_STOP:
         hive_gs_stop_self(gs, *(hive_reason *)req->data);
         break;
@@ -433,9 +442,9 @@ static void body_call_timeout(void *arg)
     struct srv s = { 0 };
     hive_pid pid = start(&s);
     uint64_t dropped0 = late_dropped();
-    int64_t sleep_ms = 30;
     hive_msg *m;
-    ck_assert_int_eq(hive_call(pid, T_SLEEP, &sleep_ms, sizeof sleep_ms, &m, 5), -ETIMEDOUT);
+    ck_assert_int_eq(hive_call(pid, T_SLOW, NULL, 0, &m, 5), -ETIMEDOUT);
+    hive_send(pid, T_GO, NULL, 0);
     /* the server was not harmed: it finishes the request (count 1), and
      * this call is answered after it */
     ck_assert_int_eq(call_long(pid, T_GET, NULL, 0, 1000), 1);
@@ -608,27 +617,26 @@ static void body_call_o1(void *arg)
     struct srv s = { 0 };
     hive_pid pid = start(&s);
     enum { CALLS = 2000, QUEUED = 100000 };
+    struct proc *me = proc_self();
     /* baseline: an empty mailbox */
-    uint64_t t0 = 0, t1 = 0;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    uint64_t e0 = me->examined;
     for (int i = 0; i < CALLS; i++)
         call_long(pid, T_INC, NULL, 0, HIVE_INFINITY);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    t0 = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);
+    uint64_t base = me->examined - e0;
 
     for (int i = 0; i < QUEUED; i++)
         ck_assert_int_eq(hive_send(hive_self(), 1000, &i, sizeof i), 0);
     call_long(pid, T_INC, NULL, 0, HIVE_INFINITY); /* moves them into the queue once */
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    e0 = me->examined;
     for (int i = 0; i < CALLS; i++)
-        call_long(pid, T_INC, NULL, 0, 1000);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    t1 = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);
-    /* A scan of the old messages would cost CALLS * QUEUED node visits
-     * (2e8): far beyond this bound. */
-    ck_assert_msg(t1 < 4 * t0 + 20000000, "%d calls: %llu ns with %d queued, %llu ns without",
-                  CALLS, (unsigned long long)t1, QUEUED, (unsigned long long)t0);
+        call_long(pid, T_INC, NULL, 0, HIVE_INFINITY);
+    uint64_t with = me->examined - e0;
+    /* Each call's wait looks at what arrived after its mark, whatever is
+     * queued before it: the same work as with an empty mailbox. A scan of
+     * the old messages would look at CALLS * QUEUED (2e8). */
+    ck_assert_msg(with <= base + CALLS, "%d calls looked at %llu messages with %d queued, %llu "
+                  "without", CALLS, (unsigned long long)with, QUEUED, (unsigned long long)base);
+    ck_assert_uint_ge(with, CALLS); /* each reply was looked at */
     /* the unrelated messages are still there, in order */
     ck_assert_uint_eq(my_queue_len(), QUEUED);
     hive_msg *m;
@@ -652,9 +660,10 @@ static void body_reply_early(void *arg)
     (void)arg;
     struct srv s = { 0 };
     hive_pid pid = start(&s);
-    int64_t sleep_ms = 50;
-    /* replied before the 50 ms sleep: a 20 ms timeout is enough */
-    ck_assert_int_eq(call_long(pid, T_EARLY, &sleep_ms, sizeof sleep_ms, 20), 0);
+    /* the call returns while the server is still at work on it (it waits
+     * for our T_GO, which we send only after the call returned) */
+    ck_assert_int_eq(call_long(pid, T_EARLY, NULL, 0, 5000), 0);
+    hive_send(pid, T_GO, NULL, 0);
     ck_assert_int_eq(call_long(pid, T_GET, NULL, 0, 1000), 1); /* the work went on */
 }
 
@@ -1104,12 +1113,12 @@ static void body_request_timeout(void *arg)
     (void)arg;
     struct srv s = { 0 };
     hive_pid pid = start(&s);
-    int64_t sleep_ms = 30;
     hive_ref req;
-    ck_assert_int_eq(hive_send_request(pid, T_SLEEP, &sleep_ms, sizeof sleep_ms, &req), 0);
+    ck_assert_int_eq(hive_send_request(pid, T_SLOW, NULL, 0, &req), 0);
     uint64_t d0 = late_dropped();
     hive_msg *m;
     ck_assert_int_eq(hive_receive_response(req, &m, 5), -ETIMEDOUT);
+    hive_send(pid, T_GO, NULL, 0);
     /* abandoned, as OTP's receive_response does */
     ck_assert_int_eq(hive_receive_response(req, &m, 0), -EINVAL);
     ck_assert_int_eq(call_long(pid, T_GET, NULL, 0, 1000), 1);

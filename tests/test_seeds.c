@@ -18,7 +18,7 @@
 enum {
     Q_QUERY = 1, Q_STATE, Q_YAWN, Q_BEFORE_SLEEP, Q_DOUBLE, Q_TRIPLE, Q_LINK, Q_READY,
     Q_MSG, Q_REPEAT, Q_ASYNC, Q_RESULT, Q_GREET, Q_SEND, Q_RECEIVED, Q_FACT, Q_PING,
-    Q_EXITNOW, Q_SPAWN_TASK, Q_GO, Q_NOTE, Q_TERMINATED,
+    Q_EXITNOW, Q_SPAWN_TASK, Q_GO, Q_NOTE, Q_TERMINATED, Q_DOZE, Q_BEFORE_DOZE, Q_WAKE,
 };
 
 static uint32_t my_queue_len(void)
@@ -368,32 +368,57 @@ END_TEST
 /* 002: Timesout                                                       */
 /* ------------------------------------------------------------------ */
 
+/* The write-up's server sleeps longer than its client's timeout. Where a
+ * test needs "the call timed out before the reply" for certain, the server
+ * dozes instead: it waits for a Q_WAKE that the test sends only after the
+ * call has returned, so the outcome does not rest on timer margins. */
+static void doze(void)
+{
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive_if(match_tag, &(uint32_t){ Q_WAKE }, &m, 10000), 0);
+    hive_msg_free(m);
+}
+
 static void timesout_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
 {
     (void)gs;
     long *call_count = state;
-    int64_t sleep_ms = *(int64_t *)req->data;
-    if (req->tag == Q_YAWN) {
-        hive_sleep(sleep_ms);
+    switch (req->tag) {
+    case Q_YAWN:
+        hive_sleep(*(int64_t *)req->data);
         hive_reply(from, Q_YAWN, call_count, sizeof *call_count); /* {:previous_call_count, n} */
         ++*call_count;
-    } else { /* before_you_sleep */
-        hive_reply(from, Q_BEFORE_SLEEP, call_count, sizeof *call_count);
-        hive_sleep(sleep_ms);
+        break;
+    case Q_DOZE:
+        doze();
+        hive_reply(from, Q_YAWN, call_count, sizeof *call_count);
         ++*call_count;
+        break;
+    default: /* before_you_sleep, dozing */
+        hive_reply(from, Q_BEFORE_SLEEP, call_count, sizeof *call_count);
+        doze();
+        ++*call_count;
+        break;
     }
 }
 
 static const hive_gen_server TIMESOUT = { .handle_call = timesout_call };
 #define TIMEOUT_MS 10
 
-static int yawn(hive_pid pid, int64_t sleep_ms, long *prev)
+static int yawn(hive_pid pid, int64_t sleep_ms, int64_t timeout_ms, long *prev)
 {
     hive_msg *m;
-    int rc = hive_call(pid, Q_YAWN, &sleep_ms, sizeof sleep_ms, &m, TIMEOUT_MS);
+    int rc = hive_call(pid, Q_YAWN, &sleep_ms, sizeof sleep_ms, &m, timeout_ms);
     if (rc == 0)
         *prev = reply_long(m);
     return rc;
+}
+
+/* yawn(longer than the timeout): a call that cannot be answered in time */
+static int doze_call(hive_pid pid)
+{
+    hive_msg *m;
+    return hive_call(pid, Q_DOZE, NULL, 0, &m, TIMEOUT_MS);
 }
 
 static void body_seed002_timeout(void *arg)
@@ -403,11 +428,12 @@ static void body_seed002_timeout(void *arg)
     hive_pid pid;
     ck_assert_int_eq(hive_gs_start(&TIMESOUT, &count, NULL, &pid), 0);
     ck_assert_int_eq(state_long(pid), 0);                 /* :sys.get_state -> 0 */
-    ck_assert_int_eq(yawn(pid, 25, &prev), -ETIMEDOUT);   /* yawn(110) with 100 */
+    ck_assert_int_eq(doze_call(pid), -ETIMEDOUT);          /* yawn(110) with 100 */
+    hive_send(pid, Q_WAKE, NULL, 0);
     /* the client is alive (we are), the server too, and the operation
      * completed: */
     ck_assert_int_eq(state_long(pid), 1);
-    ck_assert_int_eq(yawn(pid, 1, &prev), 0);
+    ck_assert_int_eq(yawn(pid, 1, 5000, &prev), 0);
     ck_assert_int_eq(prev, 1);
     ck_assert_uint_eq(my_queue_len(), 0);
 }
@@ -425,8 +451,9 @@ static void body_seed002_blocked(void *arg)
     hive_pid pid;
     ck_assert_int_eq(hive_gs_start(&TIMESOUT, &count, NULL, &pid), 0);
     /* a blocked call keeps blocking the server after its timeout */
-    ck_assert_int_eq(yawn(pid, 40, &prev), -ETIMEDOUT);
-    ck_assert_int_eq(yawn(pid, 1, &prev), -ETIMEDOUT);
+    ck_assert_int_eq(doze_call(pid), -ETIMEDOUT);
+    ck_assert_int_eq(yawn(pid, 1, TIMEOUT_MS, &prev), -ETIMEDOUT); /* still dozing */
+    hive_send(pid, Q_WAKE, NULL, 0);
     ck_assert_int_eq(state_long(pid), 2); /* both ran, in order */
     ck_assert_uint_eq(my_queue_len(), 0);
 }
@@ -443,11 +470,12 @@ static void body_seed002_early(void *arg)
     long count = 0;
     hive_pid pid;
     ck_assert_int_eq(hive_gs_start(&TIMESOUT, &count, NULL, &pid), 0);
-    int64_t sleep_ms = 50;
     hive_msg *m;
-    /* replied before sleeping: no timeout although it sleeps past it */
-    ck_assert_int_eq(hive_call(pid, Q_BEFORE_SLEEP, &sleep_ms, sizeof sleep_ms, &m, TIMEOUT_MS), 0);
+    /* replied before dozing: the call returns while the server still
+     * dozes (it wakes only when we say so, after the call returned) */
+    ck_assert_int_eq(hive_call(pid, Q_BEFORE_DOZE, NULL, 0, &m, 5000), 0);
     ck_assert_int_eq(reply_long(m), 0);
+    hive_send(pid, Q_WAKE, NULL, 0);
     ck_assert_int_eq(state_long(pid), 1);
 }
 
@@ -460,13 +488,15 @@ END_TEST
 static void body_seed002_no_clutter(void *arg)
 {
     (void)arg;
-    long count = 0, prev;
+    long count = 0;
     hive_pid pid;
     ck_assert_int_eq(hive_gs_start(&TIMESOUT, &count, NULL, &pid), 0);
     hive_sched_stats s0, s1;
     hive_stats(NULL, 0, &s0);
-    for (int i = 0; i < 5; i++)
-        ck_assert_int_eq(yawn(pid, 15, &prev), -ETIMEDOUT);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(doze_call(pid), -ETIMEDOUT);
+        hive_send(pid, Q_WAKE, NULL, 0);
+    }
     ck_assert_int_eq(state_long(pid), 5); /* all replies have been sent */
     /* `flush` shows nothing: the late replies never reached the mailbox */
     ck_assert_uint_eq(my_queue_len(), 0);
