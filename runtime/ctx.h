@@ -22,6 +22,17 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* Functions that read thread-local state. A process can resume on another
+ * thread after any switch, and the compiler treats the thread pointer as
+ * constant within a function, so such reads must stay real calls: not
+ * inlined, and (noipa) not analysed across functions either, which with
+ * link-time optimization could let a result be reused after a switch. */
+#if defined(__clang__)
+#define HIVE_TLS_ACCESSOR __attribute__((noinline))
+#else
+#define HIVE_TLS_ACCESSOR __attribute__((noinline, noipa))
+#endif
+
 /* A hint to the core that we are spinning on a shared location. */
 static inline void cpu_relax(void)
 {

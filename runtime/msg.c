@@ -31,7 +31,7 @@ static inline struct mnode *node_next(struct mnode *n)
 }
 
 /* Refills an empty cache from the depot; false if the depot is empty. */
-static bool depot_take(struct sched *s, int c)
+static __attribute__((noinline, cold)) bool depot_take(struct sched *s, int c)
 {
     struct mnode *b = NULL;
     /* A racy peek keeps an empty depot from costing a lock per message. */
@@ -53,7 +53,7 @@ static bool depot_take(struct sched *s, int c)
 
 /* A full cache gives its first MBATCH nodes to the depot (or back to
  * jemalloc when the depot is full). */
-static void depot_give(struct sched *s, int c)
+static __attribute__((noinline, cold)) void depot_give(struct sched *s, int c)
 {
     struct mnode *head = s->mcache[c], *last = head;
     for (unsigned i = 1; i < MBATCH; i++)
@@ -99,6 +99,20 @@ static inline int mclass(size_t size)
     return size <= 128 ? 0 : size <= 256 ? 1 : -1;
 }
 
+/* The slow half of alloc_on: an empty cache (the depot, else jemalloc), a
+ * big node, or no scheduler. Out of line, so the fast path saves no
+ * registers. */
+static __attribute__((noinline)) struct mnode *alloc_slow(struct sched *s, int c, size_t size)
+{
+    struct mnode *n = NULL;
+    if (c >= 0 && s && depot_take(s, c) && (n = s->mcache[c])) {
+        s->mcache[c] = node_next(n);
+        s->mcache_n[c]--;
+        return n;
+    }
+    return mem_alloc(size);
+}
+
 static inline struct mnode *alloc_on(struct sched *s, size_t len)
 {
     size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
@@ -106,12 +120,12 @@ static inline struct mnode *alloc_on(struct sched *s, size_t len)
     struct mnode *n = NULL;
     if (c >= 0) {
         size = c ? 256 : 128;
-        if (s && ((n = s->mcache[c]) || (depot_take(s, c) && (n = s->mcache[c])))) {
+        if (__builtin_expect(s != NULL, 1) && (n = s->mcache[c])) {
             s->mcache[c] = node_next(n);
             s->mcache_n[c]--;
         }
     }
-    if (!n && !(n = mem_alloc(size)))
+    if (!n && !(n = alloc_slow(s, c, size)))
         return NULL;
     n->size = (uint32_t)size;
     n->to = HIVE_NOPID;
@@ -128,18 +142,30 @@ struct mnode *mnode_alloc(size_t len)
     return alloc_on(mclass(size) >= 0 ? cur_sched : NULL, len);
 }
 
-void mnode_free_on(struct sched *s, struct mnode *n)
+/* The slow half of mnode_free_on: a full cache, a big node, or no
+ * scheduler. */
+static __attribute__((noinline)) void free_slow(struct sched *s, int c, struct mnode *n)
 {
-    int c = mclass(n->size);
     if (c >= 0 && s) {
-        if (s->mcache_n[c] >= MCACHE_MAX)
-            depot_give(s, c);
+        depot_give(s, c);
         atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
         s->mcache[c] = n;
         s->mcache_n[c]++;
         return;
     }
     mem_free(n, n->size);
+}
+
+void mnode_free_on(struct sched *s, struct mnode *n)
+{
+    int c = mclass(n->size);
+    if (__builtin_expect(c < 0 || !s || s->mcache_n[c] >= MCACHE_MAX, 0)) {
+        free_slow(s, c, n);
+        return;
+    }
+    atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
+    s->mcache[c] = n;
+    s->mcache_n[c]++;
 }
 
 void mnode_free(struct mnode *n)
@@ -159,18 +185,66 @@ void mnode_cache_flush(struct sched *s)
     }
 }
 
-struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const void *data,
-                            size_t len)
+static inline void init_node(struct mnode *n, uint32_t kind, uint32_t tag)
 {
-    struct mnode *n = alloc_on(s, len);
-    if (!n)
-        return NULL;
     n->kind = kind;
     n->msg.tag = tag;
     n->msg.from = HIVE_NOPID;
     n->msg.ref = (hive_ref){ 0, 0 };
+}
+
+static __attribute__((noinline)) struct mnode *make_slow(struct sched *s, uint32_t kind,
+                                                         uint32_t tag, const void *data,
+                                                         size_t len)
+{
+    struct mnode *n = alloc_on(s, len);
+    if (!n)
+        return NULL;
+    init_node(n, kind, tag);
     if (len)
         memcpy(n + 1, data, len);
+    return n;
+}
+
+/* The fast path: a payload of up to 16 bytes (a counter, a pid, a pointer:
+ * the common case) in a node from this scheduler's cache, copied inline
+ * with loads and stores that never touch a byte outside [0, len). The rest
+ * goes out of line, so this path saves no registers. */
+struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const void *data,
+                            size_t len)
+{
+    _Static_assert(sizeof(struct mnode) + 16 <= 128, "a 16-byte payload fits class 0");
+    struct mnode *n;
+    if (__builtin_expect(!s || len > 16 || !(n = s->mcache[0]), 0))
+        return make_slow(s, kind, tag, data, len);
+    s->mcache[0] = node_next(n);
+    s->mcache_n[0]--;
+    n->size = 128;
+    n->to = HIVE_NOPID;
+    n->aux = 0;
+    n->aux2 = 0;
+    n->msg.data = n + 1;
+    n->msg.len = (uint32_t)len;
+    init_node(n, kind, tag);
+    unsigned char *d = (unsigned char *)(n + 1);
+    const unsigned char *p = data;
+    if (len >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + len - 8, 8);
+        memcpy(d, &x, 8);
+        memcpy(d + len - 8, &y, 8);
+    } else if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + len - 4, 4);
+        memcpy(d, &x, 4);
+        memcpy(d + len - 4, &y, 4);
+    } else if (len) {
+        d[0] = p[0];
+        d[len / 2] = p[len / 2];
+        d[len - 1] = p[len - 1];
+    }
     return n;
 }
 

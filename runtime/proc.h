@@ -185,8 +185,8 @@ unsigned proc_table_slots(void);
  * process can resume on another thread after any switch, and the compiler
  * treats the thread pointer as constant within a function, so an inlined
  * TLS read after a switch could see the previous thread's value. */
-struct proc *proc_self(void) __attribute__((noinline));
-void proc_set_self(struct proc *p) __attribute__((noinline));
+struct proc *proc_self(void) HIVE_TLS_ACCESSOR;
+void proc_set_self(struct proc *p) HIVE_TLS_ACCESSOR;
 #define cur_proc (proc_self())
 
 static inline void proc_lock(struct proc *p)

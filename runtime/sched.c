@@ -599,17 +599,24 @@ void sched_install_segv(void)
 /* Refs and stats                                                      */
 /* ------------------------------------------------------------------ */
 
-hive_ref hive_make_ref(void)
+/* Blocks of 4096 from the shared counter: one atomic per 4096 refs. The
+ * thread-local block is touched only here, out of line (HIVE_TLS_ACCESSOR),
+ * so no caller can keep its address across a switch. */
+static HIVE_TLS_ACCESSOR uint64_t next_ref(void)
 {
     static _Thread_local uint64_t local_next, local_end;
-    if (!g_rt)
-        return (hive_ref){ 0, 0 };
-    /* Blocks of 4096 from the shared counter: one atomic per 4096 refs. */
     if (local_next == local_end) {
         local_next = atomic_fetch_add_explicit(&g_rt->ref_counter, 4096, memory_order_relaxed);
         local_end = local_next + 4096;
     }
-    return (hive_ref){ g_rt->base_ns, ++local_next };
+    return ++local_next;
+}
+
+hive_ref hive_make_ref(void)
+{
+    if (!g_rt)
+        return (hive_ref){ 0, 0 };
+    return (hive_ref){ g_rt->base_ns, next_ref() };
 }
 
 static void add_counters(hive_sched_stats *o, struct sched_counters *c)

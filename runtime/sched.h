@@ -128,7 +128,7 @@ void sched_finish_prev(struct sched *s);
 struct proc *sched_pick_fast(struct sched *s);
 /* cur_sched read through a call: after a switch the process may be on
  * another thread, and a TLS address computed before it would be stale. */
-struct sched *sched_self(void) __attribute__((noinline));
+struct sched *sched_self(void) HIVE_TLS_ACCESSOR;
 
 /* rt.c: called by the exit path when the process count reaches zero or the
  * main process exited. */
