@@ -5,7 +5,8 @@
  *
  * Calls. hive_call marks the end of the caller's private queue
  * (proc_mark), monitors the server (an internal monitor, not listed by
- * hive_process_info), makes the monitor ref an alias, sends an MK_CALL
+ * hive_process_info; for a synchronous call only the server's record,
+ * sig_call_monitor), makes the monitor ref an alias, sends an MK_CALL
  * whose from is {caller, ref}, and waits for an MK_REPLY or a DOWN carrying
  * that ref, looking only at what arrived after the mark: the wait costs
  * nothing for messages queued before the call. Every way out (reply,
@@ -67,6 +68,11 @@ bool call_demonitor(struct proc *self, hive_ref ref)
     return sig_unmonitor(self, ref);
 }
 
+bool call_unmonitor(struct proc *self, struct call *c)
+{
+    return c->light ? sig_call_unmonitor(self) : sig_unmonitor(self, c->ref);
+}
+
 /* A reply to, or the DOWN of, the call with this ref. The kind is checked
  * so that a user message carrying a forged ref cannot pass for either. */
 bool call_match(const hive_msg *m, void *ctx)
@@ -107,7 +113,9 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
 {
     c->has_mark = use_mark;
     c->mark = use_mark ? proc_mark(self) : NULL;
-    int rc = sig_monitor(self, server, true, &c->ref);
+    c->light = use_mark;
+    int rc = c->light ? sig_call_monitor(self, server, &c->ref)
+                      : sig_monitor(self, server, true, &c->ref);
     if (rc) {
         mnode_free(n);
         return rc;
@@ -124,7 +132,7 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
         mnode_free(n);
         alias_remove(self, c->ref);
         hive_msg *m;
-        if (!call_demonitor(self, c->ref))
+        if (!call_unmonitor(self, c))
             while (proc_receive(self, call_match, &c->ref, c->mark, &m, 0) == 0)
                 hive_msg_free(m);
         return -ESRCH;
@@ -137,7 +145,14 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
 void call_end(struct proc *self, struct call *c, bool got_down)
 {
     alias_remove(self, c->ref);
-    bool quiet = got_down ? true : call_demonitor(self, c->ref);
+    bool quiet;
+    if (got_down) {
+        quiet = true;
+        if (c->light)
+            self->call_mt = NULL; /* the server freed its record with the DOWN */
+    } else {
+        quiet = call_unmonitor(self, c);
+    }
     /* Anything after the mark may be this call's: a DOWN that raced the
      * demonitor, or a reply drained while the alias was still active (a
      * second hive_reply). Without a mark (send_request) the whole queue is

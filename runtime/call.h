@@ -17,6 +17,8 @@ struct call {
     hive_ref      ref;     /* monitor ref == alias == from.ref */
     struct mnode *mark;    /* end of the private queue before the request */
     bool          has_mark;
+    bool          light;   /* a synchronous call: its monitor is self->call_mt
+                              (sig_call_monitor), not a listed one */
 };
 
 static inline hive_pid self_pid(struct proc *p)
@@ -29,11 +31,14 @@ void call_count_send(void);
 int  call_check_name(const char *name);
 /* Removes a call's monitor; true if its DOWN can no longer come. */
 bool call_demonitor(struct proc *self, hive_ref ref);
+bool call_unmonitor(struct proc *self, struct call *c);
 /* A reply to, or the DOWN of, the call whose ref is *ctx. */
 bool call_match(const hive_msg *m, void *ctx);
 /* Checks shared by every blocking request to a server. */
 int  call_check(struct proc *self, hive_pid server, int64_t timeout_ms);
-/* Monitors the server, makes the ref an alias, sends n (consumed). */
+/* Monitors the server, makes the ref an alias, sends n (consumed). A call
+ * with a mark is synchronous (the caller waits for it before doing
+ * anything else) and gets the light monitor. */
 int  call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call *c,
                 bool with_mark);
 /* Waits for the reply or the DOWN: 0, -ETIMEDOUT, -ESRCH, -ECONNRESET. */

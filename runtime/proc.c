@@ -267,6 +267,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->rtimer_dl = 0;
     p->trap_exit = false;
     p->monitors = NULL;
+    p->call_mt = NULL;
     p->held = p->held_next = NULL;
     memset(&p->aliases, 0, sizeof p->aliases);
     p->gs = NULL;
@@ -340,7 +341,7 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     p->flags |= PF_EXITING;
     char *name = p->name;
     p->name = NULL;
-    bool quiet = !p->links && !p->monitored_by && !p->monitors;
+    bool quiet = !p->links && !p->monitored_by && !p->monitors && !p->call_mt;
     proc_unlock(p);
     if (name) {
         registry_release(name, self);

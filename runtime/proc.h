@@ -118,6 +118,9 @@ struct proc {
     struct mnode *held_next;        /* one the behaviour handles next (gen_server's continue) */
 
     struct mon   *monitors;         /* owner-side records of monitors this process holds */
+    struct mon   *call_mt;          /* the synchronous call's monitor: its record on
+                                       the server (owner only; see sig_call_monitor) */
+    hive_pid      call_target;      /* that server */
     struct alias_set aliases;
     void         *gs;               /* gen_server context, if any */
     uint64_t      examined;         /* messages offered to selective-receive
@@ -285,6 +288,13 @@ int  sig_demonitor(struct proc *self, hive_ref ref, unsigned flags);
  * monitor (its DOWN was drained already) or its DOWN was already pushed:
  * it is in self's mailbox or private queue. */
 bool sig_unmonitor(struct proc *self, hive_ref ref);
+/* A synchronous call's monitor (hive_call, gs_stop, gs_exec): only the
+ * server's record, kept in self->call_mt, no watcher record and no lock of
+ * self. A process is in at most one synchronous call. A dead server gets
+ * an immediate DOWN(noproc) and no record. */
+int  sig_call_monitor(struct proc *self, hive_pid target, hive_ref *out);
+/* Removes it: true if no DOWN will come (same answer as sig_unmonitor). */
+bool sig_call_unmonitor(struct proc *self);
 int  sig_link(struct proc *self, hive_pid target);
 void sig_free_records(struct proc *p);
 /* Frees a scheduler's cached monitor records (at its teardown). */

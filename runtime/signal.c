@@ -239,6 +239,74 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
     return 0;
 }
 
+int sig_call_monitor(struct proc *self, hive_pid target, hive_ref *out)
+{
+    struct proc *t;
+    int rc = proc_resolve(target, &t);
+    if (rc == -EINVAL)
+        return rc;
+    hive_ref ref = hive_make_ref();
+    hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    struct mon *mt = mon_alloc(self->sched);
+    if (!mt)
+        return -ENOMEM;
+    bool ok = false;
+    if (rc == 0) {
+        proc_lock(t);
+        if (atomic_load_explicit(&t->pid, memory_order_relaxed) == target &&
+            !(t->flags & PF_EXITING)) {
+            mt->ref = ref;
+            mt->pid = me;
+            mt->internal = true;
+            mt->peer = NULL;
+            mon_push_target(t, mt);
+            ok = true;
+        }
+        proc_unlock(t);
+    }
+    *out = ref;
+    if (ok) {
+        self->call_mt = mt;
+        self->call_target = target;
+        return 0;
+    }
+    mon_free(self->sched, mt);
+    self->call_mt = NULL;
+    struct mnode *n = make_down(ref, target, HIVE_NOPROC);
+    if (!n)
+        return -ENOMEM;
+    n->to = me;
+    proc_deliver(self, n);
+    return 0;
+}
+
+/* The target's side of drop_target_record, for a record we hold directly. */
+static bool drop_call_record(struct proc *self)
+{
+    struct mon *mt = self->call_mt;
+    self->call_mt = NULL;
+    if (!mt)
+        return false; /* noproc: its DOWN is queued */
+    struct proc *t;
+    if (proc_resolve(self->call_target, &t) != 0)
+        return false; /* cannot happen: the target existed */
+    bool mine = false;
+    proc_lock(t);
+    if (t->gen == pid_gen(self->call_target) && !(t->flags & PF_DOWNED)) {
+        mon_unlink_target(mt);
+        mine = true;
+    }
+    proc_unlock(t);
+    if (mine)
+        mon_free(self->sched, mt);
+    return mine;
+}
+
+bool sig_call_unmonitor(struct proc *self)
+{
+    return drop_call_record(self);
+}
+
 static bool match_down_ref(const hive_msg *m, void *ctx)
 {
     return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
@@ -336,6 +404,7 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
         drop_target_record(p->sched, m);
         mon_free(p->sched, m);
     }
+    drop_call_record(p); /* killed in the middle of a call */
 }
 
 void sig_handle_exit(struct proc *p, struct mnode *n)
@@ -381,6 +450,7 @@ void sig_free_records(struct proc *p)
         p->links = l->next;
         mem_free(l, sizeof *l);
     }
+    p->call_mt = NULL; /* the server's record, freed on the server's list */
     struct mon **lists[2] = { &p->monitored_by, &p->monitors };
     for (int i = 0; i < 2; i++)
         while (*lists[i]) {

@@ -605,6 +605,61 @@ static void body_call_killed(void *arg)
     ck_assert_uint_eq(my_queue_len(), 0);
 }
 
+/* Records of monitors on a process's monitored_by list (a call's monitor
+ * has one there while the call is in flight). */
+static unsigned watchers_of(hive_pid pid)
+{
+    struct proc *t;
+    ck_assert_int_eq(proc_resolve(pid, &t), 0);
+    unsigned n = 0;
+    proc_lock(t);
+    for (struct mon *m = t->monitored_by; m; m = m->next)
+        n++;
+    proc_unlock(t);
+    return n;
+}
+
+static void blocked_caller(void *arg)
+{
+    hive_pid server = *(hive_pid *)arg;
+    hive_msg *m;
+    hive_call(server, T_BLOCK, NULL, 0, &m, HIVE_INFINITY);
+    ck_abort_msg("the call returned although its caller was killed");
+}
+
+/* A caller killed in the middle of a call takes its monitor off the
+ * server: nothing is left on the server's list, and the server, once it
+ * answers, sends nothing anywhere. A call that ends normally leaves no
+ * record either. */
+static void body_caller_killed(void *arg)
+{
+    (void)arg;
+    struct srv s = { .observer = hive_self() };
+    hive_pid pid = start(&s);
+    ck_assert_uint_eq(watchers_of(pid), 0);
+    ck_assert_int_eq(call_long(pid, T_INC, NULL, 0, 1000), 1);
+    ck_assert_uint_eq(watchers_of(pid), 0);
+    hive_pid c;
+    hive_ref r;
+    hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r };
+    ck_assert_int_eq(hive_spawn_opt(blocked_caller, &pid, &o, &c), 0);
+    hive_msg_free(recv_tag(T_READY, 5000)); /* the server is inside T_BLOCK */
+    ck_assert_uint_eq(watchers_of(pid), 1);  /* the call's monitor */
+    hive_kill(c, HIVE_KILL);
+    ck_assert_int_eq(wait_down(r), HIVE_KILLED);
+    ck_assert_uint_eq(watchers_of(pid), 0);
+    hive_send(pid, T_GO, NULL, 0);            /* its late reply goes nowhere */
+    ck_assert_int_eq(call_long(pid, T_GET, NULL, 0, 1000), 1);
+    ck_assert_uint_eq(watchers_of(pid), 0);
+    ck_assert_uint_eq(my_queue_len(), 0);
+}
+
+START_TEST(a_caller_killed_during_a_call_leaves_no_monitor_on_the_server)
+{
+    run_hive(2, body_caller_killed, NULL);
+}
+END_TEST
+
 START_TEST(call_pending_when_the_server_is_killed_is_econnreset_killed)
 {
     run_hive(2, body_call_killed, NULL);
@@ -1368,6 +1423,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, blocking_calls_from_a_foreign_thread_are_eperm_casts_work);
     tcase_add_test(tc, call_to_a_server_that_exits_before_replying_is_econnreset_with_reason);
     tcase_add_test(tc, call_pending_when_the_server_is_killed_is_econnreset_killed);
+    tcase_add_test(tc, a_caller_killed_during_a_call_leaves_no_monitor_on_the_server);
     tcase_add_test(tc, call_wait_is_o1_with_100k_unrelated_messages_queued);
     tcase_add_test(tc, reply_early_then_keep_working);
     tcase_add_test(tc, reply_deferred_from_a_later_callback);
