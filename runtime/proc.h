@@ -86,6 +86,10 @@ struct proc {
     /* --- owner --- */
     struct ctx    ctx;
     struct stack *stack;
+    /* An idle handler's stack, lent back while it waits (sched.c, Y_IDLE):
+     * whoever exchanges it out first owns it, the process when it runs
+     * again (and resumes on it) or its scheduler reclaiming it. */
+    _Atomic(struct stack *) idle_stack;
     struct sched *sched;            /* scheduler running it (valid while running) */
     struct proc  *rq_next;          /* global-queue link */
     enum proc_kind kind;

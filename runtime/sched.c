@@ -206,11 +206,31 @@ static void stack_overflow(struct proc *p)
     abort();
 }
 
+/* Takes back the stack an idle handler kept, unless it took it first (it
+ * ran again; it may be anywhere now, even gone and its slot reused). */
+static void sched_reclaim_idle_stack(struct sched *s, struct proc *p)
+{
+    /* acq_rel: pairs with the exchange in sched_prepare. */
+    struct stack *st = atomic_exchange_explicit(&p->idle_stack, NULL, memory_order_acq_rel);
+    if (st)
+        stack_put(&s->stacks, st);
+}
+
 /* Gets p ready to be switched to on s: a stack if it has none, and the
  * bookkeeping of "p runs on s now". */
 void sched_prepare(struct sched *s, struct proc *p)
 {
     if (!p->stack) {
+        /* An idle handler whose stack was not reclaimed resumes on it, in
+         * its loop; otherwise it starts afresh at its entry, which holds
+         * nothing between messages. acq_rel: pairs with the exchange of a
+         * reclaiming scheduler; one of the two gets the stack. */
+        struct stack *st;
+        if (atomic_load_explicit(&p->idle_stack, memory_order_relaxed) &&
+            (st = atomic_exchange_explicit(&p->idle_stack, NULL, memory_order_acq_rel))) {
+            p->stack = st;
+            goto ready;
+        }
         p->stack = stack_get(&s->stacks, p->stack_size);
         if (!p->stack) {
             fprintf(stderr, "hive: out of memory for a process stack\n");
@@ -220,6 +240,7 @@ void sched_prepare(struct sched *s, struct proc *p)
         ctx_init(&p->ctx, p->stack->lo, p->stack->size, proc_entry_for(p), p);
         p->ctx.tsan_fiber = p->stack->tsan_fiber;
     }
+ready:
     proc_set_self(p);
     p->sched = s;
     atomic_store_explicit(&p->status, PS_RUNNING, memory_order_relaxed);
@@ -260,15 +281,31 @@ void sched_finish_prev(struct sched *s)
         }
         break;
     case Y_IDLE: {
-        /* A handler process between messages: it holds no stack while it
-         * waits. Drop our reference before the CAS publishes it waiting. */
+        /* A handler process between messages holds no stack while it
+         * waits, except the last one to go idle on each scheduler: its
+         * stack is lent back (idle_stack) so that a server answering call
+         * after call resumes where it stopped instead of taking a stack
+         * and starting its loop again for every message. The lend is
+         * published before the CAS that makes the process visible as
+         * waiting (release there); from then on an exchange decides
+         * whether the process (sched_prepare) or this scheduler (when the
+         * next handler goes idle here) gets the stack. */
         struct stack *st = p->stack;
         p->stack = NULL;
+        /* release: the stack's state (its cache links, what the process
+         * left on it) before a reclaiming scheduler's exchange takes it. */
+        atomic_store_explicit(&p->idle_stack, st, memory_order_release);
         atomic_store_explicit(&p->status, PS_WAITING, memory_order_relaxed);
         if (mbox_try_wait(&p->mbox)) {
-            stack_put(&s->stacks, st);
+            struct proc *old = s->keep;
+            s->keep = p;
+            if (old && old != p)
+                sched_reclaim_idle_stack(s, old);
         } else {
-            p->stack = st;
+            /* Not visible as waiting: only a scheduler that kept p from an
+             * earlier idle period can race us for the stack; if it won, p
+             * starts afresh. */
+            p->stack = atomic_exchange_explicit(&p->idle_stack, NULL, memory_order_acq_rel);
             atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
             sched_ready_on(s, p);
         }
@@ -526,6 +563,10 @@ int sched_init(struct sched *s, unsigned id, const char **why)
 
 void sched_fini(struct sched *s)
 {
+    if (s->keep) {
+        sched_reclaim_idle_stack(s, s->keep);
+        s->keep = NULL;
+    }
     timer_sched_fini(s);
     mnode_cache_flush(s);
     sig_cache_flush(s);

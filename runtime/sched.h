@@ -57,6 +57,8 @@ struct sched {
     struct wheel  wheel;
     struct tentry *tfree;           /* timer entries free list */
     struct stack_cache stacks;
+    struct proc  *keep;             /* the last handler that went idle here
+                                       with its stack lent (Y_IDLE) */
     struct mnode *mcache[2];        /* free message nodes of 128 and 256 bytes */
     unsigned      mcache_n[2];
     struct mon   *mon_cache;        /* free monitor records (signal.c) */

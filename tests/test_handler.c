@@ -69,17 +69,20 @@ static void t_idle(void *arg)
             ck_assert_int_eq(*(int *)m->data, round);
             hive_msg_free(m);
         }
-        /* all idle again: none of them holds a stack */
-        wait_stacks_at_most(base);
+        /* all idle again: none of them holds a stack, but the last to go
+         * idle on each of the 2 schedulers, which keeps it lent */
+        wait_stacks_at_most(base + 2);
     }
     for (int i = 0; i < NH; i++)
         ck_assert(states[i].started);
 
-    /* A handler that blocks keeps its stack until it returns. */
+    /* A handler that blocks keeps its stack until it returns (it goes on
+     * from where it blocked, below); the kept ones may be taken back. */
     hive_send(pids[0], T_BLOCK, NULL, 0);
     for (int i = 0; i < 1000 && stack_in_use() < base + 1; i++)
         hive_yield();
-    ck_assert_int_eq(stack_in_use(), base + 1);
+    ck_assert_int_ge(stack_in_use(), base + 1);
+    ck_assert_int_le(stack_in_use(), base + 3);
     hive_send(pids[0], T_PING, NULL, 0);   /* queued behind the blocked handler */
     hive_send(pids[0], T_WAKE, NULL, 0);
     hive_msg *m = recv_tag(T_PONG, 5000);
@@ -88,7 +91,7 @@ static void t_idle(void *arg)
     m = recv_tag(T_PONG, 5000);
     ck_assert_int_eq(*(int *)m->data, 4);   /* then the ping, in order */
     hive_msg_free(m);
-    wait_stacks_at_most(base);
+    wait_stacks_at_most(base + 2);
     for (int i = 0; i < NH; i++)
         hive_kill(pids[i], HIVE_KILL);
 }
