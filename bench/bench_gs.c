@@ -153,8 +153,9 @@ static void gen_server_call_2c_main(void *arg)
         return;
     }
     struct client2 c[2];
-    hive_sched_stats s0, s1;
+    hive_sched_stats s0, s1, p0[2] = { { 0 } }, p1[2] = { { 0 } };
     bench_stats(&s0);
+    hive_stats(p0, 2, NULL);
     uint64_t t0 = bench_now_ns(), t1 = t0;
     for (int i = 0; i < 2; i++) {
         c[i] = (struct client2){ server, hive_self(), per, lat + i * per };
@@ -175,6 +176,13 @@ static void gen_server_call_2c_main(void *arg)
         hive_msg_free(m);
     }
     bench_stats(&s1);
+    hive_stats(p1, 2, NULL);
+    /* Where the calls ran: the share of context switches on the busiest
+     * scheduler (1.0: the clients and the server shared one core). */
+    uint64_t sw0 = p1[0].switches - p0[0].switches, sw1 = p1[1].switches - p0[1].switches;
+    snprintf(j->r->extra, sizeof j->r->extra, "\"busiest_sched_share\":%.3f,\"steals\":%llu",
+             sw0 + sw1 ? (double)(sw0 > sw1 ? sw0 : sw1) / (double)(sw0 + sw1) : 0.0,
+             (unsigned long long)(s1.steals - s0.steals));
     uint64_t final = counter_get(server);
     hive_gs_stop(server, HIVE_NORMAL, CALL_TIMEOUT_MS);
     j->r->n = 2 * per;
@@ -412,7 +420,8 @@ const struct bench_def bench_gs_defs[] = {
       b_gen_server_call },
     { "gen_server_call_2c", "calls",
       "Two clients each make 500,000 calls (quick: 5,000) to the same counter; elapsed until "
-      "the last client is done. Verifies the final count.",
+      "the last client is done. Verifies the final count. Reports busiest_sched_share (the "
+      "share of context switches on the busiest scheduler) and steals.",
       b_gen_server_call_2c },
     { "call_timeout_storm", "calls",
       "10,000 clients (quick: 1,000) each call one server once with a 5 ms timeout; the server "
