@@ -232,6 +232,9 @@ static void fork_join_main(void *arg)
     j->r->seconds = (t1 - t0) / 1e9;
     j->r->n = j->n;
     j->r->syscalls_per_msg = bench_syscalls_per_msg(&j->s0, &j->s1);
+    snprintf(j->r->extra, sizeof j->r->extra, "\"steals\":%llu,\"parks\":%llu",
+             (unsigned long long)(j->s1.steals - j->s0.steals),
+             (unsigned long long)(j->s1.parks - j->s0.parks));
     if (sum != j->n * j->n)
         bench_fail(j->r, "sum %llu != n^2", (unsigned long long)sum);
 }

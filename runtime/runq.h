@@ -17,7 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RUNQ_SIZE 256u
+/* Large enough that a process spawning a slice's worth of children (the
+ * default budget is 2000 reductions) fills its own queue, where the other
+ * schedulers steal from it without a lock, rather than overflowing to the
+ * global queue and its mutex (fork_join: 2.0M -> 2.7M tasks/s, cold). */
+#define RUNQ_SIZE 4096u
 
 struct runq {
     _Alignas(64) _Atomic uint32_t head;
