@@ -185,7 +185,13 @@ static struct mnode *make_down(hive_ref ref, hive_pid pid, hive_reason reason)
     return n;
 }
 
-int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out)
+/* The part every monitor shares: a fresh ref in *out and mt, filled in, on
+ * the target's list if the target is alive and not exiting (checked under
+ * its lock, where its exit detaches the list). Returns 1 if mt is on the
+ * list; 0 if not, in which case the DOWN with reason noproc is already in
+ * self's mailbox and mt is the caller's to free; or an error. */
+static inline __attribute__((always_inline)) int
+monitor_target(struct proc *self, hive_pid target, bool internal, struct mon *mt, hive_ref *out)
 {
     struct proc *t;
     int rc = proc_resolve(target, &t);
@@ -193,16 +199,9 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
         return rc;
     hive_ref ref = hive_make_ref();
     hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
-    struct sched *s = self->sched;
-    struct mon *mt = mon_alloc(s);
-    struct mon *mw = mon_alloc(s);
-    if (!mt || !mw) {
-        mon_free(s, mt);
-        mon_free(s, mw);
-        return -ENOMEM;
-    }
-    bool ok = false;
+    *out = ref;
     if (rc == 0) {
+        bool ok = false;
         proc_lock(t);
         if (atomic_load_explicit(&t->pid, memory_order_relaxed) == target &&
             !(t->flags & PF_EXITING)) {
@@ -214,10 +213,46 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
             ok = true;
         }
         proc_unlock(t);
+        if (ok)
+            return 1;
     }
-    *out = ref;
-    if (ok) {
-        mw->ref = ref;
+    /* Dead or stale: an immediate DOWN with reason noproc. */
+    struct mnode *n = make_down(ref, target, HIVE_NOPROC);
+    if (!n)
+        return -ENOMEM;
+    n->to = me;
+    proc_deliver(self, n);
+    return 0;
+}
+
+/* Drops mt, our record on target's list (see the top of this file). True
+ * if it was still there: no DOWN will come. Otherwise the target detached
+ * it, pushed the DOWN and frees it. */
+static bool drop_target_record(struct sched *s, hive_pid target, struct mon *mt)
+{
+    struct proc *t;
+    if (proc_resolve(target, &t) != 0)
+        return false; /* cannot happen: the target existed */
+    bool mine = false;
+    proc_lock(t);
+    if (t->gen == pid_gen(target) && !(t->flags & PF_DOWNED)) {
+        mon_unlink_target(mt);
+        mine = true;
+    }
+    proc_unlock(t);
+    if (mine)
+        mon_free(s, mt);
+    return mine;
+}
+
+int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out)
+{
+    struct sched *s = self->sched;
+    struct mon *mt = mon_alloc(s);
+    struct mon *mw = mon_alloc(s);
+    int rc = mt && mw ? monitor_target(self, target, internal, mt, out) : -ENOMEM;
+    if (rc == 1) {
+        mw->ref = *out;
         mw->pid = target;
         mw->internal = internal;
         mw->peer = mt;
@@ -230,76 +265,30 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
     }
     mon_free(s, mt);
     mon_free(s, mw);
-    /* Dead or stale: an immediate DOWN with reason noproc. */
-    struct mnode *n = make_down(ref, target, HIVE_NOPROC);
-    if (!n)
-        return -ENOMEM;
-    n->to = me;
-    proc_deliver(self, n);
-    return 0;
+    return rc;
 }
 
 int sig_call_monitor(struct proc *self, hive_pid target, hive_ref *out)
 {
-    struct proc *t;
-    int rc = proc_resolve(target, &t);
-    if (rc == -EINVAL)
-        return rc;
-    hive_ref ref = hive_make_ref();
-    hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
     struct mon *mt = mon_alloc(self->sched);
-    if (!mt)
-        return -ENOMEM;
-    bool ok = false;
-    if (rc == 0) {
-        proc_lock(t);
-        if (atomic_load_explicit(&t->pid, memory_order_relaxed) == target &&
-            !(t->flags & PF_EXITING)) {
-            mt->ref = ref;
-            mt->pid = me;
-            mt->internal = true;
-            mt->peer = NULL;
-            mon_push_target(t, mt);
-            ok = true;
-        }
-        proc_unlock(t);
-    }
-    *out = ref;
-    if (ok) {
+    int rc = mt ? monitor_target(self, target, true, mt, out) : -ENOMEM;
+    if (rc == 1) {
         self->call_mt = mt;
         self->call_target = target;
         return 0;
     }
     mon_free(self->sched, mt);
     self->call_mt = NULL;
-    struct mnode *n = make_down(ref, target, HIVE_NOPROC);
-    if (!n)
-        return -ENOMEM;
-    n->to = me;
-    proc_deliver(self, n);
-    return 0;
+    return rc;
 }
 
-/* The target's side of drop_target_record, for a record we hold directly. */
+/* A synchronous call's record (sig_call_monitor), if any. */
 static bool drop_call_record(struct proc *self)
 {
     struct mon *mt = self->call_mt;
     self->call_mt = NULL;
-    if (!mt)
-        return false; /* noproc: its DOWN is queued */
-    struct proc *t;
-    if (proc_resolve(self->call_target, &t) != 0)
-        return false; /* cannot happen: the target existed */
-    bool mine = false;
-    proc_lock(t);
-    if (t->gen == pid_gen(self->call_target) && !(t->flags & PF_DOWNED)) {
-        mon_unlink_target(mt);
-        mine = true;
-    }
-    proc_unlock(t);
-    if (mine)
-        mon_free(self->sched, mt);
-    return mine;
+    return mt ? drop_target_record(self->sched, self->call_target, mt)
+              : false; /* noproc: its DOWN is queued */
 }
 
 bool sig_call_unmonitor(struct proc *self)
@@ -312,26 +301,6 @@ static bool match_down_ref(const hive_msg *m, void *ctx)
     return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
 }
 
-/* Drops the target's record of the monitor whose watcher record is mw (see
- * the top of this file). True if it was still there: no DOWN will come. */
-static bool drop_target_record(struct sched *s, struct mon *mw)
-{
-    struct proc *t;
-    if (proc_resolve(mw->pid, &t) != 0)
-        return false; /* cannot happen: the target existed */
-    struct mon *mt = NULL;
-    proc_lock(t);
-    if (t->gen == pid_gen(mw->pid) && !(t->flags & PF_DOWNED)) {
-        mt = mw->peer;
-        mon_unlink_target(mt);
-    }
-    proc_unlock(t);
-    if (!mt)
-        return false;
-    mon_free(s, mt);
-    return true;
-}
-
 bool sig_unmonitor(struct proc *self, hive_ref ref)
 {
     proc_lock(self);
@@ -339,7 +308,7 @@ bool sig_unmonitor(struct proc *self, hive_ref ref)
     proc_unlock(self);
     if (!mw)
         return false;
-    bool quiet = drop_target_record(self->sched, mw);
+    bool quiet = drop_target_record(self->sched, mw->pid, mw->peer);
     mon_free(self->sched, mw);
     return quiet;
 }
@@ -401,7 +370,7 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
     while (mine) {
         struct mon *m = mine;
         mine = m->next;
-        drop_target_record(p->sched, m);
+        drop_target_record(p->sched, m->pid, m->peer);
         mon_free(p->sched, m);
     }
     drop_call_record(p); /* killed in the middle of a call */
