@@ -61,13 +61,8 @@ int call_check_name(const char *name)
 
 /* Removes a call's monitor. Returns true if its DOWN can no longer come;
  * false means the DOWN was already sent: it is in our mailbox or queue
- * (sig_unmonitor decides under the server's lock, where the DOWNs are
- * pushed, whatever the server's pid says). */
-bool call_demonitor(struct proc *self, hive_ref ref)
-{
-    return sig_unmonitor(self, ref);
-}
-
+ * (decided under the server's lock, where the DOWNs are pushed, whatever
+ * the server's pid says). */
 bool call_unmonitor(struct proc *self, struct call *c)
 {
     return c->light ? sig_call_unmonitor(self) : sig_unmonitor(self, c->ref);
@@ -127,7 +122,7 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
     if (rc) {
         /* Dead when we sent (a pid never comes back). Either the monitor
          * found it dead and queued a DOWN(noproc), or it died after the
-         * monitor and its DOWN is sent or will never be: call_demonitor
+         * monitor and its DOWN is sent or will never be: call_unmonitor
          * says which, and a DOWN that was sent is taken away. */
         mnode_free(n);
         alias_remove(self, c->ref);

@@ -30,7 +30,6 @@ void call_count_send(void);
 /* A name as the registry takes it: -EINVAL for NULL, "" or too long. */
 int  call_check_name(const char *name);
 /* Removes a call's monitor; true if its DOWN can no longer come. */
-bool call_demonitor(struct proc *self, hive_ref ref);
 bool call_unmonitor(struct proc *self, struct call *c);
 /* A reply to, or the DOWN of, the call whose ref is *ctx. */
 bool call_match(const hive_msg *m, void *ctx);

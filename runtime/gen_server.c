@@ -213,7 +213,7 @@ static void gs_handle(void *arg, hive_msg *m)
         /* The answer to a hive_send_request made from a callback: the
          * request is over once it is here. */
         alias_remove(cur_proc, m->ref);
-        if (!call_demonitor(cur_proc, m->ref)) {
+        if (!sig_unmonitor(cur_proc, m->ref)) {
             hive_msg *d;
             while (proc_receive(cur_proc, call_match, &m->ref, NULL, &d, 0) == 0)
                 hive_msg_free(d);

@@ -99,17 +99,43 @@ static inline int mclass(size_t size)
     return size <= 128 ? 0 : size <= 256 ? 1 : -1;
 }
 
+/* The scheduler's free list of class c: a plain list, owner only. */
+static inline struct mnode *cache_pop(struct sched *s, int c)
+{
+    struct mnode *n = s->mcache[c];
+    if (n) {
+        s->mcache[c] = node_next(n);
+        s->mcache_n[c]--;
+    }
+    return n;
+}
+
+static inline void cache_push(struct sched *s, int c, struct mnode *n)
+{
+    atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
+    s->mcache[c] = n;
+    s->mcache_n[c]++;
+}
+
+/* What every node starts with, whatever it is for. */
+static inline void init_alloc(struct mnode *n, size_t size, size_t len)
+{
+    n->size = (uint32_t)size;
+    n->to = HIVE_NOPID;
+    n->aux = 0;
+    n->aux2 = 0;
+    n->msg.data = n + 1;
+    n->msg.len = (uint32_t)len;
+}
+
 /* The slow half of alloc_on: an empty cache (the depot, else jemalloc), a
  * big node, or no scheduler. Out of line, so the fast path saves no
  * registers. */
 static __attribute__((noinline)) struct mnode *alloc_slow(struct sched *s, int c, size_t size)
 {
-    struct mnode *n = NULL;
-    if (c >= 0 && s && depot_take(s, c) && (n = s->mcache[c])) {
-        s->mcache[c] = node_next(n);
-        s->mcache_n[c]--;
+    struct mnode *n;
+    if (c >= 0 && s && depot_take(s, c) && (n = cache_pop(s, c)))
         return n;
-    }
     return mem_alloc(size);
 }
 
@@ -120,19 +146,12 @@ static inline struct mnode *alloc_on(struct sched *s, size_t len)
     struct mnode *n = NULL;
     if (c >= 0) {
         size = c ? 256 : 128;
-        if (__builtin_expect(s != NULL, 1) && (n = s->mcache[c])) {
-            s->mcache[c] = node_next(n);
-            s->mcache_n[c]--;
-        }
+        if (__builtin_expect(s != NULL, 1))
+            n = cache_pop(s, c);
     }
     if (!n && !(n = alloc_slow(s, c, size)))
         return NULL;
-    n->size = (uint32_t)size;
-    n->to = HIVE_NOPID;
-    n->aux = 0;
-    n->aux2 = 0;
-    n->msg.data = n + 1;
-    n->msg.len = (uint32_t)len;
+    init_alloc(n, size, len);
     return n;
 }
 
@@ -148,9 +167,7 @@ static __attribute__((noinline)) void free_slow(struct sched *s, int c, struct m
 {
     if (c >= 0 && s) {
         depot_give(s, c);
-        atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
-        s->mcache[c] = n;
-        s->mcache_n[c]++;
+        cache_push(s, c, n);
         return;
     }
     mem_free(n, n->size);
@@ -163,9 +180,7 @@ void mnode_free_on(struct sched *s, struct mnode *n)
         free_slow(s, c, n);
         return;
     }
-    atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
-    s->mcache[c] = n;
-    s->mcache_n[c]++;
+    cache_push(s, c, n);
 }
 
 void mnode_free(struct mnode *n)
@@ -215,16 +230,9 @@ struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const 
 {
     _Static_assert(sizeof(struct mnode) + 16 <= 128, "a 16-byte payload fits class 0");
     struct mnode *n;
-    if (__builtin_expect(!s || len > 16 || !(n = s->mcache[0]), 0))
+    if (__builtin_expect(!s || len > 16 || !(n = cache_pop(s, 0)), 0))
         return make_slow(s, kind, tag, data, len);
-    s->mcache[0] = node_next(n);
-    s->mcache_n[0]--;
-    n->size = 128;
-    n->to = HIVE_NOPID;
-    n->aux = 0;
-    n->aux2 = 0;
-    n->msg.data = n + 1;
-    n->msg.len = (uint32_t)len;
+    init_alloc(n, 128, len);
     init_node(n, kind, tag);
     unsigned char *d = (unsigned char *)(n + 1);
     const unsigned char *p = data;

@@ -505,13 +505,10 @@ void proc_reduce(struct proc *p)
  * never marks its mailbox, so its senders are not slowed. */
 void proc_reduce_receive(struct proc *p)
 {
-    struct sched *s = p->sched;
-    if (--s->budget > 0)
-        return;
-    if (mbox_maybe_nonempty(&p->mbox))
+    /* This reduction ends the slice: mark before proc_reduce yields. */
+    if (p->sched->budget <= 1 && g_rt->cfg.backpressure && mbox_maybe_nonempty(&p->mbox))
         mbox_set_flooded(&p->mbox, true);
-    s->budget = (int)g_rt->cfg.budget;
-    proc_switch_out(p, Y_YIELD);
+    proc_reduce(p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -575,7 +572,7 @@ static void send_done(struct proc *self, bool flooded)
     count_sent(self);
     if (!self)
         return;
-    if (__builtin_expect(flooded, 0) && g_rt->cfg.backpressure) {
+    if (__builtin_expect(flooded, 0)) { /* only marked with backpressure on */
         struct sched *s = self->sched;
         if (s->budget > BP_SLICE) {
             STAT_INC(s, backpressure_yields);
