@@ -1,4 +1,4 @@
-#include "alloc.h"
+#include "alloc/alloc.h"
 
 #include <sys/mman.h>
 

@@ -1,7 +1,6 @@
-#include "stack.h"
+#include "alloc/stack.h"
 
-#include "alloc.h"
-#include "../runtime/ctx.h"
+#include "alloc/alloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,4 +1,4 @@
-#include "ring.h"
+#include "io/ring.h"
 
 #include <errno.h>
 #include <stdio.h>

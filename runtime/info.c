@@ -13,9 +13,9 @@
  */
 #include <string.h>
 
-#include "gen_server.h"
-#include "proc.h"
-#include "sched.h"
+#include "runtime/otp/gen_server.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
 
 /* registry.c */
 bool registry_name_of(struct proc *p, hive_pid pid, char *buf, size_t len);

@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../alloc/alloc.h"
-#include "../alloc/stack.h"
-#include "proc.h"
-#include "sched.h"
-#include "timer.h"
+#include "alloc/alloc.h"
+#include "alloc/stack.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/timer.h"
 
 int hive_config_validate(const hive_config *c);
 void sched_install_segv(void);

@@ -11,7 +11,7 @@ cat > "$tmp/main.c" <<'C'
 int main(void) { int e = ctx_selftest(); printf("aarch64 context switch: %d errors\n", e); return e != 0; }
 C
 aarch64-linux-gnu-gcc -O2 -static -I"$top" -I"$top/include" -o "$tmp/selftest" \
-    "$tmp/main.c" "$top/runtime/ctx.c" "$top/runtime/ctx_aarch64.S"
+    "$tmp/main.c" "$top/runtime/sched/ctx.c" "$top/runtime/sched/ctx_aarch64.S"
 qemu-aarch64 "$tmp/selftest"
 
 # Then compiles every library source for aarch64 (no link: the runtime needs
@@ -22,7 +22,7 @@ for h in liburing.h liburing jemalloc valgrind; do
     [ -e "/usr/include/$h" ] && ln -s "/usr/include/$h" "$tmp/inc/$h"
 done
 n=0
-for f in "$top"/runtime/*.c "$top"/alloc/*.c "$top"/io/*.c; do
+for f in "$top"/runtime/*.c "$top"/runtime/*/*.c "$top"/alloc/*.c "$top"/io/*.c; do
     aarch64-linux-gnu-gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Werror -c \
         -I"$top" -I"$top/include" -isystem "$tmp/inc" -o "$tmp/obj.o" "$f"
     n=$((n + 1))

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "runtime/ctx.h"
+#include "runtime/sched/ctx.h"
 
 static struct ctx st_main, st_co;
 static volatile int st_errors;

@@ -8,7 +8,7 @@
 #include <pthread.h>
 
 #include "harness.h"
-#include "runtime/proc.h"
+#include "runtime/proc/proc.h"
 
 enum {
     T_INC = 1,        /* call/cast: count++, reply count */

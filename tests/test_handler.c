@@ -6,7 +6,7 @@
 
 #include "harness.h"
 #include "alloc/stack.h"
-#include "runtime/proc.h"
+#include "runtime/proc/proc.h"
 
 enum { T_PING = 1, T_PONG, T_BLOCK, T_WAKE, T_EXIT, T_HOLD };
 

@@ -3,9 +3,9 @@
 #include <stdatomic.h>
 
 #include "harness.h"
-#include "runtime/mailbox.h"
-#include "runtime/runq.h"
-#include "runtime/wheel.h"
+#include "runtime/ds/mailbox.h"
+#include "runtime/ds/runq.h"
+#include "runtime/ds/wheel.h"
 
 struct fired {
     uint64_t ticks[4096];

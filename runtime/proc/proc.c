@@ -5,7 +5,7 @@
  * mbox_push (mailbox.h) -> sched_ready if the push ended a wait (sched.c)
  * -> the receiver's drain in receive.c -> hive_msg_free.
  */
-#include "proc.h"
+#include "runtime/proc/proc.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../alloc/alloc.h"
-#include "../alloc/stack.h"
-#include "sched.h"
-#include "timer.h"
+#include "alloc/alloc.h"
+#include "alloc/stack.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/timer.h"
 
 #define CHUNK_SHIFT PROC_CHUNK_SHIFT
 #define CHUNK_PROCS PROC_CHUNK

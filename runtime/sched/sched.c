@@ -13,7 +13,7 @@
  * Dekker pair: either the waker sees n_parked > 0, or the parker's last look
  * sees the work. A running scheduler is never woken by a system call.
  */
-#include "sched.h"
+#include "runtime/sched/sched.h"
 
 #include <sched.h>
 #include <signal.h>
@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proc.h"
-#include "timer.h"
+#include "runtime/proc/proc.h"
+#include "runtime/proc/timer.h"
 
 struct rt *g_rt;
 static _Thread_local struct sched *tls_sched;

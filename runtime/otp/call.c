@@ -27,16 +27,16 @@
  * own monitor list are linear, which only matters for a process with many
  * send_requests in flight.
  */
-#include "call.h"
+#include "runtime/otp/call.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../alloc/alloc.h"
-#include "msg.h"
-#include "proc.h"
-#include "sched.h"
+#include "alloc/alloc.h"
+#include "runtime/proc/msg.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proc.h"
-#include "sched.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
 
 #define REG_BUCKETS 16384u
 #define NAME_WORDS 8

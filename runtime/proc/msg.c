@@ -1,11 +1,11 @@
-#include "msg.h"
+#include "runtime/proc/msg.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "../alloc/alloc.h"
-#include "sched.h"
+#include "alloc/alloc.h"
+#include "runtime/sched/sched.h"
 
 /* Small nodes come from a per-scheduler cache (two size classes): a free on
  * another scheduler feeds that scheduler's cache, no lock either way.

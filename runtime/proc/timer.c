@@ -1,15 +1,15 @@
-#include "timer.h"
+#include "runtime/proc/timer.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../alloc/alloc.h"
-#include "msg.h"
-#include "proc.h"
-#include "sched.h"
-#include "wheel.h"
+#include "alloc/alloc.h"
+#include "runtime/proc/msg.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
+#include "runtime/ds/wheel.h"
 
 enum { ST_FREE = 0, ST_ARMED = 1, ST_FIRED = 2, ST_CANCELLED = 3 };
 enum { TK_WAKE, TK_SEND, TK_INTERVAL };

@@ -1,4 +1,4 @@
-#include "wheel.h"
+#include "runtime/ds/wheel.h"
 
 static inline void list_init(struct wentry *s) { s->next = s->prev = s; }
 

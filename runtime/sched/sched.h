@@ -24,11 +24,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../alloc/stack.h"
-#include "../io/ring.h"
-#include "ctx.h"
-#include "runq.h"
-#include "wheel.h"
+#include "alloc/stack.h"
+#include "io/ring.h"
+#include "runtime/sched/ctx.h"
+#include "runtime/ds/runq.h"
+#include "runtime/ds/wheel.h"
 
 struct mon;
 struct proc;

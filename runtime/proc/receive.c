@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../alloc/alloc.h"
-#include "proc.h"
-#include "sched.h"
-#include "timer.h"
+#include "alloc/alloc.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/timer.h"
 
 static inline struct mnode *pq_next(struct mnode *n)
 {

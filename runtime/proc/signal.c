@@ -26,9 +26,9 @@
  */
 #include <stdlib.h>
 
-#include "../alloc/alloc.h"
-#include "proc.h"
-#include "sched.h"
+#include "alloc/alloc.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
 
 static void lock2(struct proc *a, struct proc *b)
 {

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "msg.h"
-#include "proc.h"
+#include "runtime/proc/msg.h"
+#include "runtime/proc/proc.h"
 
 struct call {
     hive_ref      ref;     /* monitor ref == alias == from.ref */

@@ -21,18 +21,18 @@
  * never sees the name, nor an EXIT from a start that failed.
  *
  */
-#include "gen_server.h"
+#include "runtime/otp/gen_server.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../alloc/alloc.h"
-#include "call.h"
-#include "msg.h"
-#include "proc.h"
-#include "sched.h"
+#include "alloc/alloc.h"
+#include "runtime/otp/call.h"
+#include "runtime/proc/msg.h"
+#include "runtime/proc/proc.h"
+#include "runtime/sched/sched.h"
 
 /* System requests (MK_SYSTEM nodes): n->aux says which. The tag is a
  * system tag, so a process that is not a gen_server and receives one sees

@@ -1,5 +1,5 @@
 /* Fresh contexts: lay out the frame that ctx_swap pops. */
-#include "ctx.h"
+#include "runtime/sched/ctx.h"
 
 #include <stdint.h>
 #include <string.h>

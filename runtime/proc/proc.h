@@ -21,9 +21,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ctx.h"
-#include "mailbox.h"
-#include "msg.h"
+#include "runtime/sched/ctx.h"
+#include "runtime/ds/mailbox.h"
+#include "runtime/proc/msg.h"
 
 struct sched;
 struct stack;

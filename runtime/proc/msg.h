@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mailbox.h"
+#include "runtime/ds/mailbox.h"
 
 enum mkind {
     MK_USER = 0,    /* hive_send and friends */
