@@ -100,6 +100,9 @@ typedef int64_t hive_reason;
 #define HIVE_NOPROC   ((hive_reason)-4)
 #define HIVE_TIMEOUT  ((hive_reason)-5)
 #define HIVE_ERROR    ((hive_reason)-6)  /* a callback failed (e.g. an unexpected call) */
+#define HIVE_NOMEM    ((hive_reason)-8)  /* the runtime could not get memory the process
+                                            needed to go on (a stack for a handler process
+                                            woken by a message, a trapped exit message) */
 
 /* Tags: user tags are < HIVE_TAG_SYSTEM. */
 #define HIVE_TAG_SYSTEM 0xFFFF0000u
@@ -250,6 +253,9 @@ typedef struct hive_sched_stats {
     uint64_t exits;
     uint64_t backpressure_yields; /* slices ended by a send to a flooded
                                      receiver (hive_config.backpressure) */
+    uint64_t wake_retries;        /* wake-ups of a parked scheduler that this
+                                     scheduler's ring could not submit and
+                                     that went through the shared ring instead */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

@@ -23,7 +23,6 @@
 #include "runtime/proc/timer.h"
 
 int hive_config_validate(const hive_config *c);
-void sched_install_segv(void);
 
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cv;
@@ -165,15 +164,19 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         goto fail_scheds;
     stack_global_init(cfg.stack_size, cfg.guard_stacks);
     timer_global_init();
-    registry_init();
-    sched_install_segv();
-
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&done_cv, &ca);
     pthread_condattr_destroy(&ca);
     main_done = false;
+    if ((rc = registry_init()) != 0)
+        goto fail_tables;
+    /* What the scheduler loops poll besides their run queues. */
+    sched_add_source(&timer_source);
+    sched_add_source(&sched_ring_source);
+    sched_install_segv();
+
 
     hive_pid main_pid;
     rc = proc_spawn(main_fn, NULL, arg, NULL, &main_pid);

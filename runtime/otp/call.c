@@ -99,6 +99,16 @@ int call_check(struct proc *self, hive_pid server, int64_t timeout_ms)
     return proc_check_timeout(timeout_ms);
 }
 
+/* Drops a call's monitor that never carried a request; a DOWN it already
+ * queued is taken away. */
+static void call_forget(struct proc *self, struct call *c)
+{
+    hive_msg *m;
+    if (!call_unmonitor(self, c))
+        while (proc_receive(self, call_match, &c->ref, c->mark, &m, 0) == 0)
+            hive_msg_free(m);
+}
+
 /* Monitors the server, activates the alias, sends n (an MK_CALL or
  * MK_SYSTEM whose tag and payload are set). On success the request is in
  * flight and must be ended with call_end. On failure n is freed and
@@ -115,7 +125,11 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
         mnode_free(n);
         return rc;
     }
-    alias_add(self, c->ref);
+    if (alias_add(self, c->ref) != 0) {
+        mnode_free(n);
+        call_forget(self, c);
+        return -ENOMEM;
+    }
     n->msg.from = self_pid(self);
     n->msg.ref = c->ref;
     rc = proc_send_node(server, n);
@@ -126,10 +140,7 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
          * says which, and a DOWN that was sent is taken away. */
         mnode_free(n);
         alias_remove(self, c->ref);
-        hive_msg *m;
-        if (!call_unmonitor(self, c))
-            while (proc_receive(self, call_match, &c->ref, c->mark, &m, 0) == 0)
-                hive_msg_free(m);
+        call_forget(self, c);
         return -ESRCH;
     }
     call_count_send();

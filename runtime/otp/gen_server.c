@@ -335,7 +335,10 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
         memcpy(s->name, name, strlen(name) + 1);
 
     struct mnode *mark = proc_mark(self);
-    alias_add(self, s->ack_ref);
+    if (alias_add(self, s->ack_ref) != 0) {
+        mem_free(s, sizeof *s);
+        return -ENOMEM;
+    }
     hive_ref refs[2] = { s->ack_ref, { 0, 0 } };
     /* The monitor is set before the child can run, so an init that exits
      * at once is seen with its own reason, not as noproc. */
@@ -418,11 +421,6 @@ void hive_gs_set_state(hive_gs *gs, void *state)
 /* Public API: stop, exec                                              */
 /* ------------------------------------------------------------------ */
 
-static bool match_down_ref(const hive_msg *m, void *ctx)
-{
-    return mnode_of(m)->kind == MK_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
-}
-
 int hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms)
 {
     struct proc *self = cur_proc;
@@ -439,7 +437,7 @@ int hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms)
     /* Only the DOWN ends a stop: it comes once terminate ran and the
      * process is gone. noproc: it was exiting already, not our stop. */
     hive_msg *m;
-    rc = proc_receive(self, match_down_ref, &c.ref, c.mark, &m, timeout_ms);
+    rc = proc_receive(self, proc_match_down_ref, &c.ref, c.mark, &m, timeout_ms);
     if (rc == 0) {
         if (call_down_result(self, m) == -ESRCH)
             rc = -ESRCH;

@@ -1,3 +1,6 @@
+/*
+ * Message nodes: allocation, the per-scheduler caches, the depot.
+ */
 #include "runtime/proc/msg.h"
 
 #include <pthread.h>
@@ -5,7 +8,6 @@
 #include <string.h>
 
 #include "alloc/alloc.h"
-#include "runtime/sched/sched.h"
 
 /* Small nodes come from a per-scheduler cache (two size classes): a free on
  * another scheduler feeds that scheduler's cache, no lock either way.
@@ -25,13 +27,25 @@ static struct {
     _Atomic unsigned n[2];               /* written under lock, peeked without */
 } depot = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+static _Thread_local struct mnode_cache *tls_cache;
+
+struct mnode_cache *mnode_cache_self(void)
+{
+    return tls_cache;
+}
+
+void mnode_cache_bind(struct mnode_cache *mc)
+{
+    tls_cache = mc;
+}
+
 static inline struct mnode *node_next(struct mnode *n)
 {
     return (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
 }
 
 /* Refills an empty cache from the depot; false if the depot is empty. */
-static __attribute__((noinline, cold)) bool depot_take(struct sched *s, int c)
+static __attribute__((noinline, cold)) bool depot_take(struct mnode_cache *mc, int c)
 {
     struct mnode *b = NULL;
     /* A racy peek keeps an empty depot from costing a lock per message. */
@@ -46,20 +60,20 @@ static __attribute__((noinline, cold)) bool depot_take(struct sched *s, int c)
     pthread_mutex_unlock(&depot.lock);
     if (!b)
         return false;
-    s->mcache[c] = b;
-    s->mcache_n[c] = MBATCH;
+    mc->head[c] = b;
+    mc->n[c] = MBATCH;
     return true;
 }
 
 /* A full cache gives its first MBATCH nodes to the depot (or back to
  * jemalloc when the depot is full). */
-static __attribute__((noinline, cold)) void depot_give(struct sched *s, int c)
+static __attribute__((noinline, cold)) void depot_give(struct mnode_cache *mc, int c)
 {
-    struct mnode *head = s->mcache[c], *last = head;
+    struct mnode *head = mc->head[c], *last = head;
     for (unsigned i = 1; i < MBATCH; i++)
         last = node_next(last);
-    s->mcache[c] = node_next(last);
-    s->mcache_n[c] -= MBATCH;
+    mc->head[c] = node_next(last);
+    mc->n[c] -= MBATCH;
     atomic_store_explicit(&last->q.next, NULL, memory_order_relaxed);
     pthread_mutex_lock(&depot.lock);
     unsigned k = atomic_load_explicit(&depot.n[c], memory_order_relaxed);
@@ -100,21 +114,21 @@ static inline int mclass(size_t size)
 }
 
 /* The scheduler's free list of class c: a plain list, owner only. */
-static inline struct mnode *cache_pop(struct sched *s, int c)
+static inline struct mnode *cache_pop(struct mnode_cache *mc, int c)
 {
-    struct mnode *n = s->mcache[c];
+    struct mnode *n = mc->head[c];
     if (n) {
-        s->mcache[c] = node_next(n);
-        s->mcache_n[c]--;
+        mc->head[c] = node_next(n);
+        mc->n[c]--;
     }
     return n;
 }
 
-static inline void cache_push(struct sched *s, int c, struct mnode *n)
+static inline void cache_push(struct mnode_cache *mc, int c, struct mnode *n)
 {
-    atomic_store_explicit(&n->q.next, (struct mq_node *)s->mcache[c], memory_order_relaxed);
-    s->mcache[c] = n;
-    s->mcache_n[c]++;
+    atomic_store_explicit(&n->q.next, (struct mq_node *)mc->head[c], memory_order_relaxed);
+    mc->head[c] = n;
+    mc->n[c]++;
 }
 
 /* What every node starts with, whatever it is for. */
@@ -131,25 +145,25 @@ static inline void init_alloc(struct mnode *n, size_t size, size_t len)
 /* The slow half of alloc_on: an empty cache (the depot, else jemalloc), a
  * big node, or no scheduler. Out of line, so the fast path saves no
  * registers. */
-static __attribute__((noinline)) struct mnode *alloc_slow(struct sched *s, int c, size_t size)
+static __attribute__((noinline)) struct mnode *alloc_slow(struct mnode_cache *mc, int c, size_t size)
 {
     struct mnode *n;
-    if (c >= 0 && s && depot_take(s, c) && (n = cache_pop(s, c)))
+    if (c >= 0 && mc && depot_take(mc, c) && (n = cache_pop(mc, c)))
         return n;
     return mem_alloc(size);
 }
 
-static inline struct mnode *alloc_on(struct sched *s, size_t len)
+static inline struct mnode *alloc_on(struct mnode_cache *mc, size_t len)
 {
     size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
     int c = mclass(size);
     struct mnode *n = NULL;
     if (c >= 0) {
         size = c ? 256 : 128;
-        if (__builtin_expect(s != NULL, 1))
-            n = cache_pop(s, c);
+        if (__builtin_expect(mc != NULL, 1))
+            n = cache_pop(mc, c);
     }
-    if (!n && !(n = alloc_slow(s, c, size)))
+    if (!n && !(n = alloc_slow(mc, c, size)))
         return NULL;
     init_alloc(n, size, len);
     return n;
@@ -158,45 +172,45 @@ static inline struct mnode *alloc_on(struct sched *s, size_t len)
 struct mnode *mnode_alloc(size_t len)
 {
     size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
-    return alloc_on(mclass(size) >= 0 ? cur_sched : NULL, len);
+    return alloc_on(mclass(size) >= 0 ? mnode_cache_self() : NULL, len);
 }
 
 /* The slow half of mnode_free_on: a full cache, a big node, or no
  * scheduler. */
-static __attribute__((noinline)) void free_slow(struct sched *s, int c, struct mnode *n)
+static __attribute__((noinline)) void free_slow(struct mnode_cache *mc, int c, struct mnode *n)
 {
-    if (c >= 0 && s) {
-        depot_give(s, c);
-        cache_push(s, c, n);
+    if (c >= 0 && mc) {
+        depot_give(mc, c);
+        cache_push(mc, c, n);
         return;
     }
     mem_free(n, n->size);
 }
 
-void mnode_free_on(struct sched *s, struct mnode *n)
+void mnode_free_on(struct mnode_cache *mc, struct mnode *n)
 {
     int c = mclass(n->size);
-    if (__builtin_expect(c < 0 || !s || s->mcache_n[c] >= MCACHE_MAX, 0)) {
-        free_slow(s, c, n);
+    if (__builtin_expect(c < 0 || !mc || mc->n[c] >= MCACHE_MAX, 0)) {
+        free_slow(mc, c, n);
         return;
     }
-    cache_push(s, c, n);
+    cache_push(mc, c, n);
 }
 
 void mnode_free(struct mnode *n)
 {
-    mnode_free_on(mclass(n->size) >= 0 ? cur_sched : NULL, n);
+    mnode_free_on(mclass(n->size) >= 0 ? mnode_cache_self() : NULL, n);
 }
 
-void mnode_cache_flush(struct sched *s)
+void mnode_cache_flush(struct mnode_cache *mc)
 {
     for (int c = 0; c < 2; c++) {
-        while (s->mcache[c]) {
-            struct mnode *n = s->mcache[c];
-            s->mcache[c] = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+        while (mc->head[c]) {
+            struct mnode *n = mc->head[c];
+            mc->head[c] = node_next(n);
             mem_free(n, n->size);
         }
-        s->mcache_n[c] = 0;
+        mc->n[c] = 0;
     }
 }
 
@@ -208,11 +222,11 @@ static inline void init_node(struct mnode *n, uint32_t kind, uint32_t tag)
     n->msg.ref = (hive_ref){ 0, 0 };
 }
 
-static __attribute__((noinline)) struct mnode *make_slow(struct sched *s, uint32_t kind,
+static __attribute__((noinline)) struct mnode *make_slow(struct mnode_cache *mc, uint32_t kind,
                                                          uint32_t tag, const void *data,
                                                          size_t len)
 {
-    struct mnode *n = alloc_on(s, len);
+    struct mnode *n = alloc_on(mc, len);
     if (!n)
         return NULL;
     init_node(n, kind, tag);
@@ -225,13 +239,13 @@ static __attribute__((noinline)) struct mnode *make_slow(struct sched *s, uint32
  * the common case) in a node from this scheduler's cache, copied inline
  * with loads and stores that never touch a byte outside [0, len). The rest
  * goes out of line, so this path saves no registers. */
-struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const void *data,
+struct mnode *mnode_make_on(struct mnode_cache *mc, uint32_t kind, uint32_t tag, const void *data,
                             size_t len)
 {
     _Static_assert(sizeof(struct mnode) + 16 <= 128, "a 16-byte payload fits class 0");
     struct mnode *n;
-    if (__builtin_expect(!s || len > 16 || !(n = cache_pop(s, 0)), 0))
-        return make_slow(s, kind, tag, data, len);
+    if (__builtin_expect(!mc || len > 16 || !(n = cache_pop(mc, 0)), 0))
+        return make_slow(mc, kind, tag, data, len);
     init_alloc(n, 128, len);
     init_node(n, kind, tag);
     unsigned char *d = (unsigned char *)(n + 1);
@@ -259,5 +273,5 @@ struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const 
 struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len)
 {
     size_t size = sizeof(struct mnode) + ((len + 15) & ~(size_t)15);
-    return mnode_make_on(mclass(size) >= 0 ? cur_sched : NULL, kind, tag, data, len);
+    return mnode_make_on(mclass(size) >= 0 ? mnode_cache_self() : NULL, kind, tag, data, len);
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "runtime/ds/mailbox.h"
+#include "runtime/sched/ctx.h"   /* HIVE_TLS_ACCESSOR */
 
 enum mkind {
     MK_USER = 0,    /* hive_send and friends */
@@ -48,17 +49,29 @@ static inline struct mnode *mnode_of(const hive_msg *m)
     return (struct mnode *)((char *)m - offsetof(struct mnode, msg));
 }
 
+/* A scheduler's free nodes of 128 and 256 bytes (owner thread only): plain
+ * lists linked through q.next. Handed in by pointer; NULL means "no cache"
+ * (a foreign thread). */
+struct mnode_cache {
+    struct mnode *head[2];
+    unsigned      n[2];
+};
+/* The calling thread's cache: its scheduler's, NULL elsewhere. Set by the
+ * scheduler thread at start (mnode_cache_bind). Read through a call: a
+ * process can resume on another thread after a switch. */
+struct mnode_cache *mnode_cache_self(void) HIVE_TLS_ACCESSOR;
+void mnode_cache_bind(struct mnode_cache *c);
+
 /* Allocates a node with room for len payload bytes (no limit check). */
 struct mnode *mnode_alloc(size_t len);
 void mnode_free(struct mnode *n);
-struct sched;
-void mnode_cache_flush(struct sched *s);   /* at scheduler teardown */
+void mnode_cache_flush(struct mnode_cache *c);   /* at scheduler teardown */
 void mnode_depot_flush(void);              /* at runtime teardown, after the caches */
 /* Allocates and fills a node: copies data (may be NULL when len == 0). */
 struct mnode *mnode_make(uint32_t kind, uint32_t tag, const void *data, size_t len);
-/* The same, from a caller that knows its scheduler (NULL: no node cache). */
-struct mnode *mnode_make_on(struct sched *s, uint32_t kind, uint32_t tag, const void *data,
+/* The same, from a caller that knows its cache (NULL: none). */
+struct mnode *mnode_make_on(struct mnode_cache *c, uint32_t kind, uint32_t tag, const void *data,
                             size_t len);
-void mnode_free_on(struct sched *s, struct mnode *n);
+void mnode_free_on(struct mnode_cache *c, struct mnode *n);
 
 #endif

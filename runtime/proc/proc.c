@@ -1,9 +1,7 @@
 /*
- * The process table, spawn and exit, and the send path.
- *
- * A message's way: hive_send -> mnode_make (alloc/) -> proc_send_node ->
- * mbox_push (mailbox.h) -> sched_ready if the push ended a wait (sched.c)
- * -> the receiver's drain in receive.c -> hive_msg_free.
+ * The process table and spawn: pids, slots, a process's first stack and
+ * its entry (a plain function, or a handler's message loop). The send path
+ * is send.c, receiving receive.c, the end of a process exit.c.
  */
 #include "runtime/proc/proc.h"
 
@@ -70,9 +68,7 @@ unsigned proc_table_slots(void)
 struct proc *proc_live(hive_pid pid)
 {
     struct proc *p;
-    if (proc_resolve(pid, &p) != 0)
-        return NULL;
-    return atomic_load_explicit(&p->pid, memory_order_acquire) == pid ? p : NULL;
+    return proc_resolve_live(pid, &p) == 0 ? p : NULL;
 }
 
 static struct proc *chunk_for(uint32_t slot)
@@ -100,7 +96,7 @@ static struct proc *chunk_for(uint32_t slot)
 
 /* Free slots: a Treiber stack whose head carries a change count, so a slot
  * popped and pushed back between our read and our CAS cannot fool us. */
-static void slot_free(struct proc *p)
+void proc_slot_free(struct proc *p)
 {
     uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_relaxed);
     for (;;) {
@@ -181,7 +177,7 @@ static void proc_main(void *arg)
 void proc_hold(struct proc *p, struct mnode *n)
 {
     if (p->held)
-        mnode_free_on(p->sched, p->held);
+        mnode_free_on(&p->sched->msgs, p->held);
     p->held = n;
 }
 
@@ -209,13 +205,20 @@ static void handler_main(void *arg)
         }
         /* Nothing queued: give the stack back. If a message slipped in,
          * the scheduler resumes us here instead. */
-        proc_switch_out(p, Y_IDLE);
+        sched_switch_out(p, Y_IDLE);
     }
 }
 
-void (*proc_entry_for(struct proc *p))(void *)
+int proc_stack_init(struct proc *p, struct stack_cache *c)
 {
-    return p->kind == PK_FN ? proc_main : handler_main;
+    p->stack = stack_get(c, p->stack_size);
+    if (!p->stack)
+        return -ENOMEM;
+    p->canary = !p->stack->guarded;
+    ctx_init(&p->ctx, p->stack->lo, p->stack->size,
+             p->kind == PK_FN ? proc_main : handler_main, p);
+    p->ctx.tsan_fiber = p->stack->tsan_fiber;
+    return 0;
 }
 
 int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spawn_opts *opts,
@@ -236,6 +239,17 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     struct proc *p = slot_alloc();
     if (!p && !(p = slot_alloc_after_exits()))
         return -EAGAIN;
+    /* The stack is had now, so that a spawn that returned 0 never leaves a
+     * process that cannot run. Only the owner of a slot touches these
+     * fields, and nobody else owns a slot between slot_alloc and the
+     * release store of its pid. */
+    struct sched *cs = cur_sched;
+    p->kind = handler ? PK_HANDLER : PK_FN;
+    p->stack_size = opts ? opts->stack_size : 0;
+    if (proc_stack_init(p, cs ? &cs->stacks : NULL) != 0) {
+        proc_slot_free(p);
+        return -ENOMEM;
+    }
 
     uint32_t gen = p->gen + 1;
     if (gen == 0)
@@ -251,14 +265,11 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->links = NULL;
     p->monitored_by = NULL;
     p->name = NULL;
-    p->stack = NULL;
     p->sched = NULL;
     p->rq_next = NULL;
-    p->kind = handler ? PK_HANDLER : PK_FN;
     p->fn = fn;
     p->handler = handler;
     p->arg = arg;
-    p->stack_size = opts ? opts->stack_size : 0;
     p->exit_reason = HIVE_NORMAL;
     p->call_reason = HIVE_NORMAL;
     p->pq_head = p->pq_tail = NULL;
@@ -274,7 +285,6 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     atomic_store_explicit(&p->mbox.flooded, 0, memory_order_relaxed);
     proc_unlock(p);
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-    struct sched *cs = cur_sched;
     proc_count_spawn(cs);
     /* release: everything above before the pid makes the process visible. */
     atomic_store_explicit(&p->pid, pid, memory_order_release);
@@ -303,108 +313,6 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     return 0;
 }
 
-static void free_queue(struct proc *p)
-{
-    struct mnode *n = p->pq_head;
-    while (n) {
-        struct mnode *nx = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
-        mnode_free(n);
-        n = nx;
-    }
-    p->pq_head = p->pq_tail = NULL;
-    p->pq_len = 0;
-    for (;;) {
-        struct mq_node *qn;
-        enum mbox_pop_result r = mbox_pop(&p->mbox, &qn);
-        if (r == MBOX_EMPTY)
-            break;
-        if (r == MBOX_BUSY)
-            continue; /* a sender is mid-push; it finishes in a moment */
-        mnode_free((struct mnode *)qn);
-    }
-}
-
-_Noreturn void proc_exit(struct proc *p, hive_reason reason)
-{
-    hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
-    p->exit_reason = reason;
-    atomic_store_explicit(&p->status, PS_EXITING, memory_order_relaxed);
-
-    /* The name goes first, so a supervisor that sees the DOWN/EXIT can
-     * register it again. PF_EXITING is set under the lock, and linkers and
-     * monitors check it under the same lock: once we drop it, nobody adds
-     * a link or a monitored_by record (only removes), and the monitors
-     * list is ours alone. So lists found empty here stay empty, and
-     * sig_on_exit, which would take the lock again to detach them, has
-     * nothing to do. */
-    proc_lock(p);
-    p->flags |= PF_EXITING;
-    char *name = p->name;
-    p->name = NULL;
-    bool quiet = !p->links && !p->monitored_by && !p->monitors && !p->call_mt;
-    proc_unlock(p);
-    if (name) {
-        registry_release(name, self);
-        free(name);
-    }
-    /* Mark the slot as on its way back before anybody can learn of the
-     * death (DOWN, EXIT, hive_is_alive): a spawner that finds the table
-     * full waits for such slots (slot_alloc_after_exits). The release
-     * store of pid below orders this store before every such signal. */
-    atomic_store_explicit(&p->sched->dying, p, memory_order_relaxed);
-    /* From here on the pid is dead for senders and hive_is_alive.
-     * release: pairs with the acquire in proc_live. */
-    atomic_store_explicit(&p->pid, 0, memory_order_release);
-    if (!quiet)
-        sig_on_exit(p, self, reason);
-    proc_timer_drop(p);
-    proc_hold(p, NULL);
-    if (p->held_next) {
-        mnode_free(p->held_next);
-        p->held_next = NULL;
-    }
-    free_queue(p);
-    if (p->aliases.v)
-        free(p->aliases.v);
-    memset(&p->aliases, 0, sizeof p->aliases);
-    proc_switch_out(p, Y_EXIT);
-    __builtin_unreachable();
-}
-
-void proc_release(struct proc *p)
-{
-    struct sched *s = cur_sched;
-    if (p->stack) {
-        stack_put(s ? &s->stacks : NULL, p->stack);
-        p->stack = NULL;
-    }
-    atomic_store_explicit(&p->status, PS_FREE, memory_order_relaxed);
-    hive_pid self = pid_make(p->slot, p->gen);
-    bool was_main = self == g_rt->main_pid;
-    slot_free(p);
-    /* release: the slot is on the free list before dying reads NULL;
-     * pairs with the acquire in slot_alloc_after_exits. */
-    if (s)
-        atomic_store_explicit(&s->dying, NULL, memory_order_release);
-    /* release: pairs with the acquire loads in rt_live; see
-     * proc_count_spawn. */
-    if (s)
-        atomic_store_explicit(&s->st.exits,
-                              atomic_load_explicit(&s->st.exits, memory_order_relaxed) + 1,
-                              memory_order_release);
-    else
-        atomic_fetch_add_explicit(&g_rt->outside_st.exits, 1, memory_order_release);
-    if (was_main) {
-        atomic_store_explicit(&g_rt->main_gone, true, memory_order_relaxed);
-        rt_notify_exit(true);
-    } else if (atomic_load_explicit(&g_rt->main_gone, memory_order_relaxed) && rt_live() == 0) {
-        /* Only after the main process is gone can the count reach zero.
-         * An exit that misses main_gone set at the same moment costs
-         * wait_empty one of its periodic looks (at most 20 ms). */
-        rt_notify_exit(false);
-    }
-}
-
 /* The live count has no shared counter that every spawn and exit would
  * bounce between cores: each scheduler counts its own spawns and exits
  * (single writer, a plain load and release store), and only threads
@@ -425,74 +333,6 @@ void proc_count_spawn(struct sched *s)
         atomic_fetch_add_explicit(&g_rt->outside_st.spawns, 1, memory_order_release);
 }
 
-bool proc_deliver(struct proc *p, struct mnode *n)
-{
-    if (mbox_push(&p->mbox, &n->q))
-        sched_ready(p);
-    return mbox_flooded(&p->mbox);
-}
-
-/* proc_deliver for a sender that knows its scheduler (NULL: foreign thread). */
-static inline bool deliver_on(struct sched *s, struct proc *p, struct mnode *n)
-{
-    if (mbox_push(&p->mbox, &n->q))
-        sched_ready_on(s, p);
-    return mbox_flooded(&p->mbox);
-}
-
-int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded)
-{
-    struct proc *p;
-    int rc = proc_resolve(to, &p);
-    if (rc)
-        return rc;
-    /* acquire: pairs with the release store of pid in spawn. */
-    if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
-        return -ESRCH;
-    n->to = to;
-    *flooded = proc_deliver(p, n);
-    return 0;
-}
-
-int proc_send_node(hive_pid to, struct mnode *n)
-{
-    bool flooded;
-    return proc_send_node_flooded(to, n, &flooded);
-}
-
-/* Stops the running process. When the scheduler has another process ready
- * locally we switch straight to it (one switch per hop); otherwise to the
- * scheduler's own context. Either way the side we land on runs
- * sched_finish_prev, which publishes p (waiting, queued, released) only
- * after its registers are saved. p may resume on another scheduler. */
-void proc_switch_out(struct proc *p, enum yield_why why)
-{
-    struct sched *s = p->sched;
-    p->why = why;
-    s->prev = p;
-    struct proc *q = sched_pick_fast(s);
-    if (q) {
-        sched_prepare(s, q);
-        ctx_switch(&p->ctx, &q->ctx, why == Y_EXIT);
-    } else {
-        proc_set_self(NULL);
-        ctx_switch(&p->ctx, &s->ctx, why == Y_EXIT);
-    }
-    /* Whoever switched back to p ran sched_prepare(s', p) on its own
-     * thread first, so p->sched is this thread's scheduler: no TLS read
-     * (which the compiler could have hoisted above the switch). */
-    sched_finish_prev(p->sched);
-}
-
-void proc_reduce(struct proc *p)
-{
-    struct sched *s = p->sched;
-    if (--s->budget > 0)
-        return;
-    s->budget = (int)g_rt->cfg.budget;
-    proc_switch_out(p, Y_YIELD);
-}
-
 /* Back-pressure without blocking. A receiver that spends a whole slice
  * receiving and still has messages queued is being sent to faster than it
  * can take: it marks its mailbox flooded (cleared when a receive finds the
@@ -508,7 +348,7 @@ void proc_reduce_receive(struct proc *p)
     /* This reduction ends the slice: mark before proc_reduce yields. */
     if (p->sched->budget <= 1 && g_rt->cfg.backpressure && mbox_maybe_nonempty(&p->mbox))
         mbox_set_flooded(&p->mbox, true);
-    proc_reduce(p);
+    sched_reduce(p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -530,7 +370,7 @@ int hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts, h
     int rc = proc_spawn(fn, NULL, arg, opts, out);
     struct proc *self = cur_proc;
     if (rc == 0 && self)
-        proc_reduce(self);
+        sched_reduce(self);
     return rc;
 }
 
@@ -545,141 +385,16 @@ bool hive_is_alive(hive_pid pid)
     return proc_live(pid) != NULL;
 }
 
-struct sched *proc_sched_of(struct proc *self)
-{
-    return self ? self->sched : cur_sched;
-}
-
-static inline void count_sent(struct proc *self)
-{
-    if (self) {
-        STAT_INC(self->sched, msgs_sent);
-    } else {
-        struct sched_counters *st = sched_counters();
-        atomic_store_explicit(&st->msgs_sent,
-                              atomic_load_explicit(&st->msgs_sent, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    }
-}
-
-/* After a send: count it on the sender's counters, and charge a running
- * sender a reduction. A sender whose receiver is flooded (see
- * proc_reduce_receive) ends its slice: it is never blocked, but the
- * receiver gets the core before it sends more. */
-#define BP_SLICE 16
-static void send_done(struct proc *self, bool flooded)
-{
-    count_sent(self);
-    if (!self)
-        return;
-    if (__builtin_expect(flooded, 0)) { /* only marked with backpressure on */
-        struct sched *s = self->sched;
-        if (s->budget > BP_SLICE) {
-            STAT_INC(s, backpressure_yields);
-            s->budget = BP_SLICE;
-        }
-    }
-    proc_reduce(self);
-}
-
-/* The pid is resolved once. A receiver that dies between that check and
- * the push is like one that dies just after it: its drain (or the next
- * process in the slot) frees a node whose `to` is not its pid. */
-/* The one path for copied messages (hive_send, hive_cast, hive_reply):
- * checks the arguments, resolves the pid once, builds the node on the
- * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
- * is an error is the caller's to say. */
-int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
-                   hive_ref ref)
-{
-    if ((!data && len) || tag >= HIVE_TAG_SYSTEM)
-        return -EINVAL;
-    if (!g_rt)
-        return -EPERM;
-    if (len > g_rt->cfg.max_message)
-        return -EMSGSIZE;
-    struct proc *p;
-    int rc = proc_resolve(to, &p);
-    if (rc)
-        return rc;
-    /* acquire: pairs with the release store of pid in spawn. */
-    if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
-        return -ESRCH;
-    struct proc *self = cur_proc;
-    struct sched *s = self ? self->sched : cur_sched;
-    struct mnode *n = mnode_make_on(s, kind, tag, data, len);
-    if (!n)
-        return -ENOMEM;
-    n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
-    n->msg.ref = ref;
-    n->to = to;
-    send_done(self, deliver_on(s, p, n));
-    return 0;
-}
-
-int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
-{
-    return proc_send_copy(MK_USER, to, tag, data, len, (hive_ref){ 0, 0 });
-}
-
-hive_msg *hive_msg_alloc(size_t len)
-{
-    if (!g_rt || len > g_rt->cfg.max_message)
-        return NULL;
-    struct mnode *n = mnode_alloc(len);
-    if (!n)
-        return NULL;
-    n->kind = MK_USER;
-    n->msg.tag = 0;
-    n->msg.len = (uint32_t)len;
-    n->msg.from = HIVE_NOPID;
-    n->msg.ref = (hive_ref){ 0, 0 };
-    return &n->msg;
-}
-
-int hive_send_msg(hive_pid to, hive_msg *m)
-{
-    if (!m || m->tag >= HIVE_TAG_SYSTEM)
-        return -EINVAL;
-    struct mnode *n = mnode_of(m);
-    if (m->len > n->size - sizeof(struct mnode) || m->data != (void *)(n + 1))
-        return -EINVAL;
-    n->kind = MK_USER;
-    struct proc *self = cur_proc;
-    m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
-    bool flooded;
-    int rc = proc_send_node_flooded(to, n, &flooded);
-    if (rc)
-        return rc;
-    send_done(self, flooded);
-    return 0;
-}
-
-void hive_msg_free(hive_msg *m)
-{
-    if (m)
-        mnode_free(mnode_of(m));
-}
-
 int hive_yield(void)
 {
     struct proc *p = cur_proc;
     if (!p)
         return -EPERM;
     p->sched->budget = (int)g_rt->cfg.budget;
-    proc_switch_out(p, Y_YIELD);
+    sched_switch_out(p, Y_YIELD);
     /* A yield is a point where exit signals take effect, so a process that
      * only computes and yields can still be killed. */
     proc_poll_signals(p);
     return 0;
 }
 
-_Noreturn void hive_exit(hive_reason reason)
-{
-    struct proc *p = cur_proc;
-    if (!p) {
-        fprintf(stderr, "hive: hive_exit called outside a hive process\n");
-        abort();
-    }
-    proc_exit(p, reason);
-}

@@ -59,6 +59,12 @@ struct mon {
     bool     internal;      /* a call's monitor: not listed by process_info */
 };
 
+/* Free monitor records of one scheduler (signal.c), owner thread only. */
+struct mon_cache {
+    struct mon *head;
+    unsigned    n;
+};
+
 struct alias_set {          /* refs of calls in flight: replies to others are dropped */
     hive_ref *v;
     uint32_t n, cap;
@@ -182,6 +188,18 @@ static inline int proc_resolve(hive_pid pid, struct proc **out)
     *out = p;
     return 0;
 }
+/* proc_resolve, and the process must be alive: -ESRCH for a stale pid. */
+static inline int proc_resolve_live(hive_pid pid, struct proc **out)
+{
+    int rc = proc_resolve(pid, out);
+    if (rc)
+        return rc;
+    /* acquire: pairs with the release store of pid in proc_spawn, so the
+     * new process's fields are visible to whoever found it alive. */
+    if (atomic_load_explicit(&(*out)->pid, memory_order_acquire) != pid)
+        return -ESRCH;
+    return 0;
+}
 /* The live process for pid, or NULL (dead, stale, or invalid). */
 struct proc *proc_live(hive_pid pid);
 /* Iterate over every allocated slot (shutdown, tests). */
@@ -216,7 +234,17 @@ static inline void proc_unlock(struct proc *p)
 #define PSPAWN_INTERNAL_MONITOR (1u << 31)
 int  proc_spawn(void (*fn)(void *), handler_fn handler, void *arg,
                 const hive_spawn_opts *opts, hive_pid *out);
+/* Ends the running process p: exit.c, in order. */
 _Noreturn void proc_exit(struct proc *p, hive_reason reason);
+/* The same for a process that cannot run (no stack could be had for it),
+ * from another context on p->sched's thread; returns. */
+void proc_exit_unstacked(struct proc *p, hive_reason reason);
+/* Gets p a stack from c (NULL: the global pool) and sets its context to
+ * start at p's entry. -ENOMEM if none can be had. */
+struct stack_cache;
+int  proc_stack_init(struct proc *p, struct stack_cache *c);
+/* Puts a slot back on the free list. */
+void proc_slot_free(struct proc *p);
 /* Counts a spawn (before the process can run) on the calling thread's
  * counters. */
 void proc_count_spawn(struct sched *s);
@@ -254,6 +282,8 @@ int  proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms);
 /* Current end of the private queue: messages that arrive after the mark are
  * the only ones proc_receive(.., mark, ..) looks at (the O(1) reply wait). */
 struct mnode *proc_mark(struct proc *p);
+/* Matches the DOWN message of the monitor whose ref ctx points at. */
+bool proc_match_down_ref(const hive_msg *m, void *ref);
 /* Removes the first queued message that matches, without blocking; true if one was removed. */
 bool proc_flush_one(struct proc *p, match_fn match, void *ctx);
 /* 0, or -EINVAL for a timeout that is neither >= 0 nor HIVE_INFINITY, or
@@ -263,21 +293,21 @@ int proc_check_timeout(int64_t t);
 void proc_poll_signals(struct proc *p);
 /* Cancels the process's receive timer, if armed (exit). */
 void proc_timer_drop(struct proc *p);
-/* Switch back to the scheduler. */
-void proc_switch_out(struct proc *p, enum yield_why why);
-/* Reduction accounting: yields when the budget is spent. */
-void proc_reduce(struct proc *p);
 /* proc_reduce after a receive: also marks a flooded mailbox. */
 void proc_reduce_receive(struct proc *p);
 
 /* --- aliases --- */
-void alias_add(struct proc *p, hive_ref r);
+int  alias_add(struct proc *p, hive_ref r);   /* 0 or -ENOMEM */
 void alias_remove(struct proc *p, hive_ref r);
 bool alias_active(const struct proc *p, hive_ref r);
 
 /* --- exit signals and monitors (signal.c) --- */
-/* Handles an exit-signal node on the receiving process; may not return. */
-void sig_handle_exit(struct proc *p, struct mnode *n);
+/* What an exit signal means for the process that drained it: nothing
+ * (void, or a normal exit while not trapping), a message (trapped: an EXIT
+ * message is now on p's private queue), or death with *reason. Consumes
+ * n. The receive path acts on the verdict. */
+enum sig_verdict { SIG_IGNORE, SIG_TRAPPED, SIG_DIE };
+enum sig_verdict sig_exit_verdict(struct proc *p, struct mnode *n, hive_reason *reason);
 /* Fires links and monitors of an exiting process (called by proc_exit). */
 void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason);
 /* Appends to the private queue (the process's own thread). */
@@ -302,10 +332,10 @@ bool sig_call_unmonitor(struct proc *self);
 int  sig_link(struct proc *self, hive_pid target);
 void sig_free_records(struct proc *p);
 /* Frees a scheduler's cached monitor records (at its teardown). */
-void sig_cache_flush(struct sched *s);
+void sig_cache_flush(struct mon_cache *c);
 
 /* --- registry (registry.c) --- */
-void registry_init(void);
+int  registry_init(void);   /* 0 or -ENOMEM */
 void registry_fini(void);
 void registry_release(const char *name, hive_pid pid);
 

@@ -52,7 +52,7 @@ void proc_queue_append(struct proc *p, struct mnode *n)
  * mailbox is empty. What the runtime owns (timeout wake-ups, exit signals,
  * late replies, nodes for an earlier process in this slot) is handled here
  * and never returned. An exit signal that is trapped becomes a message on
- * the private queue (sig_handle_exit), so a caller that bypasses the queue
+ * the private queue (sig_exit_verdict), so a caller that bypasses the queue
  * must look at pq_head after this returns. */
 static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc *p, hive_pid self)
 {
@@ -70,13 +70,13 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
                 cpu_relax();
             } else {
                 busy = 0;
-                proc_switch_out(p, Y_YIELD);
+                sched_switch_out(p, Y_YIELD);
             }
             continue;
         }
         struct mnode *n = (struct mnode *)qn;
         if (n->to != self) { /* sent to an earlier process in this slot */
-            mnode_free_on(p->sched, n);
+            mnode_free_on(&p->sched->msgs, n);
             continue;
         }
         switch (n->kind) {
@@ -85,15 +85,18 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
              * the clock (wait_until). Older timers' nodes are ignored. */
             if ((uint32_t)n->aux == p->rtimer_tok)
                 p->rtimer = 0;
-            mnode_free_on(p->sched, n);
+            mnode_free_on(&p->sched->msgs, n);
             continue;
-        case MK_SIG_EXIT:
-            sig_handle_exit(p, n); /* consumes n; may not return */
-            continue;
+        case MK_SIG_EXIT: {
+            hive_reason why;
+            if (sig_exit_verdict(p, n, &why) == SIG_DIE)
+                proc_exit(p, why);
+            continue; /* ignored, or trapped onto the private queue */
+        }
         case MK_REPLY:
             if (!alias_active(p, n->msg.ref)) {
                 STAT_INC(p->sched, late_replies_dropped);
-                mnode_free_on(p->sched, n);
+                mnode_free_on(&p->sched->msgs, n);
                 continue;
             }
             return n;
@@ -205,7 +208,7 @@ int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
             continue; /* the mailbox held a trapped exit signal */
         if ((rc = wait_until(p, &deadline, timeout_ms)) != 0)
             break;
-        proc_switch_out(p, Y_WAIT);
+        sched_switch_out(p, Y_WAIT);
     }
     if (rc == 0)
         received(p);
@@ -263,12 +266,17 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
             continue; /* trapped exit signals were queued meanwhile */
         if ((rc = wait_until(p, &deadline, timeout_ms)) != 0)
             goto done;
-        proc_switch_out(p, Y_WAIT);
+        sched_switch_out(p, Y_WAIT);
     }
 done:
     if (rc == 0)
         received(p);
     return rc;
+}
+
+bool proc_match_down_ref(const hive_msg *m, void *ref)
+{
+    return mnode_of(m)->kind == MK_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ref);
 }
 
 bool proc_flush_one(struct proc *p, match_fn match, void *ctx)
@@ -295,25 +303,24 @@ uint32_t proc_queue_len(struct proc *p)
 /* Aliases: refs of calls in flight                                    */
 /* ------------------------------------------------------------------ */
 
-void alias_add(struct proc *p, hive_ref r)
+int alias_add(struct proc *p, hive_ref r)
 {
     struct alias_set *a = &p->aliases;
     if (!a->has_one) {
         a->one = r;
         a->has_one = true;
-        return;
+        return 0;
     }
     if (a->n == a->cap) {
         uint32_t cap = a->cap ? a->cap * 2 : 8;
         hive_ref *v = realloc(a->v, cap * sizeof *v);
-        if (!v) {
-            fprintf(stderr, "hive: out of memory for call aliases\n");
-            abort();
-        }
+        if (!v)
+            return -ENOMEM;
         a->v = v;
         a->cap = cap;
     }
     a->v[a->n++] = r;
+    return 0;
 }
 
 void alias_remove(struct proc *p, hive_ref r)

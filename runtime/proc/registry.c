@@ -117,11 +117,10 @@ static void entry_del(struct rentry *e)
     pthread_mutex_unlock(&free_lock);
 }
 
-void registry_init(void)
+int registry_init(void)
 {
     buckets = calloc(REG_BUCKETS, sizeof *buckets);
-    if (!buckets)
-        abort();
+    return buckets ? 0 : -ENOMEM;
 }
 
 void registry_fini(void)
@@ -152,6 +151,14 @@ static struct rentry *find_locked(struct bucket *b, const struct key *k,
     return NULL;
 }
 
+/* Splices e out of its chain (bucket locked). release: pairs with the
+ * acquire loads in lookup, like the store that published e. */
+static void unlink_entry(_Atomic(struct rentry *) *link, struct rentry *e)
+{
+    atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
+                          memory_order_release);
+}
+
 static hive_pid lookup(const struct key *k)
 {
     struct bucket *b = &buckets[k->hash % REG_BUCKETS];
@@ -164,8 +171,11 @@ static hive_pid lookup(const struct key *k)
         }
         hive_pid found = HIVE_NOPID;
         unsigned steps = 0;
-        for (struct rentry *e = atomic_load_explicit(&b->head, memory_order_relaxed);
-             e && steps < 100000; e = atomic_load_explicit(&e->next, memory_order_relaxed),
+        /* acquire on every link: pairs with the release stores that
+         * publish an entry (hive_register) or splice one out (unlink), so
+         * an entry reached here is seen as initialised. */
+        for (struct rentry *e = atomic_load_explicit(&b->head, memory_order_acquire);
+             e && steps < 100000; e = atomic_load_explicit(&e->next, memory_order_acquire),
                                   steps++) {
             if (entry_is(e, k)) {
                 found = atomic_load_explicit(&e->pid, memory_order_relaxed);
@@ -189,8 +199,7 @@ void registry_release(const char *name, hive_pid pid)
     block(b);
     struct rentry *e = find_locked(b, &k, &link);
     if (e && atomic_load_explicit(&e->pid, memory_order_relaxed) == pid)
-        atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
-                              memory_order_relaxed);
+        unlink_entry(link, e);
     else
         e = NULL;
     bunlock(b);
@@ -233,7 +242,11 @@ int hive_register(const char *name, hive_pid pid)
             atomic_store_explicit(&e->pid, pid, memory_order_relaxed);
             atomic_store_explicit(&e->next, atomic_load_explicit(&b->head, memory_order_relaxed),
                                   memory_order_relaxed);
-            atomic_store_explicit(&b->head, e, memory_order_relaxed);
+            /* release: the entry's memory (calloc'ed, or last written by
+             * an earlier owner) and the fields above before a lock-free
+             * reader can reach it; pairs with the acquire loads of the
+             * chain in lookup. */
+            atomic_store_explicit(&b->head, e, memory_order_release);
             p->name = copy;
             e = NULL;
             copy = NULL;
@@ -270,8 +283,7 @@ int hive_unregister(const char *name)
         bool ok = e && atomic_load_explicit(&e->pid, memory_order_relaxed) == pid;
         char *old = NULL;
         if (ok) {
-            atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
-                                  memory_order_relaxed);
+            unlink_entry(link, e);
             if (atomic_load_explicit(&p->pid, memory_order_relaxed) == pid) {
                 old = p->name;
                 p->name = NULL;

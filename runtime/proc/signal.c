@@ -79,10 +79,11 @@ static bool link_has(struct link *l, hive_pid pid)
 
 static struct mon *mon_alloc(struct sched *s)
 {
-    struct mon *m = s ? s->mon_cache : NULL;
+    struct mon_cache *c = s ? &s->mons : NULL;
+    struct mon *m = c ? c->head : NULL;
     if (m) {
-        s->mon_cache = m->next;
-        s->mon_cache_n--;
+        c->head = m->next;
+        c->n--;
         return m;
     }
     return mem_alloc(sizeof *m);
@@ -92,23 +93,24 @@ static void mon_free(struct sched *s, struct mon *m)
 {
     if (!m)
         return;
-    if (s && s->mon_cache_n < MON_CACHE_MAX) {
-        m->next = s->mon_cache;
-        s->mon_cache = m;
-        s->mon_cache_n++;
+    struct mon_cache *c = s ? &s->mons : NULL;
+    if (c && c->n < MON_CACHE_MAX) {
+        m->next = c->head;
+        c->head = m;
+        c->n++;
         return;
     }
     mem_free(m, sizeof *m);
 }
 
-void sig_cache_flush(struct sched *s)
+void sig_cache_flush(struct mon_cache *c)
 {
-    while (s->mon_cache) {
-        struct mon *m = s->mon_cache;
-        s->mon_cache = m->next;
+    while (c->head) {
+        struct mon *m = c->head;
+        c->head = m->next;
         mem_free(m, sizeof *m);
     }
-    s->mon_cache_n = 0;
+    c->n = 0;
 }
 
 /* The target's list, under its lock. */
@@ -172,6 +174,21 @@ int sig_link(struct proc *self, hive_pid target)
     mem_free(a, sizeof *a);
     mem_free(b, sizeof *b);
     return rc;
+}
+
+/* An exit signal from `from` with `reason`; flags SIGF_*. */
+static struct mnode *make_exit_signal(hive_pid from, hive_reason reason, uint64_t flags)
+{
+    struct mnode *n = mnode_alloc(0);
+    if (n) {
+        n->kind = MK_SIG_EXIT;
+        n->msg.tag = HIVE_TAG_EXIT;
+        n->msg.from = from;
+        n->msg.ref = (hive_ref){ 0, 0 };
+        n->aux = reason;
+        n->aux2 = flags;
+    }
+    return n;
 }
 
 static struct mnode *make_down(hive_ref ref, hive_pid pid, hive_reason reason)
@@ -296,11 +313,6 @@ bool sig_call_unmonitor(struct proc *self)
     return drop_call_record(self);
 }
 
-static bool match_down_ref(const hive_msg *m, void *ctx)
-{
-    return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(hive_ref *)ctx);
-}
-
 bool sig_unmonitor(struct proc *self, hive_ref ref)
 {
     proc_lock(self);
@@ -316,7 +328,7 @@ bool sig_unmonitor(struct proc *self, hive_ref ref)
 int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
 {
     if (!sig_unmonitor(self, ref) && (flags & HIVE_FLUSH))
-        proc_flush_one(self, match_down_ref, &ref);
+        proc_flush_one(self, proc_match_down_ref, &ref);
     return 0;
 }
 
@@ -351,17 +363,9 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
     while (links) {
         struct link *l = links;
         links = l->next;
-        struct mnode *n = mnode_alloc(0);
-        if (n) {
-            n->kind = MK_SIG_EXIT;
-            n->msg.tag = HIVE_TAG_EXIT;
-            n->msg.from = self;
-            n->msg.ref = (hive_ref){ 0, 0 };
-            n->aux = reason;
-            n->aux2 = SIGF_LINK;
-            if (proc_send_node(l->pid, n))
-                mnode_free(n);
-        }
+        struct mnode *n = make_exit_signal(self, reason, SIGF_LINK);
+        if (n && proc_send_node(l->pid, n))
+            mnode_free(n);
         mem_free(l, sizeof *l);
     }
 
@@ -376,40 +380,43 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
     drop_call_record(p); /* killed in the middle of a call */
 }
 
-void sig_handle_exit(struct proc *p, struct mnode *n)
+enum sig_verdict sig_exit_verdict(struct proc *p, struct mnode *n, hive_reason *reason)
 {
     hive_pid from = n->msg.from;
-    hive_reason reason = n->aux;
+    hive_reason why = n->aux;
     uint64_t flags = n->aux2;
+    hive_pid to = n->to;
+    mnode_free(n);
     if (flags & SIGF_LINK) {
         proc_lock(p);
         bool linked = link_remove(&p->links, from);
         proc_unlock(p);
-        if (!linked) { /* unlinked meanwhile: the signal is void */
-            mnode_free(n);
-            return;
-        }
-        if (reason == HIVE_KILL)
-            reason = HIVE_KILLED;
-    } else if (reason == HIVE_KILL) {
-        mnode_free(n);
-        proc_exit(p, HIVE_KILLED); /* untrappable */
+        if (!linked) /* unlinked meanwhile: the signal is void */
+            return SIG_IGNORE;
+        if (why == HIVE_KILL)
+            why = HIVE_KILLED;
+    } else if (why == HIVE_KILL) {
+        *reason = HIVE_KILLED; /* untrappable */
+        return SIG_DIE;
     }
     if (p->trap_exit) {
-        hive_exit_signal es = { .from = from, .reason = reason };
+        hive_exit_signal es = { .from = from, .reason = why };
         struct mnode *m = mnode_make(MK_USER, HIVE_TAG_EXIT, &es, sizeof es);
-        if (m) {
-            m->msg.from = from;
-            m->to = n->to;
-            proc_queue_append(p, m);
+        if (!m) {
+            /* The message cannot be built: dying is the one answer that
+             * loses nothing silently (its watchers learn why). */
+            *reason = HIVE_NOMEM;
+            return SIG_DIE;
         }
-        mnode_free(n);
-        return;
+        m->msg.from = from;
+        m->to = to;
+        proc_queue_append(p, m);
+        return SIG_TRAPPED;
     }
-    mnode_free(n);
-    if (reason == HIVE_NORMAL)
-        return;
-    proc_exit(p, reason);
+    if (why == HIVE_NORMAL)
+        return SIG_IGNORE;
+    *reason = why;
+    return SIG_DIE;
 }
 
 void sig_free_records(struct proc *p)
@@ -509,15 +516,9 @@ int hive_kill(hive_pid pid, hive_reason reason)
         if (!self->trap_exit)
             proc_exit(self, reason);
     }
-    struct mnode *n = mnode_alloc(0);
+    struct mnode *n = make_exit_signal(me, reason, SIGF_KILL);
     if (!n)
         return -ENOMEM;
-    n->kind = MK_SIG_EXIT;
-    n->msg.tag = HIVE_TAG_EXIT;
-    n->msg.from = me;
-    n->msg.ref = (hive_ref){ 0, 0 };
-    n->aux = reason;
-    n->aux2 = SIGF_KILL;
     rc = proc_send_node(pid, n);
     if (rc)
         mnode_free(n);

@@ -66,9 +66,9 @@ static struct tentry *entry_at(uint32_t idx)
 
 static struct tentry *entry_alloc(struct sched *s)
 {
-    struct tentry *e = s->tfree;
+    struct tentry *e = s->timers.free;
     if (e) {
-        s->tfree = e->fnext;
+        s->timers.free = e->fnext;
         return e;
     }
     uint32_t idx = atomic_fetch_add_explicit(&tt.fresh, 1, memory_order_relaxed);
@@ -106,8 +106,8 @@ static void entry_free(struct sched *s, struct tentry *e)
     e->gen++;
     /* release: a late cancel with the old generation fails its CAS. */
     atomic_store_explicit(&e->state, (uint64_t)e->gen << 2 | ST_FREE, memory_order_release);
-    e->fnext = s->tfree;
-    s->tfree = e;
+    e->fnext = s->timers.free;
+    s->timers.free = e;
 }
 
 static inline uint64_t tick_of(uint64_t ns)
@@ -136,7 +136,7 @@ static uint64_t arm_at(struct sched *s, struct tentry *e, uint8_t kind, hive_pid
         e->gen = 1;
     /* release: the fields above before anyone can cancel by id. */
     atomic_store_explicit(&e->state, (uint64_t)e->gen << 2 | ST_ARMED, memory_order_release);
-    wheel_insert(&s->wheel, &e->w);
+    wheel_insert(&s->timers.wheel, &e->w);
     STAT_INC(s, timers_armed);
     return (uint64_t)e->gen << 32 | (e->idx + 1);
 }
@@ -177,15 +177,15 @@ static int64_t cancel(uint64_t id, bool want_left)
     struct sched *s = cur_sched;
     struct sched *owner = e->owner;
     if (s == owner) {
-        wheel_remove(&s->wheel, &e->w);
+        wheel_remove(&s->timers.wheel, &e->w);
         entry_free(s, e);
         STAT_INC(s, timers_cancelled);
     } else {
-        struct tentry *h = atomic_load_explicit(&owner->cancels, memory_order_relaxed);
+        struct tentry *h = atomic_load_explicit(&owner->timers_in.cancels, memory_order_relaxed);
         do {
             atomic_store_explicit(&e->cnext, h, memory_order_relaxed);
             /* release: pairs with the owner's acquire exchange in timer_poll. */
-        } while (!atomic_compare_exchange_weak_explicit(&owner->cancels, &h, e,
+        } while (!atomic_compare_exchange_weak_explicit(&owner->timers_in.cancels, &h, e,
                                                         memory_order_release,
                                                         memory_order_relaxed));
     }
@@ -234,12 +234,12 @@ static void fire(struct wentry *w, void *ctx)
         uint64_t dl = atomic_load_explicit(&e->deadline_ns, memory_order_relaxed) +
                       e->interval_ticks * 1000000u;
         e->w.tick += e->interval_ticks;
-        if (e->w.tick <= s->wheel.now) {   /* fell behind: skip, don't burst */
-            e->w.tick = s->wheel.now + 1;
+        if (e->w.tick <= s->timers.wheel.now) {   /* fell behind: skip, don't burst */
+            e->w.tick = s->timers.wheel.now + 1;
             dl = g_rt->base_ns + e->w.tick * 1000000u;
         }
         atomic_store_explicit(&e->deadline_ns, dl, memory_order_relaxed);
-        wheel_insert(&s->wheel, &e->w);
+        wheel_insert(&s->timers.wheel, &e->w);
         return;
     }
     uint64_t exp = armed;
@@ -264,46 +264,67 @@ static void fire(struct wentry *w, void *ctx)
     entry_free(s, e);
 }
 
-bool timer_pending_cancels(struct sched *s)
+static bool pending_cancels(struct sched *s)
 {
-    return atomic_load_explicit(&s->cancels, memory_order_relaxed) != NULL;
+    return atomic_load_explicit(&s->timers_in.cancels, memory_order_relaxed) != NULL;
 }
 
-void timer_poll(struct sched *s, uint64_t now_ns)
+/* Owner: cancels from other threads, then fire what is due. */
+static void timer_poll(struct sched *s, uint64_t now_ns)
 {
-    if (atomic_load_explicit(&s->cancels, memory_order_relaxed)) {
+    if (atomic_load_explicit(&s->timers_in.cancels, memory_order_relaxed)) {
         /* acquire: pairs with the release CAS of the cancellers. */
-        struct tentry *e = atomic_exchange_explicit(&s->cancels, NULL, memory_order_acquire);
+        struct tentry *e = atomic_exchange_explicit(&s->timers_in.cancels, NULL, memory_order_acquire);
         while (e) {
             struct tentry *nx = atomic_load_explicit(&e->cnext, memory_order_relaxed);
-            wheel_remove(&s->wheel, &e->w);
+            wheel_remove(&s->timers.wheel, &e->w);
             entry_free(s, e);
             STAT_INC(s, timers_cancelled);
             e = nx;
         }
     }
     uint64_t next;
-    if (!wheel_next(&s->wheel, &next))
+    if (!wheel_next(&s->timers.wheel, &next))
         return;
     uint64_t cur = (now_ns - g_rt->base_ns) / 1000000;
     if (next <= cur)
-        wheel_advance(&s->wheel, cur, fire, s);
+        wheel_advance(&s->timers.wheel, cur, fire, s);
 }
 
-bool timer_next(struct sched *s, uint64_t *deadline_ns)
+/* When the next timer is due (absolute ns); false if none. */
+static bool next_deadline(struct sched *s, uint64_t *deadline_ns)
 {
     uint64_t t;
-    if (!wheel_next(&s->wheel, &t))
+    if (!wheel_next(&s->timers.wheel, &t))
         return false;
     *deadline_ns = g_rt->base_ns + t * 1000000u;
     return true;
 }
 
+/* The scheduler loop's view of the timers (struct sched_source): the
+ * clock is read only when something is armed or a cancel waits. */
+static unsigned poll_source(struct sched *s)
+{
+    if (s->timers.wheel.count == 0 && !pending_cancels(s))
+        return 0;
+    uint64_t fired = atomic_load_explicit(&s->st.timers_fired, memory_order_relaxed);
+    s->now_ns = clock_ns();
+    timer_poll(s, s->now_ns);
+    return (unsigned)(atomic_load_explicit(&s->st.timers_fired, memory_order_relaxed) - fired);
+}
+
+const struct sched_source timer_source = {
+    .name = "timers",
+    .poll = poll_source,
+    .pending = pending_cancels,
+    .deadline = next_deadline,
+};
+
 void timer_sched_init(struct sched *s)
 {
-    wheel_init(&s->wheel, 0);
-    s->tfree = NULL;
-    atomic_store(&s->cancels, NULL);
+    wheel_init(&s->timers.wheel, 0);
+    s->timers.free = NULL;
+    atomic_store(&s->timers_in.cancels, NULL);
 }
 
 static void drop_entry(struct wentry *w, void *ctx)
@@ -319,23 +340,23 @@ static void drop_entry(struct wentry *w, void *ctx)
 void timer_sched_fini(struct sched *s)
 {
     /* Pending cancels first (they are still linked), then everything left. */
-    struct tentry *e = atomic_exchange(&s->cancels, NULL);
+    struct tentry *e = atomic_exchange(&s->timers_in.cancels, NULL);
     while (e) {
         struct tentry *nx = atomic_load_explicit(&e->cnext, memory_order_relaxed);
-        wheel_remove(&s->wheel, &e->w);
+        wheel_remove(&s->timers.wheel, &e->w);
         drop_entry(&e->w, NULL);
         e = nx;
     }
     for (int l = 0; l < WHEEL_LEVELS; l++)
         for (int k = 0; k < WHEEL_SLOTS; k++)
-            while (s->wheel.slots[l][k].next != &s->wheel.slots[l][k]) {
-                struct wentry *w = s->wheel.slots[l][k].next;
-                wheel_remove(&s->wheel, w);
+            while (s->timers.wheel.slots[l][k].next != &s->timers.wheel.slots[l][k]) {
+                struct wentry *w = s->timers.wheel.slots[l][k].next;
+                wheel_remove(&s->timers.wheel, w);
                 drop_entry(w, NULL);
             }
-    while (s->wheel.due.next != &s->wheel.due) {
-        struct wentry *w = s->wheel.due.next;
-        wheel_remove(&s->wheel, w);
+    while (s->timers.wheel.due.next != &s->timers.wheel.due) {
+        struct wentry *w = s->timers.wheel.due.next;
+        wheel_remove(&s->timers.wheel, w);
         drop_entry(w, NULL);
     }
 }
@@ -356,11 +377,9 @@ static int timer_start(hive_pid to, uint32_t tag, const void *data, size_t len, 
     if (len > g_rt->cfg.max_message)
         return -EMSGSIZE;
     struct proc *p;
-    int rc = proc_resolve(to, &p);
+    int rc = proc_resolve_live(to, &p);
     if (rc)
         return rc;
-    if (atomic_load_explicit(&p->pid, memory_order_acquire) != to)
-        return -ESRCH;
     struct sched *s = cur_sched;
     if (!s)
         return -EPERM;
@@ -369,8 +388,8 @@ static int timer_start(hive_pid to, uint32_t tag, const void *data, size_t len, 
         return -ENOMEM;
     struct mnode *n = mnode_make(MK_USER, tag, data, len);
     if (!n) {
-        e->fnext = s->tfree;
-        s->tfree = e;
+        e->fnext = s->timers.free;
+        s->timers.free = e;
         return -ENOMEM;
     }
     n->msg.from = HIVE_NOPID;

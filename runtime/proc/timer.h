@@ -20,9 +20,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "runtime/ds/wheel.h"
+
 struct sched;
 struct proc;
 struct tentry;
+
+/* A scheduler's timers: its wheel and free entries (owner thread only). */
+struct timer_local {
+    struct wheel   wheel;
+    struct tentry *free;
+};
+/* What other threads hand a scheduler's timers: cancels, a Treiber stack
+ * pushed by cancel (release) and taken whole by the owner's timer_poll
+ * (acquire exchange). Its own cache line. */
+struct timer_remote {
+    _Alignas(64) _Atomic(struct tentry *) cancels;
+};
 
 void timer_global_init(void);
 void timer_global_fini(void);
@@ -39,10 +53,10 @@ int64_t timer_cancel_id(uint64_t id);
 /* The same without the time left (no clock read): a receive's timeout. */
 void timer_cancel_wake(uint64_t id);
 
-/* Owner: cancels from other threads, then fire what is due. */
-void timer_poll(struct sched *s, uint64_t now_ns);
-/* Owner: when the next timer is due (absolute ns); false if none. */
-bool timer_next(struct sched *s, uint64_t *deadline_ns);
-bool timer_pending_cancels(struct sched *s);
+/* The scheduler loop polls the timers through this (rt.c registers it):
+ * cancels from other threads, then what is due; the next deadline bounds
+ * the scheduler's park. */
+struct sched_source;
+extern const struct sched_source timer_source;
 
 #endif

@@ -1,17 +1,23 @@
 /*
- * The scheduler loop. See sched.h for the order in which work is found.
+ * The scheduler loop: finding work, spinning, parking, waking; the global
+ * queue; the event-source table; thread setup. See sched.h for the order
+ * in which work is found and switch.c for how processes run.
  *
  * Spinning and parking. A scheduler with nothing to do counts itself in
  * n_spinning (at most half of the schedulers spin at once) and polls for up
  * to spin_us. Then it parks: parked = 1 and n_parked++ (seq_cst), a last
- * look at every queue, then one io_uring_enter that waits for a wake-up or
- * its next timer deadline. Whoever makes work stealable (spawn, a displaced
- * next slot, the global queue, a yield behind which others wait) calls
- * sched_kick: if nobody spins and
- * someone is parked, it claims one parked scheduler (CAS parked 1 -> 0) and
- * wakes it with one MSG_RING submission. The seq_cst on both sides is a
- * Dekker pair: either the waker sees n_parked > 0, or the parker's last look
- * sees the work. A running scheduler is never woken by a system call.
+ * look at every queue and source, then one io_uring_enter that submits what
+ * its ring holds and waits for a completion (a wake-up) or the sources'
+ * next deadline. Whoever makes work stealable (spawn, a displaced next
+ * slot, the global queue, a yield behind which others wait) calls
+ * sched_kick: if nobody spins and someone is parked, it claims one parked
+ * scheduler (CAS parked 1 -> 0) and wakes it with one MSG_RING submission.
+ * The seq_cst on both sides is a Dekker pair: either the waker sees
+ * n_parked > 0, or the parker's last look sees the work. A running
+ * scheduler is never woken by a system call. A wake-up that cannot be
+ * submitted is not lost: it is retried on the ring of the threads outside
+ * the schedulers, and if that fails too the claim is undone (parked = 1
+ * again) so that the next kick tries again.
  */
 #include "runtime/sched/sched.h"
 
@@ -25,7 +31,6 @@
 #include <unistd.h>
 
 #include "runtime/proc/proc.h"
-#include "runtime/proc/timer.h"
 
 struct rt *g_rt;
 static _Thread_local struct sched *tls_sched;
@@ -35,6 +40,11 @@ uint64_t clock_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct sched *sched_self(void)
+{
+    return tls_sched;
 }
 
 struct sched_counters *sched_counters(void)
@@ -47,15 +57,22 @@ struct sched_counters *sched_counters(void)
 /* Global queue                                                        */
 /* ------------------------------------------------------------------ */
 
-static void gq_push(struct proc *p)
+/* Appends p at the tail; gq_lock held. */
+static inline void gq_append_locked(struct proc *p)
 {
-    pthread_mutex_lock(&g_rt->gq_lock);
     p->rq_next = NULL;
     if (g_rt->gq_tail)
         g_rt->gq_tail->rq_next = p;
     else
         g_rt->gq_head = p;
     g_rt->gq_tail = p;
+}
+
+static void gq_push(struct proc *p)
+{
+    pthread_mutex_lock(&g_rt->gq_lock);
+    gq_append_locked(p);
+    /* seq_cst: the parker's last look (work_visible) reads gq_len. */
     atomic_fetch_add_explicit(&g_rt->gq_len, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&g_rt->gq_lock);
 }
@@ -104,15 +121,9 @@ void sched_enqueue(struct sched *s, struct proc *p)
     void *batch[RUNQ_SIZE / 2];
     uint32_t k = runq_take(&s->rq, batch, RUNQ_SIZE / 2);
     pthread_mutex_lock(&g_rt->gq_lock);
-    for (uint32_t i = 0; i <= k; i++) {
-        struct proc *q = i < k ? batch[i] : p;
-        q->rq_next = NULL;
-        if (g_rt->gq_tail)
-            g_rt->gq_tail->rq_next = q;
-        else
-            g_rt->gq_head = q;
-        g_rt->gq_tail = q;
-    }
+    for (uint32_t i = 0; i < k; i++)
+        gq_append_locked(batch[i]);
+    gq_append_locked(p);
     atomic_fetch_add_explicit(&g_rt->gq_len, k + 1, memory_order_seq_cst);
     pthread_mutex_unlock(&g_rt->gq_lock);
 }
@@ -140,22 +151,39 @@ void sched_ready_on(struct sched *s, struct proc *p)
     }
 }
 
+/* A wake-up from the ring of the threads outside the schedulers. */
+static int wake_outside(struct sched *target)
+{
+    pthread_mutex_lock(&g_rt->outside_lock);
+    int rc = ring_wake(&g_rt->outside, ring_fd(&target->ring));
+    atomic_fetch_add_explicit(&g_rt->outside_st.wakeups_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_rt->outside_st.ring_enters, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_rt->outside_st.syscalls, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&g_rt->outside_lock);
+    return rc;
+}
+
+/* Wakes target, which this thread claimed (parked 1 -> 0). */
 static void wake(struct sched *target)
 {
     struct sched *s = cur_sched;
+    int rc;
     if (s) {
-        ring_wake(&s->ring, ring_fd(&target->ring));
+        rc = ring_wake(&s->ring, ring_fd(&target->ring));
         STAT_INC(s, wakeups_sent);
         STAT_INC(s, ring_enters);
         STAT_INC(s, syscalls);
-    } else {
-        pthread_mutex_lock(&g_rt->outside_lock);
-        ring_wake(&g_rt->outside, ring_fd(&target->ring));
-        atomic_fetch_add_explicit(&g_rt->outside_st.wakeups_sent, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&g_rt->outside_st.ring_enters, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&g_rt->outside_st.syscalls, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&g_rt->outside_lock);
+        if (rc == 0)
+            return;
+        STAT_INC(s, wake_retries);
     }
+    rc = wake_outside(target);
+    if (rc == 0)
+        return;
+    /* Neither ring could carry it: give the claim back, so that the next
+     * kick (the park's own last look finds the work too) tries again.
+     * seq_cst: the same Dekker pair as the claim. */
+    atomic_store_explicit(&target->parked, 1, memory_order_seq_cst);
 }
 
 void sched_kick(void)
@@ -192,161 +220,62 @@ void sched_wake_all(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Running a process                                                   */
+/* Event sources                                                       */
 /* ------------------------------------------------------------------ */
 
-void (*proc_entry_for(struct proc *p))(void *);
-
-static void stack_overflow(struct proc *p)
+int sched_add_source(const struct sched_source *src)
 {
-    char buf[128];
-    int n = snprintf(buf, sizeof buf, "hive: process %#llx: stack overflow (canary overwritten)\n",
-                     (unsigned long long)pid_make(p->slot, p->gen));
-    if (write(2, buf, (size_t)n) < 0) { /* nothing more to do */ }
-    abort();
+    if (g_rt->nsources == SCHED_SOURCES_MAX)
+        return -ENOSPC;
+    g_rt->sources[g_rt->nsources++] = *src;
+    return 0;
 }
 
-/* Takes back the stack an idle handler kept, unless it took it first (it
- * ran again; it may be anywhere now, even gone and its slot reused). */
-static void sched_reclaim_idle_stack(struct sched *s, struct proc *p)
+/* Polls every source; how much they did. */
+static unsigned poll_sources(struct sched *s)
 {
-    /* acq_rel: pairs with the exchange in sched_prepare. */
-    struct stack *st = atomic_exchange_explicit(&p->idle_stack, NULL, memory_order_acq_rel);
-    if (st)
-        stack_put(&s->stacks, st);
+    unsigned did = 0;
+    for (unsigned i = 0; i < g_rt->nsources; i++)
+        did += g_rt->sources[i].poll(s);
+    return did;
 }
 
-/* Gets p ready to be switched to on s: a stack if it has none, and the
- * bookkeeping of "p runs on s now". */
-void sched_prepare(struct sched *s, struct proc *p)
+static bool sources_pending(struct sched *s)
 {
-    if (!p->stack) {
-        /* An idle handler whose stack was not reclaimed resumes on it, in
-         * its loop; otherwise it starts afresh at its entry, which holds
-         * nothing between messages. acq_rel: pairs with the exchange of a
-         * reclaiming scheduler; one of the two gets the stack. */
-        struct stack *st;
-        if (atomic_load_explicit(&p->idle_stack, memory_order_relaxed) &&
-            (st = atomic_exchange_explicit(&p->idle_stack, NULL, memory_order_acq_rel))) {
-            p->stack = st;
-            goto ready;
+    for (unsigned i = 0; i < g_rt->nsources; i++)
+        if (g_rt->sources[i].pending && g_rt->sources[i].pending(s))
+            return true;
+    return false;
+}
+
+/* The earliest deadline of any source, or -1 (none) as a park timeout. */
+static int64_t sources_timeout(struct sched *s)
+{
+    bool any = false;
+    uint64_t dl = UINT64_MAX, d;
+    for (unsigned i = 0; i < g_rt->nsources; i++)
+        if (g_rt->sources[i].deadline && g_rt->sources[i].deadline(s, &d)) {
+            any = true;
+            if (d < dl)
+                dl = d;
         }
-        p->stack = stack_get(&s->stacks, p->stack_size);
-        if (!p->stack) {
-            fprintf(stderr, "hive: out of memory for a process stack\n");
-            abort();
-        }
-        p->canary = !p->stack->guarded;
-        ctx_init(&p->ctx, p->stack->lo, p->stack->size, proc_entry_for(p), p);
-        p->ctx.tsan_fiber = p->stack->tsan_fiber;
-    }
-ready:
-    proc_set_self(p);
-    p->sched = s;
-    atomic_store_explicit(&p->status, PS_RUNNING, memory_order_relaxed);
-    STAT_INC(s, switches);
+    if (!any)
+        return -1;
+    uint64_t now = clock_ns();
+    return dl > now ? (int64_t)(dl - now) : 0;
 }
 
-/* The after-switch hook: runs first thing on whatever stack was switched
- * to, once the process that stopped (s->prev) has its registers saved.
- * Only now may that process become visible to other schedulers. */
-void sched_finish_prev(struct sched *s)
+/* The ring's source: completions are reaped without a system call. Today
+ * only wake-ups arrive (they need no action: being awake was the point). */
+static unsigned ring_poll(struct sched *s)
 {
-    struct proc *p = s->prev;
-    if (!p)
-        return;
-    s->prev = NULL;
-    if (p->canary && !stack_intact(p->stack))
-        stack_overflow(p);
-    switch (p->why) {
-    case Y_YIELD:
-        atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-        sched_enqueue(s, p);
-        /* Processes that take turns here by yielding (a slice used up, a
-         * send to a flooded receiver) create no new work, so nothing else
-         * would wake a parked scheduler to take some of them. Two relaxed
-         * loads first: the kick's fence is for when it matters. A kick
-         * missed here costs balance, not progress (we run them all). */
-        if (runq_len(&s->rq) > 1 &&
-            atomic_load_explicit(&g_rt->n_parked, memory_order_relaxed) != 0 &&
-            atomic_load_explicit(&g_rt->n_spinning, memory_order_relaxed) == 0)
-            sched_kick();
-        break;
-    case Y_WAIT:
-        atomic_store_explicit(&p->status, PS_WAITING, memory_order_relaxed);
-        if (!mbox_try_wait(&p->mbox)) {
-            /* a message got in after the drain: keep it here */
-            atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-            sched_ready_on(s, p);
-        }
-        break;
-    case Y_IDLE: {
-        /* A handler process between messages holds no stack while it
-         * waits, except the last one to go idle on each scheduler: its
-         * stack is lent back (idle_stack) so that a server answering call
-         * after call resumes where it stopped instead of taking a stack
-         * and starting its loop again for every message. The lend is
-         * published before the CAS that makes the process visible as
-         * waiting (release there); from then on an exchange decides
-         * whether the process (sched_prepare) or this scheduler (when the
-         * next handler goes idle here) gets the stack. */
-        struct stack *st = p->stack;
-        p->stack = NULL;
-        /* release: the stack's state (its cache links, what the process
-         * left on it) before a reclaiming scheduler's exchange takes it. */
-        atomic_store_explicit(&p->idle_stack, st, memory_order_release);
-        atomic_store_explicit(&p->status, PS_WAITING, memory_order_relaxed);
-        if (mbox_try_wait(&p->mbox)) {
-            struct proc *old = s->keep;
-            s->keep = p;
-            if (old && old != p)
-                sched_reclaim_idle_stack(s, old);
-        } else {
-            /* Not visible as waiting: only a scheduler that kept p from an
-             * earlier idle period can race us for the stack; if it won, p
-             * starts afresh. */
-            p->stack = atomic_exchange_explicit(&p->idle_stack, NULL, memory_order_acq_rel);
-            atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-            sched_ready_on(s, p);
-        }
-        break;
-    }
-    case Y_EXIT:
-        proc_release(p);
-        break;
-    }
+    return (unsigned)ring_reap(&s->ring);
 }
 
-/* The next process to switch to directly from a process that stops, or
- * NULL to go through the scheduler loop (which also looks at the global
- * queue, timers and the ring). Every 61st pick goes through the loop. */
-struct proc *sched_pick_fast(struct sched *s)
-{
-    if (++s->tick % 61 == 0)
-        return NULL;
-    struct proc *p = s->next;
-    if (p) {
-        s->next = NULL;     /* inherits the current slice */
-        return p;
-    }
-    if ((p = runq_pop(&s->rq)))
-        s->budget = (int)g_rt->cfg.budget;
-    return p;
-}
-
-struct sched *sched_self(void)
-{
-    return tls_sched;
-}
-
-static void run(struct sched *s, struct proc *p)
-{
-    sched_prepare(s, p);
-    ctx_switch(&s->ctx, &p->ctx, false);
-    /* Back on the scheduler's stack. */
-    proc_set_self(NULL);
-    sched_finish_prev(s);
-}
+const struct sched_source sched_ring_source = {
+    .name = "ring",
+    .poll = ring_poll,
+};
 
 /* ------------------------------------------------------------------ */
 /* Finding work                                                        */
@@ -402,15 +331,7 @@ static bool work_visible(struct sched *s)
     for (unsigned i = 0; i < g_rt->n; i++)
         if (runq_len(&g_rt->scheds[i].rq) != 0)
             return true;
-    return timer_pending_cancels(s) || atomic_load(&g_rt->stopping);
-}
-
-static void poll_timers(struct sched *s)
-{
-    if (s->wheel.count == 0 && !timer_pending_cancels(s))
-        return;
-    s->now_ns = clock_ns();
-    timer_poll(s, s->now_ns);
+    return sources_pending(s) || atomic_load(&g_rt->stopping);
 }
 
 /* Nothing to run: spin a while, then park. Returns a process or NULL. */
@@ -429,10 +350,7 @@ static struct proc *idle(struct sched *s)
         for (unsigned it = 0;; it++) {
             if ((p = find_local(s, &inherit)) || (p = steal(s)))
                 goto found;
-            poll_timers(s);
-            if (s->next || runq_len(&s->rq))
-                continue;
-            if (ring_reap(&s->ring) && (s->next || runq_len(&s->rq)))
+            if (poll_sources(s) && (s->next || runq_len(&s->rq)))
                 continue;
             if (atomic_load_explicit(&g_rt->stopping, memory_order_relaxed))
                 goto out;
@@ -460,12 +378,7 @@ static struct proc *idle(struct sched *s)
         atomic_fetch_sub_explicit(&g_rt->n_parked, 1, memory_order_seq_cst);
         return NULL;
     }
-    int64_t timeout = -1;
-    uint64_t dl;
-    if (timer_next(s, &dl)) {
-        uint64_t now = clock_ns();
-        timeout = dl > now ? (int64_t)(dl - now) : 0;
-    }
+    int64_t timeout = sources_timeout(s);
     STAT_INC(s, parks);
     STAT_INC(s, ring_enters);
     STAT_INC(s, syscalls);
@@ -499,20 +412,19 @@ static void loop(struct sched *s)
         if (p) {
             if (!inherit)
                 s->budget = (int)g_rt->cfg.budget;
-            run(s, p);
+            sched_run(s, p);
             /* Processes switch among themselves and come back here every
-             * 61st pick (sched_pick_fast): look at the timers each time. */
-            poll_timers(s);
+             * 61st pick (switch.c): look at the sources each time. */
+            poll_sources(s);
             continue;
         }
-        poll_timers(s);
+        poll_sources(s);
         if (s->next || runq_len(&s->rq))
             continue;
-        ring_reap(&s->ring);
         if (atomic_load_explicit(&g_rt->stopping, memory_order_acquire))
             return;
         if ((p = idle(s)))
-            run(s, p);
+            sched_run(s, p);
     }
 }
 
@@ -568,8 +480,8 @@ void sched_fini(struct sched *s)
         s->keep = NULL;
     }
     timer_sched_fini(s);
-    mnode_cache_flush(s);
-    sig_cache_flush(s);
+    mnode_cache_flush(&s->msgs);
+    sig_cache_flush(&s->mons);
     stack_cache_flush(&s->stacks);
     ring_fini(&s->ring);
 }
@@ -578,6 +490,7 @@ void *sched_thread(void *arg)
 {
     struct sched *s = arg;
     tls_sched = s;
+    mnode_cache_bind(&s->msgs);
     if (g_rt->cfg.pin) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         if (ncpu > 0) {
@@ -620,6 +533,7 @@ void *sched_thread(void *arg)
         free(ss.ss_sp);
     }
 #endif
+    mnode_cache_bind(NULL);
     tls_sched = NULL;
     return NULL;
 }
@@ -666,7 +580,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(msgs_sent); ADD(msgs_received); ADD(switches); ADD(steals); ADD(parks);
     ADD(wakeups_sent); ADD(ring_enters); ADD(syscalls); ADD(timers_armed);
     ADD(timers_fired); ADD(timers_cancelled); ADD(late_replies_dropped); ADD(spawns);
-    ADD(exits); ADD(backpressure_yields);
+    ADD(exits); ADD(backpressure_yields); ADD(wake_retries);
 #undef ADD
 }
 

@@ -1,19 +1,21 @@
 /*
  * Schedulers: one OS thread per core, each with a LIFO "next" slot, a local
- * run queue others can steal from, a timer wheel and an io_uring.
+ * run queue others can steal from, and event sources (timers, its
+ * io_uring) polled through one table.
  *
- * Finding work, in order: next slot, local queue (the global queue first
- * every 61 picks, for fairness), global queue, steal half of a random
- * victim's queue, due timers, ring completions; then spin up to spin_us
+ * Finding work, in order (sched.c): next slot, local queue (the global
+ * queue first every 61 picks, for fairness), global queue, steal half of a
+ * random victim's queue, then the event sources; then spin up to spin_us
  * (at most half of the schedulers spin at once) and park in the ring with
- * the next timer deadline as timeout.
+ * the sources' earliest deadline as timeout.
  *
- * A process that stops switches straight to the next local process (the
- * next slot or the local queue), or every 61st pick and when nothing is
- * local, to the scheduler's own context. Either way it only records itself
- * in `prev`: whatever runs next first calls sched_finish_prev, so everything
- * that publishes the stopped process — marking it waiting, queueing it,
- * releasing its stack — runs after its registers are saved.
+ * How processes start and stop running is the switch protocol, all of it
+ * in switch.c.
+ *
+ * Per-scheduler state of the modules above is owned by those modules, each
+ * in a struct of its own (struct mnode_cache, struct mon_cache, struct
+ * timer_local), embedded here so that the hot paths reach it without an
+ * indirection, and handed to the module by pointer.
  */
 #ifndef HIVE_SCHED_H
 #define HIVE_SCHED_H
@@ -26,13 +28,13 @@
 
 #include "alloc/stack.h"
 #include "io/ring.h"
-#include "runtime/sched/ctx.h"
 #include "runtime/ds/runq.h"
-#include "runtime/ds/wheel.h"
+#include "runtime/proc/proc.h"
+#include "runtime/proc/timer.h"
+#include "runtime/sched/ctx.h"
 
-struct mon;
 struct proc;
-struct tentry;
+struct sched;
 
 /* Single-writer counters; readers load them relaxed. */
 #define STAT_INC(s, f) \
@@ -41,8 +43,28 @@ struct tentry;
 struct sched_counters {
     _Atomic uint64_t msgs_sent, msgs_received, switches, steals, parks, wakeups_sent,
         ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
-        late_replies_dropped, spawns, exits, backpressure_yields;
+        late_replies_dropped, spawns, exits, backpressure_yields, wake_retries;
 };
+
+/* An event source the scheduler loop polls besides its run queues: timers
+ * (proc/timer.c), the ring's completions (sched.c). Registered at start
+ * (rt.c), in a fixed table the loop walks on every pass where it looks for
+ * work. */
+struct sched_source {
+    const char *name;
+    /* Does what is due on s; returns how many processes it made runnable. */
+    unsigned (*poll)(struct sched *s);
+    /* Something handed over by another thread waits (keeps s from parking). */
+    bool (*pending)(struct sched *s);
+    /* The earliest absolute deadline (clock_ns) at which poll has work
+     * even if nothing wakes s; false if none. */
+    bool (*deadline)(struct sched *s, uint64_t *ns);
+};
+#define SCHED_SOURCES_MAX 4
+/* Adds a source (before the schedulers start); -ENOSPC when the table is full. */
+int sched_add_source(const struct sched_source *src);
+/* The scheduler's own ring (its completions). */
+extern const struct sched_source sched_ring_source;
 
 struct sched {
     /* --- owner thread only --- */
@@ -54,22 +76,19 @@ struct sched {
     int           budget;           /* reductions left in the current slice */
     unsigned      tick;             /* picks so far (global queue fairness) */
     uint64_t      rng;
-    struct wheel  wheel;
-    struct tentry *tfree;           /* timer entries free list */
-    struct stack_cache stacks;
+    struct stack_cache stacks;      /* alloc/stack.c */
     struct proc  *keep;             /* the last handler that went idle here
                                        with its stack lent (Y_IDLE) */
-    struct mnode *mcache[2];        /* free message nodes of 128 and 256 bytes */
-    unsigned      mcache_n[2];
-    struct mon   *mon_cache;        /* free monitor records (signal.c) */
-    unsigned      mon_cache_n;
+    struct mnode_cache msgs;        /* proc/msg.c: free message nodes */
+    struct mon_cache   mons;        /* proc/signal.c: free monitor records */
+    struct timer_local timers;      /* proc/timer.c: wheel, free entries */
     struct ring   ring;
     pthread_t     thread;
     uint64_t      now_ns;           /* clock at the last look */
 
     /* --- shared --- */
     struct runq   rq;
-    _Alignas(64) _Atomic(struct tentry *) cancels;  /* timers cancelled from other threads */
+    struct timer_remote timers_in;  /* proc/timer.c: cancels from other threads */
     _Atomic int   parked;           /* 1 while parked (or about to) */
     /* The process on this scheduler whose pid is dead but whose slot is
      * not yet free (between proc_exit and proc_release), or NULL. Written
@@ -101,6 +120,9 @@ struct rt {
 
     _Atomic uint64_t ref_counter;
     hive_pid main_pid;
+
+    struct sched_source sources[SCHED_SOURCES_MAX];
+    unsigned nsources;
 };
 
 extern struct rt *g_rt;
@@ -113,24 +135,31 @@ uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
 void sched_ready(struct proc *p);
 /* The same, for a caller that knows its scheduler (NULL: a foreign thread). */
 void sched_ready_on(struct sched *s, struct proc *p);
-/* Back of the local queue (yield). */
+/* Back of the local queue (yield, spawn). */
 void sched_enqueue(struct sched *s, struct proc *p);
 /* Wake a parked scheduler if nobody is looking for work. */
 void sched_kick(void);
 void sched_wake_all(void);
 /* Counter of the calling thread (a scheduler's, or the foreign one). */
 struct sched_counters *sched_counters(void);
-
-#endif
-
-/* The switch protocol (see proc_switch_out): prepare the process to run,
- * and, first thing after any switch, finish the one that stopped. */
-void sched_prepare(struct sched *s, struct proc *p);
-void sched_finish_prev(struct sched *s);
-struct proc *sched_pick_fast(struct sched *s);
 /* cur_sched read through a call: after a switch the process may be on
  * another thread, and a TLS address computed before it would be stale. */
 struct sched *sched_self(void) HIVE_TLS_ACCESSOR;
+
+/* --- the switch protocol (switch.c) --- */
+/* Stops the running process p for `why` and runs another; returns when p
+ * runs again (never for Y_EXIT), possibly on another scheduler. */
+void sched_switch_out(struct proc *p, enum yield_why why);
+/* One reduction: yields when the slice is spent. */
+void sched_reduce(struct proc *p);
+/* Gets p ready to run on s; false if it could not (it has exited). */
+bool sched_prepare(struct sched *s, struct proc *p);
+/* First thing after any switch: publish the process that stopped. */
+void sched_finish_prev(struct sched *s);
+/* Runs p from the scheduler's own context until it switches back. */
+void sched_run(struct sched *s, struct proc *p);
+/* Takes back the stack an idle handler kept, unless it took it first. */
+void sched_reclaim_idle_stack(struct sched *s, struct proc *p);
 
 /* rt.c: called by the exit path when the process count reaches zero or the
  * main process exited. */
@@ -143,3 +172,6 @@ int64_t rt_live(void);
 int   sched_init(struct sched *s, unsigned id, const char **why);
 void  sched_fini(struct sched *s);
 void *sched_thread(void *arg);
+void  sched_install_segv(void);
+
+#endif
