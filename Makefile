@@ -11,7 +11,7 @@ CMAKE_GEN ?=
 BUILD_PKGS := cmake pkg-config gcc make liburing-dev libjemalloc-dev check perl
 PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
 
-.PHONY: all build test bench deps deps-bench test-plain test-asan test-tsan test-install \
+.PHONY: all build test bench deps deps-bench test-layers test-plain test-asan test-tsan test-install \
         test-bench-smoke clean
 
 all: build
@@ -30,12 +30,17 @@ build: deps
 # make test: the whole suite plain, then under ASan+UBSan, then under TSan,
 # then the installed-package check and a quick run of every benchmark.
 test: deps
+	$(MAKE) --no-print-directory test-layers
 	$(MAKE) --no-print-directory test-plain
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-tsan
 	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-bench-smoke
 	@echo "make test: all stages passed"
+
+# Every #include in the library points down or sideways (see the script).
+test-layers:
+	scripts/check-layers.sh
 
 test-plain:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -1,7 +1,10 @@
 /* Configuration: defaults, environment overrides, validation; error names. */
+#include "runtime/config.h"
+
 #include <errno.h>
 #include <hive.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,29 +78,76 @@ static int bad(const char *var, const char *val, const char *want)
     return -EINVAL;
 }
 
-static int badf(const char *field, unsigned long long v, const char *want)
+/* The numeric settings, each once: its variable, its field, its range.
+ * hive_config_validate checks a config against this table and
+ * hive_config_from_env parses into it, so the two cannot disagree. */
+struct limit {
+    const char *env, *field;
+    size_t off, size;            /* the field in hive_config */
+    unsigned long long min, max;
+    bool suffix;                 /* accepts K/M/G */
+    bool pow2;                   /* must be a power of two */
+    const char *want;            /* the range, for the message */
+};
+#define LIM(ENV, F, MIN, MAX, SUF, POW2, WANT) \
+    { ENV, #F, offsetof(hive_config, F), sizeof(((hive_config *)0)->F), MIN, MAX, SUF, POW2, WANT }
+static const struct limit limits[] = {
+    LIM("HIVE_SCHEDULERS", schedulers, 0, 1024, false, false, "0 (one per CPU) .. 1024"),
+    LIM("HIVE_STACK_SIZE", stack_size, 16 * 1024, 1ull << 30, true, false, "16K .. 1G, e.g. 256K"),
+    LIM("HIVE_MAX_PROCESSES", max_processes, 1, 1u << 24, false, false, "1 .. 16777216"),
+    LIM("HIVE_RING_ENTRIES", ring_entries, 8, 32768, false, true, "a power of two, 8 .. 32768"),
+    LIM("HIVE_SPIN_US", spin_us, 0, 1000000, false, false, "microseconds, 0 .. 1000000"),
+    LIM("HIVE_MAX_MESSAGE", max_message, 0, 1ull << 31, true, false, "bytes, at most 2G"),
+    LIM("HIVE_SHUTDOWN_MS", shutdown_ms, 0, 3600000, false, false, "milliseconds, 0 .. 3600000"),
+    LIM("HIVE_BUDGET", budget, 1, 1000000, false, false, "reductions, 1 .. 1000000"),
+};
+#undef LIM
+
+static unsigned long long get_field(const hive_config *c, const struct limit *l)
 {
-    fprintf(stderr, "hive: bad hive_config.%s: %llu (%s)\n", field, v, want);
-    return -EINVAL;
+    const char *f = (const char *)c + l->off;
+    if (l->size == sizeof(unsigned)) {
+        unsigned v;
+        memcpy(&v, f, sizeof v);
+        return v;
+    }
+    size_t v;
+    memcpy(&v, f, sizeof v);
+    return v;
+}
+
+static void set_field(hive_config *c, const struct limit *l, unsigned long long u)
+{
+    char *f = (char *)c + l->off;
+    if (l->size == sizeof(unsigned)) {
+        unsigned v = (unsigned)u;
+        memcpy(f, &v, sizeof v);
+    } else {
+        size_t v = (size_t)u;
+        memcpy(f, &v, sizeof v);
+    }
+}
+
+static bool in_range(const struct limit *l, unsigned long long u)
+{
+    return u >= l->min && u <= l->max && (!l->pow2 || (u & (u - 1)) == 0);
 }
 
 int hive_config_validate(const hive_config *c)
 {
-    if (c->schedulers > 1024)
-        return badf("schedulers", c->schedulers, "at most 1024");
-    if (c->stack_size < 16 * 1024 || c->stack_size > (1ull << 30))
-        return badf("stack_size", c->stack_size, "16 KiB .. 1 GiB");
-    if (c->max_processes < 1 || c->max_processes > (1u << 24))
-        return badf("max_processes", c->max_processes, "1 .. 16777216");
-    if (c->ring_entries < 8 || c->ring_entries > 32768 ||
-        (c->ring_entries & (c->ring_entries - 1)))
-        return badf("ring_entries", c->ring_entries, "a power of two, 8 .. 32768");
-    if (c->spin_us > 1000000)
-        return badf("spin_us", c->spin_us, "at most 1000000");
-    if (c->max_message > (1ull << 31))
-        return badf("max_message", c->max_message, "at most 2 GiB");
-    if (c->budget < 1)
-        return badf("budget", c->budget, "at least 1");
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        unsigned long long u = get_field(c, &limits[i]);
+        if (!in_range(&limits[i], u)) {
+            fprintf(stderr, "hive: bad hive_config.%s: %llu (%s)\n", limits[i].field, u,
+                    limits[i].want);
+            return -EINVAL;
+        }
+    }
+    if (c->guard_stacks < -1 || c->guard_stacks > (1 << 24)) {
+        fprintf(stderr, "hive: bad hive_config.guard_stacks: %d (-1 or 0 .. 16777216)\n",
+                c->guard_stacks);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -108,27 +158,22 @@ int hive_config_from_env(hive_config *cfg)
     hive_config c = *cfg;
     const char *v;
     unsigned long long u;
-#define UINT_VAR(NAME, FIELD, SUFFIX, MIN, MAX, WANT)                                   \
-    if ((v = getenv(NAME)) != NULL) {                                                   \
-        if (parse_u64(v, SUFFIX, &u) || u < (MIN) || u > (MAX))                         \
-            return bad(NAME, v, WANT);                                                  \
-        c.FIELD = u;                                                                    \
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        const struct limit *l = &limits[i];
+        if (!(v = getenv(l->env)))
+            continue;
+        if (parse_u64(v, l->suffix, &u) || !in_range(l, u))
+            return bad(l->env, v, l->want);
+        set_field(&c, l, u);
     }
-    UINT_VAR("HIVE_SCHEDULERS", schedulers, false, 0, 1024, "0 (one per CPU) .. 1024");
-    UINT_VAR("HIVE_STACK_SIZE", stack_size, true, 16 * 1024, 1ull << 30, "16K .. 1G, e.g. 256K");
-    UINT_VAR("HIVE_MAX_PROCESSES", max_processes, false, 1, 1u << 24, "1 .. 16777216");
-    UINT_VAR("HIVE_RING_ENTRIES", ring_entries, false, 8, 32768, "a power of two, 8 .. 32768");
-    UINT_VAR("HIVE_SPIN_US", spin_us, false, 0, 1000000, "microseconds, 0 .. 1000000");
-    UINT_VAR("HIVE_MAX_MESSAGE", max_message, true, 0, 1ull << 31, "bytes, at most 2G");
-    UINT_VAR("HIVE_SHUTDOWN_MS", shutdown_ms, false, 0, 3600000, "milliseconds, 0 .. 3600000");
-    UINT_VAR("HIVE_BUDGET", budget, false, 1, 1000000, "reductions, 1 .. 1000000");
-    if ((v = getenv("HIVE_GUARD_STACKS")) && !strcmp(v, "auto"))
-        c.guard_stacks = -1;
-    else
-        UINT_VAR("HIVE_GUARD_STACKS", guard_stacks, false, 0, 1u << 24, "auto or 0 .. 16777216");
-#undef UINT_VAR
-    if ((v = getenv("HIVE_RING_ENTRIES")) && (c.ring_entries & (c.ring_entries - 1)))
-        return bad("HIVE_RING_ENTRIES", v, "a power of two, 8 .. 32768");
+    if ((v = getenv("HIVE_GUARD_STACKS"))) {
+        if (!strcmp(v, "auto"))
+            c.guard_stacks = -1;
+        else if (parse_u64(v, false, &u) || u > (1u << 24))
+            return bad("HIVE_GUARD_STACKS", v, "auto or 0 .. 16777216");
+        else
+            c.guard_stacks = (int)u;
+    }
     if ((v = getenv("HIVE_PIN")) && parse_bool(v, &c.pin))
         return bad("HIVE_PIN", v, "0 or 1");
     if ((v = getenv("HIVE_SQPOLL")) && parse_bool(v, &c.sqpoll))
@@ -157,6 +202,7 @@ const char *hive_strerror(int err)
     case -ENOENT: return "not found (timer already fired, or no such child)";
     case -ENOSYS: return "not supported by this kernel";
     case -EBUSY: return "busy";
+    case -ENOSPC: return "no room (a limit such as max_children reached)";
     default: return err < 0 ? "unknown error" : "not an error code";
     }
 }

@@ -18,7 +18,6 @@
 #include "runtime/sched/sched.h"
 
 /* registry.c */
-bool registry_name_of(struct proc *p, hive_pid pid, char *buf, size_t len);
 
 struct owner_fields {
     uint32_t qlen;

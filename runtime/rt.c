@@ -18,11 +18,11 @@
 
 #include "alloc/alloc.h"
 #include "alloc/stack.h"
+#include "runtime/config.h"
 #include "runtime/proc/proc.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
 
-int hive_config_validate(const hive_config *c);
 
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cv;

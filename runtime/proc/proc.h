@@ -338,5 +338,7 @@ void sig_cache_flush(struct mon_cache *c);
 int  registry_init(void);   /* 0 or -ENOMEM */
 void registry_fini(void);
 void registry_release(const char *name, hive_pid pid);
+/* The registered name of pid (in slot p), copied into buf; false if none. */
+bool registry_name_of(struct proc *p, hive_pid pid, char *buf, size_t len);
 
 #endif

@@ -8,7 +8,6 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-void ctx_entry(void);
 
 void ctx_init(struct ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg)
 {

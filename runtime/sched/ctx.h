@@ -53,6 +53,9 @@ struct ctx {
 
 /* Implemented in ctx_<arch>.S. */
 void ctx_swap(void **save_sp, void *load_sp);
+/* Where a fresh context starts (ctx_<arch>.S): calls the function ctx_init
+ * stored in its frame. */
+void ctx_entry(void);
 
 /* Prepares c to start fn(arg) on the stack [lo, lo + size). */
 void ctx_init(struct ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg);
