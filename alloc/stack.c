@@ -22,7 +22,12 @@
 #define HIVE_HAVE_VALGRIND 1
 #endif
 
-#define CACHE_MAX 64u      /* stacks a scheduler keeps for itself */
+/* Stacks a scheduler keeps for itself. A process gets its stack at spawn,
+ * so a parent that spawns a slice's worth of children (the default budget
+ * is 2000 reductions, a spawn costs one) holds that many stacks until they
+ * run; a cache that size keeps them off the global pool's lock, and the
+ * children's exits refill it for the next slice. */
+#define CACHE_MAX 2048u
 #define POOL_MAX  4096u    /* stacks kept globally; more are unmapped */
 
 static size_t g_default_size;

@@ -369,6 +369,89 @@ static void t_registry_race(void *arg)
 START_TEST(registry_is_safe_under_concurrent_use) { run_hive(4, t_registry_race, NULL); }
 END_TEST
 
+/* Lookups and calls by name on every scheduler while servers register
+ * names for the first time (fresh registry entries), stop and start again
+ * under the same names. Under ThreadSanitizer this caught a relaxed
+ * publication of a freshly allocated entry in the lookup chain. */
+enum { NAMED = 400, READERS = 3, T_ECHO = 7, T_DONE = 8 };
+static _Atomic int named_upto;     /* names 0 .. named_upto-1 have been used */
+static _Atomic long calls_ok;
+
+static void echo_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    (void)state;
+    hive_reply(from, T_ECHO, req->data, req->len);
+}
+static const hive_gen_server ECHO = { .handle_call = echo_call };
+
+static void name_reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + 1;
+    char name[HIVE_NAME_MAX + 1];
+    for (;;) {
+        hive_msg *m;
+        if (hive_receive(&m, 0) == 0) { /* T_DONE */
+            hive_msg_free(m);
+            return;
+        }
+        int upto = atomic_load(&named_upto);
+        seed = seed * 1103515245u + 12345u;
+        /* half the time the newest name, whose server is most likely up */
+        int i = upto == 0 ? 0 : (seed >> 16) & 1 ? upto - 1 : (int)(seed % (unsigned)upto);
+        snprintf(name, sizeof name, "srv-%d", i);
+        hive_pid w = hive_whereis(name);
+        ck_assert(w == HIVE_NOPID || (w & 0xFF) == 0xA5);
+        hive_msg *reply;
+        int rc = hive_call_name(name, T_ECHO, &i, sizeof i, &reply, 1000);
+        if (rc == 0) {
+            ck_assert_int_eq(*(int *)reply->data, i);
+            hive_msg_free(reply);
+            atomic_fetch_add(&calls_ok, 1);
+        } else {
+            /* the name was free, or its server stopped during the call */
+            ck_assert_msg(rc == -ESRCH || rc == -ECONNRESET, "call by name: %s",
+                          hive_strerror(rc));
+        }
+    }
+}
+
+static void t_registry_first_use_race(void *arg)
+{
+    (void)arg;
+    atomic_store(&named_upto, 0);
+    atomic_store(&calls_ok, 0);
+    hive_pid readers[READERS];
+    hive_ref refs[READERS];
+    for (uintptr_t i = 0; i < READERS; i++) {
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &refs[i] };
+        ck_assert_int_eq(hive_spawn_opt(name_reader, (void *)i, &o, &readers[i]), 0);
+    }
+    char name[HIVE_NAME_MAX + 1];
+    for (int i = 0; i < NAMED; i++) {
+        snprintf(name, sizeof name, "srv-%d", i);
+        hive_gs_opts go = { .name = name };
+        for (int round = 0; round < 2; round++) { /* first use, then re-registration */
+            hive_pid srv;
+            ck_assert_int_eq(hive_gs_start(&ECHO, NULL, &go, &srv), 0);
+            atomic_store(&named_upto, i + 1);
+            hive_yield();
+            ck_assert_int_eq(hive_gs_stop(srv, HIVE_NORMAL, 5000), 0);
+        }
+    }
+    for (int i = 0; i < READERS; i++)
+        hive_send(readers[i], T_DONE, NULL, 0);
+    for (int i = 0; i < READERS; i++)
+        ck_assert_int_eq(wait_down(refs[i]), HIVE_NORMAL);
+    for (int i = 0; i < NAMED; i++) {
+        snprintf(name, sizeof name, "srv-%d", i);
+        ck_assert_uint_eq(hive_whereis(name), HIVE_NOPID);
+    }
+    printf("registry first-use race: %ld calls by name answered\n", atomic_load(&calls_ok));
+}
+START_TEST(lookups_and_calls_by_name_race_first_registrations) { run_hive(4, t_registry_first_use_race, NULL); }
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("links");
@@ -385,6 +468,7 @@ static Suite *suite(void)
     tcase_add_test(tc, demonitor_flush_races_exit_and_leaves_no_down);
     tcase_add_test(tc, registry_register_whereis_unregister_release);
     tcase_add_test(tc, registry_is_safe_under_concurrent_use);
+    tcase_add_test(tc, lookups_and_calls_by_name_race_first_registrations);
     suite_add_tcase(s, tc);
     return s;
 }

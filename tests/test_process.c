@@ -349,6 +349,34 @@ static void t_limit(void *arg)
     ck_assert_int_eq(hive_send(((hive_pid)1 << 32) | ((hive_pid)5000 << 8) | 0xA5, 1, NULL, 0),
                      -EINVAL);
 }
+/* A process gets its stack at spawn: a stack that cannot be had makes the
+ * spawn fail with -ENOMEM (the slot is given back), never a process that
+ * cannot run. 2^47 bytes is more than the user address space. */
+static void waits_for_go(void *arg)
+{
+    (void)arg;
+    hive_msg *m;
+    if (hive_receive(&m, HIVE_INFINITY) == 0)
+        hive_msg_free(m);
+}
+
+static void t_spawn_enomem(void *arg)
+{
+    (void)arg;
+    hive_spawn_opts o = { .stack_size = (size_t)1 << 47 };
+    hive_pid pid = HIVE_NOPID;
+    ck_assert_int_eq(hive_spawn_opt(waits_for_go, NULL, &o, &pid), -ENOMEM);
+    ck_assert_uint_eq(pid, HIVE_NOPID);
+    /* the table lost nothing: a normal spawn still works */
+    hive_ref ref;
+    hive_spawn_opts ok = { .flags = HIVE_MONITOR, .monitor = &ref };
+    ck_assert_int_eq(hive_spawn_opt(waits_for_go, NULL, &ok, &pid), 0);
+    hive_send(pid, 1, NULL, 0);
+    ck_assert_int_eq(wait_down(ref), HIVE_NORMAL);
+}
+START_TEST(spawn_without_stack_memory_is_enomem_and_leaves_nothing) { run_hive(2, t_spawn_enomem, NULL); }
+END_TEST
+
 START_TEST(spawn_past_max_processes_is_eagain)
 {
     hive_config cfg;
@@ -772,6 +800,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_arguments_get_the_contract_errors);
     tcase_add_test(tc, blocking_call_from_foreign_thread_is_eperm_and_send_works);
     tcase_add_test(tc, spawn_past_max_processes_is_eagain);
+    tcase_add_test(tc, spawn_without_stack_memory_is_enomem_and_leaves_nothing);
     tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);
     tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
     tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);

@@ -68,6 +68,9 @@ extern const struct sched_source sched_ring_source;
 
 struct sched {
     /* --- owner thread only --- */
+    /* proc/msg.c: free message nodes. First, so that a caller's "s's cache,
+     * or none" (s ? &s->msgs : NULL) is s itself: no branch on the send path. */
+    struct mnode_cache msgs;
     unsigned      id;
     struct ctx    ctx;              /* the scheduler's own context */
     struct proc  *current;
@@ -79,7 +82,6 @@ struct sched {
     struct stack_cache stacks;      /* alloc/stack.c */
     struct proc  *keep;             /* the last handler that went idle here
                                        with its stack lent (Y_IDLE) */
-    struct mnode_cache msgs;        /* proc/msg.c: free message nodes */
     struct mon_cache   mons;        /* proc/signal.c: free monitor records */
     struct timer_local timers;      /* proc/timer.c: wheel, free entries */
     struct ring   ring;
