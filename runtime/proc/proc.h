@@ -266,10 +266,24 @@ struct sched *proc_sched_of(struct proc *self);
  * target) or -ENOMEM. */
 int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
                     hive_ref ref);
-/* Resolve `to` and deliver; -EINVAL/-ESRCH with n left to the caller. */
-int  proc_send_node(hive_pid to, struct mnode *n);
-/* The same, also telling whether the receiver is flooded (mbox_flooded). */
-int  proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded);
+/* Resolve `to` and deliver, also telling whether the receiver is flooded
+ * (mbox_flooded); -EINVAL/-ESRCH with n left to the caller. Inline: the
+ * call path (call.c) sends every request through it. */
+static inline int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded)
+{
+    struct proc *p;
+    int rc = proc_resolve_live(to, &p);
+    if (rc)
+        return rc;
+    n->to = to;
+    *flooded = proc_deliver(p, n);
+    return 0;
+}
+static inline int proc_send_node(hive_pid to, struct mnode *n)
+{
+    bool flooded;
+    return proc_send_node_flooded(to, n, &flooded);
+}
 
 /* --- receive (the running process) --- */
 typedef bool (*match_fn)(const hive_msg *, void *);

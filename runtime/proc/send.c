@@ -28,24 +28,6 @@ bool proc_deliver(struct proc *p, struct mnode *n)
     return deliver_on(cur_sched, p, n);
 }
 
-int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded)
-{
-    struct proc *p;
-    int rc = proc_resolve_live(to, &p);
-    if (rc)
-        return rc;
-    n->to = to;
-    *flooded = proc_deliver(p, n);
-    return 0;
-}
-
-int proc_send_node(hive_pid to, struct mnode *n)
-{
-    bool flooded;
-    return proc_send_node_flooded(to, n, &flooded);
-}
-
-
 struct sched *proc_sched_of(struct proc *self)
 {
     return self ? self->sched : cur_sched;
