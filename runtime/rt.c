@@ -21,6 +21,7 @@
 #include "runtime/proc/proc.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
+#include "runtime/proc/io.h"
 
 int hive_config_validate(const hive_config *c);
 void sched_install_segv(void);
@@ -165,6 +166,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         goto fail_scheds;
     stack_global_init(cfg.stack_size, cfg.guard_stacks);
     timer_global_init();
+    io_global_init();          /* I/O hook */
     registry_init();
     sched_install_segv();
 

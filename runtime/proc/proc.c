@@ -17,6 +17,7 @@
 #include "alloc/stack.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
+#include "runtime/proc/io.h"
 
 #define CHUNK_SHIFT PROC_CHUNK_SHIFT
 #define CHUNK_PROCS PROC_CHUNK
@@ -271,6 +272,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->held = p->held_next = NULL;
     memset(&p->aliases, 0, sizeof p->aliases);
     p->gs = NULL;
+    p->io = NULL;
     atomic_store_explicit(&p->mbox.flooded, 0, memory_order_relaxed);
     proc_unlock(p);
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
@@ -358,6 +360,8 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
     if (!quiet)
         sig_on_exit(p, self, reason);
     proc_timer_drop(p);
+    if (p->io)               /* I/O hook: cancel what is in flight */
+        io_proc_exit(p);
     proc_hold(p, NULL);
     if (p->held_next) {
         mnode_free(p->held_next);

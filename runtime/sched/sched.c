@@ -26,6 +26,7 @@
 
 #include "runtime/proc/proc.h"
 #include "runtime/proc/timer.h"
+#include "runtime/proc/io.h"
 
 struct rt *g_rt;
 static _Thread_local struct sched *tls_sched;
@@ -503,12 +504,13 @@ static void loop(struct sched *s)
             /* Processes switch among themselves and come back here every
              * 61st pick (sched_pick_fast): look at the timers each time. */
             poll_timers(s);
+            io_poll(s);        /* I/O hook: submit this pass's I/O, reap */
             continue;
         }
         poll_timers(s);
+        io_poll(s);            /* I/O hook: submit this pass's I/O, reap */
         if (s->next || runq_len(&s->rq))
             continue;
-        ring_reap(&s->ring);
         if (atomic_load_explicit(&g_rt->stopping, memory_order_acquire))
             return;
         if ((p = idle(s)))
@@ -571,6 +573,7 @@ void sched_fini(struct sched *s)
     mnode_cache_flush(s);
     sig_cache_flush(s);
     stack_cache_flush(&s->stacks);
+    io_sched_fini(s);          /* I/O hook: the kernel lets go of every buffer */
     ring_fini(&s->ring);
 }
 
@@ -667,6 +670,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(wakeups_sent); ADD(ring_enters); ADD(syscalls); ADD(timers_armed);
     ADD(timers_fired); ADD(timers_cancelled); ADD(late_replies_dropped); ADD(spawns);
     ADD(exits); ADD(backpressure_yields);
+    ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
 #undef ADD
 }
 

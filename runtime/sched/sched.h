@@ -41,7 +41,8 @@ struct tentry;
 struct sched_counters {
     _Atomic uint64_t msgs_sent, msgs_received, switches, steals, parks, wakeups_sent,
         ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
-        late_replies_dropped, spawns, exits, backpressure_yields;
+        late_replies_dropped, spawns, exits, backpressure_yields,
+        io_submitted, io_completed, io_cancels;
 };
 
 struct sched {
