@@ -34,6 +34,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +129,8 @@ static bool echo_once(int fd)
 {
     char buf[256];
     size_t n = msg_size < sizeof buf ? msg_size : sizeof buf, got = 0;
+    struct timeval tv = { .tv_sec = 10 }; /* a server that never answers fails the run */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (send(fd, msg, n, MSG_NOSIGNAL) != (ssize_t)n)
         return false;
     while (got < n) {

@@ -11,6 +11,7 @@ static const char E_MBULK[]  = "Protocol error: invalid multibulk length";
 static const char E_BULK[]   = "Protocol error: invalid bulk length";
 static const char E_DOLLAR[] = "Protocol error: expected '$'";
 static const char E_CRLF[]   = "Protocol error: expected CRLF after bulk data";
+static const char E_BIG[]    = "Protocol error: command too big";
 static const char E_INLINE[] = "Protocol error: too big inline request";
 static const char E_QUOTE[]  = "Protocol error: unbalanced quotes in request";
 static const char E_CTL[]    = "Protocol error: control character in inline request";
@@ -89,6 +90,10 @@ static ssize_t parse_array(const char *buf, size_t len, resp_arg *argv, size_t *
         }
         if (rc == 0)
             return 0;
+        if (pos + (size_t)bl + 2 > RESP_MAX_COMMAND) {
+            *err = E_BIG;
+            return -1;
+        }
         if (len - pos < (size_t)bl + 2)
             return 0;
         if (buf[pos + (size_t)bl] != '\r' || buf[pos + (size_t)bl + 1] != '\n') {

@@ -6,7 +6,9 @@
  * redis-benchmark send (arrays of bulk strings) and inline commands
  * (words separated by spaces, as typed into telnet). Its limits bound what
  * a server must buffer for one command: RESP_MAX_ARGS arguments,
- * RESP_MAX_BULK bytes per argument, RESP_MAX_INLINE bytes per inline line.
+ * RESP_MAX_BULK bytes per argument, RESP_MAX_COMMAND bytes per array (as
+ * its lengths declare it, so refused before the bytes arrive),
+ * RESP_MAX_INLINE bytes per inline line.
  *
  * The writer appends replies to a growable buffer (struct resp_out); it is
  * the only part that allocates.
@@ -22,6 +24,7 @@
 #define RESP_MAX_ARGS   1024
 #define RESP_MAX_BULK   (1u << 20)
 #define RESP_MAX_INLINE (64u << 10)
+#define RESP_MAX_COMMAND (4u << 20)  /* an array's declared size, all of it */
 
 typedef struct resp_arg {
     const char *p;
