@@ -16,7 +16,6 @@
 
 #include "server.h"
 
-#define ASYNC_MAX  16384  /* largest read handed over by one recv_async */
 #define BLOCK_BUF  2048   /* the blocking style's buffer, on its stack */
 #define SEND_TMO   30000  /* a peer that does not read for 30 s is dropped */
 
@@ -26,6 +25,7 @@ static bool blocking_style;
 
 struct conn {
     int      fd;
+    uint32_t rcv;  /* size of the next recv_async (srv_rcv_next) */
     hive_ref req;  /* the recv_async in flight */
 };
 
@@ -36,7 +36,8 @@ static int conn_init(hive_gs *gs, void *arg, void **state)
     if (!c)
         return -ENOMEM;
     c->fd = (int)(intptr_t)arg;
-    int rc = hive_io_recv_async(c->fd, ASYNC_MAX, &c->req);
+    c->rcv = SRV_RCV_MIN;
+    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
     if (rc < 0) {
         free(c);
         return rc;
@@ -51,8 +52,9 @@ static void conn_info(hive_gs *gs, void *state, const hive_msg *m)
     if (!hive_ref_eq(m->ref, c->req))
         return;
     if (m->tag == HIVE_TAG_IO && m->len > 0) {
+        c->rcv = srv_rcv_next(c->rcv, m->len);
         if (hive_io_send(c->fd, m->data, m->len, SEND_TMO) < 0 ||
-            hive_io_recv_async(c->fd, ASYNC_MAX, &c->req) < 0)
+            hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
             hive_gs_stop_self(gs, HIVE_NORMAL);
         return;
     }

@@ -23,7 +23,6 @@
 #include "http_parse.h"
 #include "server.h"
 
-#define RECV_MAX   16384
 #define OUT_BUF    4096
 #define SEND_TMO   30000
 #define LINGER_MS  2000
@@ -34,6 +33,7 @@ static const char BODY[] = "Hello, World!";
 
 struct hconn {
     int      fd;
+    uint32_t rcv;        /* size of the next recv_async (srv_rcv_next) */
     bool     closing;    /* error sent, write side shut: draining until EOF */
     hive_ref req;        /* the recv_async in flight */
     uint64_t body_left;  /* request body bytes still to skip */
@@ -111,7 +111,7 @@ static void start_closing(hive_gs *gs, struct hconn *c)
 {
     c->closing = true;
     shutdown(c->fd, SHUT_WR);
-    if (hive_io_recv_async(c->fd, RECV_MAX, &c->req) < 0 ||
+    if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0 ||
         hive_send_after(hive_self(), TAG_LINGER, NULL, 0, LINGER_MS, NULL) < 0)
         hive_gs_stop_self(gs, HIVE_NORMAL);
 }
@@ -155,7 +155,8 @@ static int hconn_init(hive_gs *gs, void *arg, void **state)
     if (!c)
         return -ENOMEM;
     c->fd = (int)(intptr_t)arg;
-    int rc = hive_io_recv_async(c->fd, RECV_MAX, &c->req);
+    c->rcv = SRV_RCV_MIN;
+    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
     if (rc < 0) {
         free(c);
         return rc;
@@ -178,11 +179,12 @@ static void hconn_info(hive_gs *gs, void *state, const hive_msg *m)
         return;
     }
     if (c->closing) { /* draining after an error reply */
-        if (hive_io_recv_async(c->fd, RECV_MAX, &c->req) < 0)
+        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
             hive_gs_stop_self(gs, HIVE_NORMAL);
         return;
     }
 
+    c->rcv = srv_rcv_next(c->rcv, m->len);
     /* the bytes to parse: the message itself, or the kept head and the message */
     const char *data = m->data;
     size_t len = m->len;
@@ -230,7 +232,7 @@ static void hconn_info(hive_gs *gs, void *state, const hive_msg *m)
         hive_gs_stop_self(gs, HIVE_NORMAL);
     else if (used < 0)
         start_closing(gs, c);
-    else if (hive_io_recv_async(c->fd, RECV_MAX, &c->req) < 0)
+    else if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
         hive_gs_stop_self(gs, HIVE_NORMAL);
 }
 

@@ -30,7 +30,6 @@
 #include "resp.h"
 #include "server.h"
 
-#define RECV_MAX   16384
 #define SEND_TMO   30000
 #define CALL_TMO   5000
 #define LINGER_MS  2000
@@ -423,6 +422,7 @@ arity:
 
 struct kconn {
     int      fd;
+    uint32_t rcv;        /* size of the next recv_async (srv_rcv_next) */
     bool     closing;
     hive_ref req;
     char    *in;        /* a partial command kept between messages */
@@ -439,7 +439,8 @@ static int kconn_init(hive_gs *gs, void *arg, void **state)
     if (!c)
         return -ENOMEM;
     c->fd = (int)(intptr_t)arg;
-    int rc = hive_io_recv_async(c->fd, RECV_MAX, &c->req);
+    c->rcv = SRV_RCV_MIN;
+    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
     if (rc < 0) {
         free(c);
         return rc;
@@ -489,10 +490,11 @@ static void kconn_info(hive_gs *gs, void *state, const hive_msg *m)
         return;
     }
     if (c->closing) {
-        if (hive_io_recv_async(c->fd, RECV_MAX, &c->req) < 0)
+        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
             kconn_stop(gs);
         return;
     }
+    c->rcv = srv_rcv_next(c->rcv, m->len);
     const char *data = m->data;
     size_t len = m->len;
     if (c->inlen) {
@@ -548,10 +550,10 @@ static void kconn_info(hive_gs *gs, void *state, const hive_msg *m)
     } else if (used == -1) {
         c->closing = true;
         shutdown(c->fd, SHUT_WR);
-        if (hive_io_recv_async(c->fd, RECV_MAX, &c->req) < 0 ||
+        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0 ||
             hive_send_after(hive_self(), TAG_LINGER, NULL, 0, LINGER_MS, NULL) < 0)
             kconn_stop(gs);
-    } else if (hive_io_recv_async(c->fd, RECV_MAX, &c->req) < 0) {
+    } else if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0) {
         kconn_stop(gs);
     }
 }

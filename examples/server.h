@@ -40,6 +40,23 @@ typedef struct srv {
 
 int srv_main(srv *s, int argc, char **argv);
 
+/* How much a connection asks hive_io_recv_async for: the buffer is
+ * allocated when the request is made and held while the connection is
+ * idle, so it starts small (an idle connection then costs little) and
+ * grows fourfold after each read that filled it, up to SRV_RCV_MAX; it
+ * halves again after reads that used under an eighth of it. */
+#define SRV_RCV_MIN 512u
+#define SRV_RCV_MAX 65536u
+
+static inline uint32_t srv_rcv_next(uint32_t cur, size_t got)
+{
+    if (got >= cur && cur < SRV_RCV_MAX)
+        return cur * 4 < SRV_RCV_MAX ? cur * 4 : SRV_RCV_MAX;
+    if (got < cur / 8 && cur > SRV_RCV_MIN)
+        return cur / 2 > SRV_RCV_MIN ? cur / 2 : SRV_RCV_MIN;
+    return cur;
+}
+
 /* TCP_NODELAY on an accepted socket: replies go out as they are written. */
 void srv_nodelay(int fd);
 
