@@ -8,6 +8,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The sanitizer switches this file needs: runtime/sched/ctx.h, which used
+ * to bring them, is a higher room and no longer included here. Without
+ * them a TSan build gives every stack a NULL fiber. */
+#if defined(__SANITIZE_ADDRESS__) && !defined(HIVE_ASAN)
+#define HIVE_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(HIVE_TSAN)
+#define HIVE_TSAN 1
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #ifdef HIVE_ASAN
 #include <sanitizer/asan_interface.h>
 /* Memory that held a stack may carry the poison of abandoned frames; clear
