@@ -10,7 +10,8 @@
  *        echo-load --port N [--host ADDR] --idle N
  *
  * Load mode prints one JSON line: requests, seconds, rps, p50_us, p99_us,
- * errors (connections that failed or echoed wrong bytes). Only requests
+ * errors (connections that failed or echoed wrong bytes), total (every
+ * request, the warm-up's too). Only requests
  * that end inside the measured window (after the warm-up) count.
  * Idle mode opens N connections, does one echo on each (so the server has
  * taken every one), prints "idle N", and holds them until stdin reaches
@@ -101,6 +102,7 @@ struct thr {
     int         first, count; /* its connections */
     struct hist h;
     uint64_t    requests, errors;
+    uint64_t    total;        /* warm-up included */
 };
 
 static struct addrinfo *target;
@@ -201,6 +203,7 @@ static void *thr_main(void *arg)
                 t->errors++;
                 continue;
             }
+            t->total++;
             if (end >= t_start && end < t_end) {
                 t->h.n[hbucket(end - c->t0)]++;
                 t->requests++;
@@ -302,6 +305,9 @@ int main(int argc, char **argv)
             ;
         for (long i = 0; i < nconns; i++)
             close(conns[i].fd);
+        free(conns);
+        free(msg);
+        freeaddrinfo(target);
         return 0;
     }
 
@@ -317,20 +323,25 @@ int main(int argc, char **argv)
         pthread_create(&t[i].th, NULL, thr_main, &t[i]);
     }
     static struct hist all;
-    uint64_t requests = 0, errors = 0;
+    uint64_t requests = 0, errors = 0, total = 0;
     for (long i = 0; i < threads; i++) {
         pthread_join(t[i].th, NULL);
         requests += t[i].requests;
         errors += t[i].errors;
+        total += t[i].total;
         for (unsigned b = 0; b < HBUCKETS; b++)
             all.n[b] += t[i].h.n[b];
     }
     for (long i = 0; i < nconns; i++)
         close(conns[i].fd);
     printf("{\"requests\":%llu,\"seconds\":%.3f,\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-           "\"errors\":%llu,\"conns\":%ld,\"size\":%zu}\n",
+           "\"errors\":%llu,\"total\":%llu,\"conns\":%ld,\"size\":%zu}\n",
            (unsigned long long)requests, duration, (double)requests / duration,
            hpercentile(&all, 0.50) / 1000.0, hpercentile(&all, 0.99) / 1000.0,
-           (unsigned long long)errors, nconns, msg_size);
+           (unsigned long long)errors, (unsigned long long)total, nconns, msg_size);
+    free(t);
+    free(conns);
+    free(msg);
+    freeaddrinfo(target);
     return errors ? 1 : 0;
 }

@@ -639,6 +639,7 @@ static void sup_loop(void *arg)
                 hive_gs_stop(kids[i], HIVE_SHUTDOWN, 5000);
             hive_send(m->from, 2, NULL, 0);
             hive_msg_free(m);
+            free(kids);
             return;
         }
         hive_msg_free(m);
