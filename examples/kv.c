@@ -19,6 +19,7 @@
  * usage: kv [--host ADDR] [--port N] [--shards N]
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,6 @@
 #define SEND_TMO   30000
 #define CALL_TMO   5000
 #define LINGER_MS  2000
-#define MAX_SHARDS 256
 
 enum { TAG_LINGER = 1 };
 
@@ -48,8 +48,6 @@ static hive_pid sup_pid;
 static int shard_call(unsigned shard, uint32_t op, const resp_arg *args, size_t n,
                       hive_msg **reply)
 {
-    char name[HIVE_NAME_MAX + 1];
-    snprintf(name, sizeof name, KV_SHARD_NAME, shard);
     size_t sz = kv_pack_size(args, n);
     char small[1024];
     char *buf = sz <= sizeof small ? small : malloc(sz);
@@ -58,10 +56,19 @@ static int shard_call(unsigned shard, uint32_t op, const resp_arg *args, size_t 
     kv_pack(args, n, buf);
     int rc;
     for (int tries = 0;; tries++) {
-        rc = hive_call_name(name, op, buf, sz, reply, CALL_TMO);
+        /* pairs with the release store in the shard's init */
+        hive_pid p = atomic_load_explicit(&kv_shard_pid[shard], memory_order_acquire);
+        rc = p == HIVE_NOPID ? -ESRCH : hive_call(p, op, buf, sz, reply, CALL_TMO);
         if (rc != -ESRCH || tries == 200)
             break;
-        hive_sleep(5);
+        /* crashed and not restarted yet, or restarted under a new pid */
+        char name[HIVE_NAME_MAX + 1];
+        snprintf(name, sizeof name, KV_SHARD_NAME, shard);
+        hive_pid q = hive_whereis(name);
+        if (q != HIVE_NOPID && q != p)
+            atomic_compare_exchange_strong(&kv_shard_pid[shard], &p, q);
+        else
+            hive_sleep(5);
     }
     if (buf != small)
         free(buf);
@@ -676,7 +683,7 @@ static void stop_shards(void)
 static int flag(const char *f, const char *v, bool *used)
 {
     unsigned long n;
-    if (strcmp(f, "--shards") || !srv_parse_uint(v, 1, MAX_SHARDS, &n))
+    if (strcmp(f, "--shards") || !srv_parse_uint(v, 1, KV_MAX_SHARDS, &n))
         return -1;
     nshards = (unsigned)n;
     *used = true;

@@ -4,6 +4,7 @@
 #include "kv_shard.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include <time.h>
 
 enum { TAG_EXPIRE = 1 };
+
+_Atomic hive_pid kv_shard_pid[KV_MAX_SHARDS];
 
 struct ent {
     struct ent *next;
@@ -434,12 +437,17 @@ static int shard_init(hive_gs *gs, void *arg, void **state)
     if (!s)
         return -ENOMEM;
     s->index = (unsigned)(uintptr_t)arg;
+    if (s->index >= KV_MAX_SHARDS) {
+        free(s);
+        return -EINVAL;
+    }
     s->mask = 1023;
     s->b = calloc(s->mask + 1, sizeof *s->b);
     if (!s->b) {
         free(s);
         return -ENOMEM;
     }
+    atomic_store_explicit(&kv_shard_pid[s->index], hive_self(), memory_order_release);
     *state = s;
     return 0;
 }

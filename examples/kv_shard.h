@@ -34,6 +34,13 @@ enum kv_op {
 };
 
 #define KV_SHARD_NAME "kv.shard.%u"
+#define KV_MAX_SHARDS 256
+
+/* The running pid of each shard, set by the shard itself when it starts
+ * (HIVE_NOPID before): a cache of the registry, so that a call needs no
+ * lookup by name. A stale entry (a shard that crashed) is seen as -ESRCH
+ * by the call; the caller then asks the registry. */
+extern _Atomic hive_pid kv_shard_pid[KV_MAX_SHARDS];
 
 /* The child start function for shard (uintptr_t)arg: starts it linked to
  * the caller, registered under its name. */
