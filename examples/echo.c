@@ -16,7 +16,7 @@
 
 #include "server.h"
 
-#define BLOCK_BUF  2048   /* the blocking style's buffer, on its stack */
+#define BLOCK_BUF  2048   /* the blocking style's largest read, on its stack */
 #define SEND_TMO   30000  /* a peer that does not read for 30 s is dropped */
 
 static bool blocking_style;
@@ -83,10 +83,16 @@ static void conn_blocking(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char buf[BLOCK_BUF];
+    /* the read size adapts as in the async style: while a recv waits, the
+       runtime holds a buffer of that size for the kernel to fill */
+    uint32_t want = SRV_RCV_MIN;
     for (;;) {
-        ssize_t n = hive_io_recv(fd, buf, sizeof buf, HIVE_INFINITY);
+        ssize_t n = hive_io_recv(fd, buf, want, HIVE_INFINITY);
         if (n <= 0 || hive_io_send(fd, buf, (size_t)n, SEND_TMO) < 0)
             break;
+        want = srv_rcv_next(want, (size_t)n);
+        if (want > sizeof buf)
+            want = sizeof buf;
     }
     hive_io_close(fd);
 }
