@@ -62,7 +62,5 @@ int  ring_reap(struct ring *r);
 /* Wakes the ring target_fd from ring r (r must be owned by the caller). */
 int  ring_wake(struct ring *r, int target_fd);
 static inline int ring_fd(const struct ring *r) { return r->uring.ring_fd; }
-/* A line naming the kernel features in use, for start-up logs and docs. */
-const char *ring_features_str(const struct ring *r);
 
 #endif

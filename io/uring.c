@@ -163,6 +163,13 @@ static unsigned reap_once(struct ring *r)
 
 int iob_reap(struct ring *r)
 {
+    /* With COOP_TASKRUN, completions the kernel has ready but not yet
+     * posted wait for task work that runs when we enter: the flag says
+     * so, and one enter posts them all. */
+    if (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN) {
+        io_uring_get_events(&r->uring);
+        r->enters++;
+    }
     unsigned n = reap_once(r);
     /* Completions that did not fit wait in the kernel's overflow list
      * (IORING_FEAT_NODROP) until it is entered: flush them, then take
