@@ -24,14 +24,16 @@ int ring_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
      * kernel (its submit, or get_events when IORING_SQ_TASKRUN says some
      * wait), not by an interrupt in the middle of a running process.
      * Measured in docs/io.md; kernels before 5.19 refuse it, and get the
-     * interrupting default. */
-    p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+     * interrupting default. With SQPOLL the kernel's thread runs it (and
+     * the kernel refuses the flags). */
+    if (!sqpoll)
+        p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     if (sqpoll) {
         p.flags |= IORING_SETUP_SQPOLL;
         p.sq_thread_idle = 1000;
     }
     int rc = io_uring_queue_init_params(entries, &r->uring, &p);
-    if (rc == -EINVAL) {
+    if (rc == -EINVAL && !sqpoll) {
         unsigned want = p.flags & ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
         memset(&p, 0, sizeof p);
         p.flags = want;

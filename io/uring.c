@@ -36,6 +36,15 @@ unsigned iob_inflight(const struct ring *r)
 static int make_room(struct ring *r, unsigned n)
 {
     for (int tries = 0; io_uring_sq_space_left(&r->uring) < n; tries++) {
+        if (r->sqpoll) {
+            /* The kernel's thread frees entries as it takes them. */
+            io_uring_submit(&r->uring);
+            int rc = io_uring_sqring_wait(&r->uring);
+            r->enters++;
+            if (rc < 0 && rc != -EINTR)
+                return rc;
+            continue;
+        }
         int rc = io_uring_submit(&r->uring);
         r->enters++;
         if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR)

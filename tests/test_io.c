@@ -461,6 +461,56 @@ START_TEST(recv_async_serves_a_gen_server_from_handle_info) { run_hive(2, t_gen_
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Batching                                                            */
+/* ------------------------------------------------------------------ */
+
+#define NBATCH 300
+
+struct batch_arg { int fd; hive_pid parent; };
+
+static void batch_reader(void *arg)
+{
+    struct batch_arg *b = arg;
+    char c;
+    ck_assert_int_eq(hive_io_recv(b->fd, &c, 1, 10000), 1);
+    hive_send(b->parent, T_DONE, NULL, 0);
+}
+
+static void t_batch(void *arg)
+{
+    (void)arg;
+    static int sp[NBATCH][2];
+    static struct batch_arg ba[NBATCH];
+    for (int i = 0; i < NBATCH; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]), 0);
+        ck_assert_int_eq(send(sp[i][1], "b", 1, MSG_NOSIGNAL), 1);
+    }
+    hive_sched_stats a, b;
+    hive_stats(NULL, 0, &a);
+    for (int i = 0; i < NBATCH; i++) {
+        ba[i] = (struct batch_arg){ .fd = sp[i][0], .parent = hive_self() };
+        ck_assert_int_eq(hive_spawn(batch_reader, &ba[i], NULL), 0);
+    }
+    for (int i = 0; i < NBATCH; i++)
+        hive_msg_free(recv_tag(T_DONE, 10000));
+    hive_stats(NULL, 0, &b);
+    uint64_t ops = b.io_submitted - a.io_submitted, enters = b.ring_enters - a.ring_enters;
+    ck_assert_uint_eq(ops, NBATCH);
+    ck_assert_uint_eq(b.io_completed - a.io_completed, NBATCH);
+    /* The readers run one after another on the one scheduler and queue
+     * their receives; the loop submits them together, about one enter per
+     * 61 switches, not one per operation. */
+    ck_assert_msg(enters * 8 <= ops, "%llu io_uring_enter calls for %llu operations",
+                  (unsigned long long)enters, (unsigned long long)ops);
+    for (int i = 0; i < NBATCH; i++) {
+        close(sp[i][0]);
+        close(sp[i][1]);
+    }
+}
+START_TEST(many_processes_requests_share_one_enter_per_loop_pass) { run_hive(1, t_batch, NULL); }
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Foreign threads                                                     */
 /* ------------------------------------------------------------------ */
 
@@ -513,6 +563,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, file_read_write_offsets_and_current_position);
     tcase_add_test(tc, recv_async_data_eof_error_beside_messages);
     tcase_add_test(tc, recv_async_serves_a_gen_server_from_handle_info);
+    tcase_add_test(tc, many_processes_requests_share_one_enter_per_loop_pass);
     tcase_add_test(tc, blocking_io_from_foreign_thread_is_eperm);
     suite_add_tcase(s, tc);
     return s;
