@@ -85,18 +85,90 @@ static void shard_error(resp_out *o, int rc)
         resp_add_error(o, "ERR shard unavailable");
 }
 
-/* One shard call whose reply is the command's reply. */
-static void forward(resp_out *o, const resp_arg *key, uint32_t op, const resp_arg *args,
-                    size_t n)
+/* Commands in flight to shards. The commands of one batch of input are
+ * sent to their shards without waiting (hive_send_request), so the shards
+ * work on them in parallel, and their replies are taken in command order
+ * (hive_receive_response), which keeps the replies in order. A shard runs
+ * the requests of one connection in the order they were sent, so two
+ * commands on one key still happen in order. Whatever writes to the output
+ * directly first drains what is in flight (kbatch_drain). */
+#define KV_INFLIGHT 64
+
+enum { CONV_NONE, CONV_TTL_SECONDS };
+
+struct kbatch {
+    resp_out *o;
+    unsigned  n;
+    struct {
+        hive_ref req;
+        uint8_t  conv;
+    } q[KV_INFLIGHT];
+};
+
+static void add_reply(resp_out *o, const hive_msg *r, int conv)
 {
+    int64_t v;
+    const char *p = r->data;
+    /* TTL: the shard answers in ms; seconds, rounded as Redis does */
+    if (conv == CONV_TTL_SECONDS && r->len > 3 && p[0] == ':' && resp_to_i64(p + 1, r->len - 3, &v))
+        resp_add_int(o, v < 0 ? v : (v + 500) / 1000);
+    else
+        resp_add_raw(o, r->data, r->len);
+}
+
+static void kbatch_drain(struct kbatch *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        hive_msg *r;
+        int rc = hive_receive_response(b->q[i].req, &r, CALL_TMO);
+        if (rc) {
+            shard_error(b->o, rc);
+            continue;
+        }
+        add_reply(b->o, r, b->q[i].conv);
+        hive_msg_free(r);
+    }
+    b->n = 0;
+}
+
+/* One shard request whose reply is the command's reply. */
+static void forward_conv(struct kbatch *b, const resp_arg *key, uint32_t op, const resp_arg *args,
+                         size_t n, int conv)
+{
+    unsigned shard = kv_shard_of(key->p, key->len, nshards);
+    hive_pid p = atomic_load_explicit(&kv_shard_pid[shard], memory_order_acquire);
+    size_t sz = kv_pack_size(args, n);
+    char small[1024];
+    char *buf = sz <= sizeof small ? small : malloc(sz);
+    if (b->n == KV_INFLIGHT)
+        kbatch_drain(b);
+    if (buf && p != HIVE_NOPID) {
+        kv_pack(args, n, buf);
+        if (hive_send_request(p, op, buf, sz, &b->q[b->n].req) == 0) {
+            b->q[b->n++].conv = (uint8_t)conv;
+            if (buf != small)
+                free(buf);
+            return;
+        }
+    }
+    if (buf != small)
+        free(buf);
+    /* the shard is being restarted (or no memory): in order, the slow way */
+    kbatch_drain(b);
     hive_msg *r;
-    int rc = shard_call(kv_shard_of(key->p, key->len, nshards), op, args, n, &r);
+    int rc = shard_call(shard, op, args, n, &r);
     if (rc) {
-        shard_error(o, rc);
+        shard_error(b->o, rc);
         return;
     }
-    resp_add_raw(o, r->data, r->len);
+    add_reply(b->o, r, conv);
     hive_msg_free(r);
+}
+
+static void forward(struct kbatch *b, const resp_arg *key, uint32_t op, const resp_arg *args,
+                    size_t n)
+{
+    forward_conv(b, key, op, args, n, CONV_NONE);
 }
 
 /* Reads the ":N\r\n" of a shard's integer reply. */
@@ -215,30 +287,53 @@ static void unknown(resp_out *o, const resp_arg *cmd)
     resp_add_error(o, msg);
 }
 
-static void int_arg_call(resp_out *o, const resp_arg *a, uint32_t op, int64_t v)
+static void int_arg_call(struct kbatch *b, const resp_arg *a, uint32_t op, int64_t v)
 {
     resp_arg args[2] = { a[1], { (const char *)&v, 8 } };
-    forward(o, &a[1], op, args, 2);
+    forward(b, &a[1], op, args, 2);
+}
+
+/* The commands that are one request to one shard and never answer by
+ * themselves (their arguments are right): they may be sent while earlier
+ * ones are in flight. */
+static bool pipelinable(const resp_arg *a, size_t n)
+{
+    const resp_arg *c = &a[0];
+    int64_t v;
+    if (n == 2)
+        return is(c, "GET") || is(c, "INCR") || is(c, "DECR") || is(c, "TTL") ||
+               is(c, "PTTL") || is(c, "PERSIST");
+    if (n >= 3 && is(c, "SET"))
+        return true;
+    if (n == 3 && (is(c, "INCRBY") || is(c, "DECRBY") || is(c, "PEXPIRE")))
+        return resp_to_i64(a[2].p, a[2].len, &v) && v != INT64_MIN;
+    if (n == 3 && is(c, "EXPIRE"))
+        return resp_to_i64(a[2].p, a[2].len, &v) && v <= INT64_MAX / 1000 / 2 &&
+               v >= INT64_MIN / 1000 / 2;
+    return false;
 }
 
 /* Runs one command; false when the connection is to be closed after the
  * replies so far (QUIT). */
-static bool command(resp_out *o, const resp_arg *a, size_t n)
+static bool command(struct kbatch *b, const resp_arg *a, size_t n)
 {
     const resp_arg *c = &a[0];
+    resp_out *o = b->o;
     int64_t v;
+    if (!pipelinable(a, n))
+        kbatch_drain(b); /* it may write to the output itself */
     switch (c->len) {
     case 3:
         if (is(c, "GET")) {
             if (n != 2)
                 goto arity;
-            forward(o, &a[1], KV_GET, &a[1], 1);
+            forward(b, &a[1], KV_GET, &a[1], 1);
             return true;
         }
         if (is(c, "SET")) {
             if (n < 3)
                 goto arity;
-            forward(o, &a[1], KV_SET, &a[1], n - 1);
+            forward(b, &a[1], KV_SET, &a[1], n - 1);
             return true;
         }
         if (is(c, "DEL")) {
@@ -250,14 +345,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
         if (is(c, "TTL")) {
             if (n != 2)
                 goto arity;
-            resp_out tmp = { 0 };
-            forward(&tmp, &a[1], KV_TTL, &a[1], 1);
-            /* the shard answers in ms: seconds, rounded as Redis does */
-            if (tmp.len > 1 && tmp.p[0] == ':' && resp_to_i64(tmp.p + 1, tmp.len - 3, &v))
-                resp_add_int(o, v < 0 ? v : (v + 500) / 1000);
-            else
-                resp_add_raw(o, tmp.p, tmp.len);
-            resp_out_free(&tmp);
+            forward_conv(b, &a[1], KV_TTL, &a[1], 1, CONV_TTL_SECONDS);
             return true;
         }
         break;
@@ -280,7 +368,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
         if (is(c, "INCR") || is(c, "DECR")) {
             if (n != 2)
                 goto arity;
-            int_arg_call(o, a, KV_INCRBY, is(c, "INCR") ? 1 : -1);
+            int_arg_call(b, a, KV_INCRBY, is(c, "INCR") ? 1 : -1);
             return true;
         }
         if (is(c, "MGET")) {
@@ -288,7 +376,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
                 goto arity;
             resp_add_array(o, n - 1);
             for (size_t i = 1; i < n; i++)
-                forward(o, &a[i], KV_GET, &a[i], 1);
+                forward(b, &a[i], KV_GET, &a[i], 1);
             return true;
         }
         if (is(c, "MSET")) {
@@ -300,7 +388,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
         if (is(c, "PTTL")) {
             if (n != 2)
                 goto arity;
-            forward(o, &a[1], KV_TTL, &a[1], 1);
+            forward(b, &a[1], KV_TTL, &a[1], 1);
             return true;
         }
         if (is(c, "QUIT")) {
@@ -316,7 +404,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
     case 5:
         if (is(c, "DEBUG")) {
             if (n == 3 && is(&a[1], "CRASHSHARD")) {
-                forward(o, &a[2], KV_CRASH, NULL, 0);
+                forward(b, &a[2], KV_CRASH, NULL, 0);
                 return true;
             }
             resp_add_error(o, "ERR DEBUG subcommands: CRASHSHARD key");
@@ -341,7 +429,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
                 resp_add_error(o, "ERR invalid expire time in 'expire' command");
                 return true;
             }
-            int_arg_call(o, a, KV_EXPIRE, v * 1000);
+            int_arg_call(b, a, KV_EXPIRE, v * 1000);
             return true;
         }
         if (is(c, "INCRBY") || is(c, "DECRBY")) {
@@ -351,7 +439,7 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
                 resp_add_error(o, "ERR value is not an integer or out of range");
                 return true;
             }
-            int_arg_call(o, a, KV_INCRBY, is(c, "INCRBY") ? v : -v);
+            int_arg_call(b, a, KV_INCRBY, is(c, "INCRBY") ? v : -v);
             return true;
         }
         if (is(c, "DBSIZE")) {
@@ -393,13 +481,13 @@ static bool command(resp_out *o, const resp_arg *a, size_t n)
                 resp_add_error(o, "ERR value is not an integer or out of range");
                 return true;
             }
-            int_arg_call(o, a, KV_EXPIRE, v);
+            int_arg_call(b, a, KV_EXPIRE, v);
             return true;
         }
         if (is(c, "PERSIST")) {
             if (n != 2)
                 goto arity;
-            forward(o, &a[1], KV_PERSIST, &a[1], 1);
+            forward(b, &a[1], KV_PERSIST, &a[1], 1);
             return true;
         }
         if (is(c, "COMMAND")) {
@@ -463,6 +551,7 @@ static ssize_t serve(struct kconn *c, const char *data, size_t len)
     /* on the stack, not thread-local: command() blocks in calls, and the
        process may resume on another scheduler thread */
     resp_arg argv[RESP_MAX_ARGS];
+    struct kbatch b = { .o = &c->out };
     size_t pos = 0;
     while (pos < len) {
         size_t argc;
@@ -473,13 +562,17 @@ static ssize_t serve(struct kconn *c, const char *data, size_t len)
         if (n < 0) {
             char msg[128];
             snprintf(msg, sizeof msg, "ERR %s", err);
+            kbatch_drain(&b);
             resp_add_error(&c->out, msg);
             return -1;
         }
         pos += (size_t)n;
-        if (argc && !command(&c->out, argv, argc))
+        if (argc && !command(&b, argv, argc)) {
+            kbatch_drain(&b);
             return -2;
+        }
     }
+    kbatch_drain(&b);
     return (ssize_t)pos;
 }
 
