@@ -55,8 +55,10 @@ void iob_set_handler(iob_done_fn fn);
  * submission queue being full is not an error: what is queued goes to the
  * kernel at once to make room. */
 int  iob_start(struct ring *r, struct iop *op);
-/* Asks the kernel to cancel op (started on r, not yet handed back). Its
- * completion still comes, through the handler, once the cancel is done. */
+/* Asks the kernel to cancel op, started on r. Its completion still comes,
+ * through the handler, once the cancel is done. The op may be handed back
+ * while this runs (it reaps to make room): the caller must not free it
+ * from the handler until this returns. */
 void iob_cancel(struct ring *r, struct iop *op);
 /* Submits what is queued: one io_uring_enter, none when nothing is queued
  * (or with SQPOLL, whose thread is awake). Returns 1 if it entered the

@@ -18,6 +18,7 @@
 
 #define IOPB_CANCELLING 0x1u   /* a cancel for it is in the kernel */
 #define IOPB_DONE       0x2u   /* its own completion came; res holds it */
+#define IOPB_INFLIGHT   0x4u   /* started and not yet handed back */
 
 static iob_done_fn done_fn;
 
@@ -96,7 +97,7 @@ int iob_start(struct ring *r, struct iop *op)
         return -EINVAL;
     }
     io_uring_sqe_set_data(sqe, op);
-    op->bflags = 0;
+    op->bflags = IOPB_INFLIGHT;
     op->res = 0;
     if (timed) {
         sqe->flags |= IOSQE_IO_LINK;
@@ -112,10 +113,12 @@ int iob_start(struct ring *r, struct iop *op)
 
 void iob_cancel(struct ring *r, struct iop *op)
 {
-    if (op->bflags & (IOPB_CANCELLING | IOPB_DONE))
-        return;
     if (make_room(r, 1))
         return; /* the kernel takes nothing: the op ends when its fd does */
+    /* Making room reaps: the op may have been handed back meanwhile (the
+     * caller keeps it alive until this returns). */
+    if (!(op->bflags & IOPB_INFLIGHT) || (op->bflags & (IOPB_CANCELLING | IOPB_DONE)))
+        return;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
     io_uring_prep_cancel(sqe, op, 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | 1u);
@@ -138,6 +141,7 @@ int iob_flush(struct ring *r)
 
 static void hand_back(struct ring *r, struct iop *op, int res)
 {
+    op->bflags &= (uint8_t)~IOPB_INFLIGHT;
     r->inflight--;
     done_fn(op, res);
 }

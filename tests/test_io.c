@@ -146,6 +146,32 @@ static void t_recv_timeout(void *arg)
 START_TEST(recv_timeout_not_early_socket_usable_after) { run_hive(2, t_recv_timeout, NULL); }
 END_TEST
 
+static void t_send_timeout(void *arg)
+{
+    (void)arg;
+    int sp[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    /* Nobody reads sp[1]: a big send fills the socket and then waits. */
+    size_t big = 8u << 20;
+    char *buf = calloc(1, big);
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(hive_io_send(sp[0], buf, big, 50), -ETIMEDOUT);
+    ck_assert_uint_ge(now_ms() - t0, 50);
+    /* Still usable: drain what went, then a small send and its reception. */
+    ssize_t n;
+    while ((n = hive_io_recv(sp[1], buf, big, 20)) > 0)
+        ;
+    ck_assert_int_eq(n, -ETIMEDOUT);
+    ck_assert_int_eq(hive_io_send(sp[0], "ok", 2, 1000), 2);
+    ck_assert_int_eq(hive_io_recv(sp[1], buf, 16, 1000), 2);
+    ck_assert(memcmp(buf, "ok", 2) == 0);
+    free(buf);
+    hive_io_close(sp[0]);
+    hive_io_close(sp[1]);
+}
+START_TEST(send_timeout_when_peer_does_not_read) { run_hive(2, t_send_timeout, NULL); }
+END_TEST
+
 static void t_accept_timeout(void *arg)
 {
     (void)arg;
@@ -555,6 +581,7 @@ static Suite *io_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, accept_connect_send_recv_echo);
     tcase_add_test(tc, recv_timeout_not_early_socket_usable_after);
+    tcase_add_test(tc, send_timeout_when_peer_does_not_read);
     tcase_add_test(tc, accept_timeout_then_accepts);
     tcase_add_test(tc, connect_refused_and_bad_arguments);
     tcase_add_test(tc, listen_any_dual_stack_and_taken_port);

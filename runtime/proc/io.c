@@ -175,13 +175,15 @@ static void take_cancels(struct ring *r, bool finishing)
     struct ioreq *q = atomic_exchange_explicit(&r->posted, NULL, memory_order_acquire);
     while (q) {
         struct ioreq *nx = q->cnext;
-        q->cancel_seen = true;
         if (!q->kdone && !finishing) {
+            /* cancel_seen only after: iob_cancel may reap q's completion,
+             * and q must outlive the call. */
             iob_cancel(r, &q->op);
             struct sched_counters *st = counters();
             if (st)
                 count(&st->io_cancels, 1);
         }
+        q->cancel_seen = true;
         orphan_step(q);
         q = nx;
     }
