@@ -10,14 +10,22 @@ CMAKE_GEN ?=
 
 BUILD_PKGS := cmake pkg-config gcc make liburing-dev libjemalloc-dev check perl
 PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
+# the example servers' tests (real clients, libFuzzer) and their benchmark
+# (the baselines nginx and redis-server, perf for the system-call counts)
+SERVER_PKGS       := curl wrk redis-tools clang
+SERVER_BENCH_PKGS := $(SERVER_PKGS) nginx-light redis-server linux-perf
+FUZZ_SECS         ?= 15
 
 .PHONY: all build test bench deps deps-bench test-layers test-plain test-asan test-tsan test-install \
-        test-bench-smoke clean
+        test-bench-smoke clean deps-servers test-fuzz fuzz test-servers-asan bench-servers
 
 all: build
 
 deps:
-	@scripts/ensure-deps.sh $(BUILD_PKGS)
+	@scripts/ensure-deps.sh $(BUILD_PKGS) $(SERVER_PKGS)
+
+deps-servers:
+	@scripts/ensure-deps.sh $(BUILD_PKGS) $(SERVER_BENCH_PKGS)
 
 deps-bench:
 	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS); \
@@ -36,6 +44,8 @@ test: deps
 	$(MAKE) --no-print-directory test-tsan
 	$(MAKE) --no-print-directory test-install
 	$(MAKE) --no-print-directory test-bench-smoke
+	$(MAKE) --no-print-directory test-servers-asan
+	$(MAKE) --no-print-directory test-fuzz
 	@echo "make test: all stages passed"
 
 # Every #include in the library points down or sideways (see the script).
@@ -67,6 +77,22 @@ test-install: build
 test-bench-smoke: build
 	$(BUILD)/bench/hive-bench --quick
 
+# The example servers built with ASan+UBSan and driven by their
+# integration tests (tests/servers/*.sh; test-plain runs them unsanitized).
+test-servers-asan:
+	cmake -S . -B build-srv-asan -DCMAKE_BUILD_TYPE=Debug -DHIVE_SANITIZE=address,undefined
+	cmake --build build-srv-asan -j$(JOBS) --target echo http_hello kv echo-load
+	cd build-srv-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -R '^server_'
+
+# libFuzzer on the HTTP and RESP parsers: FUZZ_SECS (15) each in make test,
+# ten minutes each with make fuzz (FUZZ_SECS=... to choose).
+test-fuzz:
+	scripts/fuzz.sh $(FUZZ_SECS) build-fuzz
+
+fuzz: deps
+	scripts/fuzz.sh $(if $(filter command line,$(origin FUZZ_SECS)),$(FUZZ_SECS),600) build-fuzz
+
 # make bench: release build, hive and every installed peer, REPEAT runs of
 # each workload, one table, raw results and an SVG chart in bench/results/.
 bench: deps-bench
@@ -75,6 +101,17 @@ bench: deps-bench
 	perl bench/run.pl --hive build-release/bench/hive-bench --peers $(PEERS) \
 	     --repeat $(REPEAT) --build-dir build-release/peers --out bench/results \
 	     --chart bench/results/latest.svg $(if $(QUICK),--quick,)
+	$(MAKE) --no-print-directory bench-servers
+
+# The servers next to their baselines (nginx, redis-server, an epoll echo
+# server) under the same clients: req/s, p50/p99, system calls per request,
+# memory per connection; a table, raw lines and a markdown table in
+# bench/results/.
+bench-servers: deps-servers
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHIVE_BUILD_TESTS=OFF
+	cmake --build build-release -j$(JOBS) --target echo http_hello kv epoll-echo echo-load
+	perl bench/servers.pl --build build-release --repeat $(REPEAT) --out bench/results \
+	     $(if $(QUICK),--quick,)
 
 clean:
-	rm -rf build build-asan build-tsan build-release
+	rm -rf build build-asan build-tsan build-release build-srv-asan build-fuzz

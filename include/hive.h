@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -233,6 +235,60 @@ int  hive_send_request(hive_pid server, uint32_t tag, const void *req, size_t le
 int  hive_receive_response(hive_ref req_id, hive_msg **reply, int64_t timeout_ms);
 
 /* ------------------------------------------------------------------ */
+/* I/O (runtime/proc/io.c, docs/io.md)                                 */
+/* ------------------------------------------------------------------ */
+
+/* Blocking-style calls on plain Linux fds, carried by the calling
+ * scheduler's io_uring: they park the process, never the scheduler thread,
+ * and from a foreign thread return -EPERM (hive_tcp_listen and
+ * hive_io_close work anywhere). A time-out cancels the operation in the
+ * kernel and returns -ETIMEDOUT: never early, and data that arrived first
+ * are returned, not lost; the fd stays usable. Exit signals act while a
+ * process waits (a kill ends it there); its I/O in flight is cancelled and
+ * the kernel never writes into the process's memory afterwards (buffers in
+ * flight belong to the scheduler; see docs/io.md). Peer resets and broken
+ * pipes are -ECONNRESET / -EPIPE, never SIGPIPE. One operation moves at
+ * most 256 KiB: a larger recv or read returns what fits, a larger send or
+ * write goes in pieces. */
+
+/* host NULL = every IPv4 and IPv6 address (one dual-stack socket); port 0 =
+ * ephemeral (see getsockname); SO_REUSEADDR and TCP_NODELAY (which accepted
+ * connections inherit); backlog <= 0 = SOMAXCONN. 0 and *fd, or -errno
+ * (-EADDRINUSE, -ENOENT for an unknown host, ...). */
+int     hive_tcp_listen(const char *host, uint16_t port, int backlog, int *fd);
+/* Resolves host (a numeric address never blocks; a name may block the
+ * scheduler in getaddrinfo) and connects with hive_io_connect, trying each
+ * address in turn within timeout_ms: 0 and *fd (TCP_NODELAY set), or -errno
+ * (-ECONNREFUSED, -ETIMEDOUT, ...). */
+int     hive_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms, int *fd);
+/* The new connection's fd (close-on-exec), or -errno. addr/addrlen as for
+ * accept(2), both NULL or both set. */
+int     hive_io_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
+                       int64_t timeout_ms);
+int     hive_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                        int64_t timeout_ms);
+/* Bytes received (at most len, at most 256 KiB), 0 at EOF, or -errno. */
+ssize_t hive_io_recv(int fd, void *buf, size_t len, int64_t timeout_ms);
+/* len: every byte went, or a negative errno (then how much went is unknown). */
+ssize_t hive_io_send(int fd, const void *buf, size_t len, int64_t timeout_ms);
+/* pread/pwrite-like; offset -1 = the file's current position. read returns
+ * what one operation gave (0 at EOF); write returns len or -errno. */
+ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t timeout_ms);
+ssize_t hive_io_write(int fd, const void *buf, size_t len, int64_t offset, int64_t timeout_ms);
+/* From any thread: ends the operations in flight on a socket (shutdown:
+ * a pending recv sees EOF, a pending accept -EINVAL), then closes it. */
+int     hive_io_close(int fd);
+/* Erlang's {active, once}: the next data arrive as a message to the caller
+ * with tag HIVE_TAG_IO, msg->ref = *req, the bytes as the payload (at most
+ * max_len and 256 KiB; len 0: EOF); an error arrives as tag
+ * HIVE_TAG_IO_ERROR with an int payload (-errno). The request is the
+ * caller's until the message arrives or the caller exits. A gen_server
+ * handles its socket in handle_info this way. */
+int     hive_io_recv_async(int fd, size_t max_len, hive_ref *req);
+#define HIVE_TAG_IO        0xFFFF0010u
+#define HIVE_TAG_IO_ERROR  0xFFFF0011u
+
+/* ------------------------------------------------------------------ */
 /* Introspection                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -256,6 +312,15 @@ typedef struct hive_sched_stats {
     uint64_t wake_retries;        /* wake-ups of a parked scheduler that this
                                      scheduler's ring could not submit and
                                      that went through the shared ring instead */
+    uint64_t io_submitted;     /* I/O operations (hive_io_*) queued on this
+                                  scheduler's ring, one per operation: a
+                                  send or write in pieces counts each piece;
+                                  linked time-outs and cancels not counted */
+    uint64_t io_completed;     /* completions of such operations dispatched
+                                  here (cancelled and timed-out ones included) */
+    uint64_t io_cancels;       /* cancels sent to the kernel for operations
+                                  whose process exited with them in flight
+                                  (time-outs are the kernel's, not counted) */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

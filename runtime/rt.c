@@ -22,6 +22,7 @@
 #include "runtime/proc/proc.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
+#include "runtime/proc/io.h"
 
 
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -164,6 +165,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         goto fail_scheds;
     stack_global_init(cfg.stack_size, cfg.guard_stacks);
     timer_global_init();
+    io_global_init();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -174,7 +176,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         goto fail_tables;
     /* What the scheduler loops poll besides their run queues. */
     sched_add_source(&timer_source);
-    sched_add_source(&sched_ring_source);
+    sched_add_source(&io_source);
     sched_install_segv();
 
 

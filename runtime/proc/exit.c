@@ -7,7 +7,8 @@
  *     3. the slot marked dying, then the pid dead (release)
  *     4. sig_on_exit (signal.c): DOWNs to watchers, exit signals to links,
  *        own monitors dropped
- *     5. receive timer, held messages, both queues, aliases freed
+ *     5. receive timer dropped, I/O in flight handed to its scheduler to
+ *        cancel (io.c), held messages, both queues, aliases freed
  *     6. sched_switch_out(Y_EXIT): the last switch
  *   proc_release (run by whatever the scheduler switched to, switch.c)
  *     7. stack back to the scheduler's cache, slot on the free list,
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/proc/io.h"
 #include "runtime/proc/proc.h"
 #include "runtime/sched/sched.h"
 
@@ -79,6 +81,8 @@ static void exit_work(struct proc *p, hive_reason reason)
     if (!quiet)
         sig_on_exit(p, self, reason);
     proc_timer_drop(p);
+    if (p->io)               /* I/O in flight: handed to its scheduler to cancel */
+        io_proc_exit(p);
     proc_hold(p, NULL);
     if (p->held_next) {
         mnode_free(p->held_next);

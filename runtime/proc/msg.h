@@ -26,6 +26,8 @@ enum mkind {
     MK_SIG_EXIT,    /* exit signal: aux = reason, aux2 = SIGF_* flags */
     MK_TIMEOUT,     /* receive timeout wake-up: aux = receive sequence */
     MK_SYSTEM,      /* runtime-internal request (gen_server system messages) */
+    MK_IO,          /* an I/O completion (runtime/proc/io.c): aux = result,
+                       aux2 = its request until it leaves the mailbox */
 };
 
 #define SIGF_LINK 0x1u   /* exit signal from a linked process's exit */

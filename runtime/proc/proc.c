@@ -15,6 +15,7 @@
 #include "alloc/stack.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
+#include "runtime/proc/io.h"
 
 #define CHUNK_SHIFT PROC_CHUNK_SHIFT
 #define CHUNK_PROCS PROC_CHUNK
@@ -282,6 +283,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->held = p->held_next = NULL;
     memset(&p->aliases, 0, sizeof p->aliases);
     p->gs = NULL;
+    p->io = NULL;
     atomic_store_explicit(&p->mbox.flooded, 0, memory_order_relaxed);
     proc_unlock(p);
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);

@@ -25,6 +25,7 @@
 #include "runtime/ds/mailbox.h"
 #include "runtime/proc/msg.h"
 
+struct ioreq;
 struct sched;
 struct stack;
 struct tentry;
@@ -136,6 +137,7 @@ struct proc {
     uint64_t      examined;         /* messages offered to selective-receive
                                        matchers (tests prove O(1) waits) */
     uint64_t      freenext;         /* free-list link (slot + 1) */
+    struct ioreq *io;               /* owner: I/O requests in flight (runtime/proc/io.c) */
 };
 
 /* --- table and pids --- */

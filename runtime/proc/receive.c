@@ -14,6 +14,7 @@
 #include "runtime/proc/proc.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
+#include "runtime/proc/io.h"
 
 static inline struct mnode *pq_next(struct mnode *n)
 {
@@ -102,6 +103,9 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
             return n;
         case MK_DOWN:
             sig_down_delivered(p, n->msg.ref);
+            return n;
+        case MK_IO:           /* I/O hook: the request is done with */
+            io_delivered(p, n);
             return n;
         default:
             return n;

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "runtime/proc/proc.h"
+#include "runtime/proc/io.h"
 
 struct rt *g_rt;
 static _Thread_local struct sched *tls_sched;
@@ -265,17 +266,6 @@ static int64_t sources_timeout(struct sched *s)
     return dl > now ? (int64_t)(dl - now) : 0;
 }
 
-/* The ring's source: completions are reaped without a system call. Today
- * only wake-ups arrive (they need no action: being awake was the point). */
-static unsigned ring_poll(struct sched *s)
-{
-    return (unsigned)ring_reap(&s->ring);
-}
-
-const struct sched_source sched_ring_source = {
-    .name = "ring",
-    .poll = ring_poll,
-};
 
 /* ------------------------------------------------------------------ */
 /* Finding work                                                        */
@@ -483,6 +473,7 @@ void sched_fini(struct sched *s)
     mnode_cache_flush(&s->msgs);
     sig_cache_flush(&s->mons);
     stack_cache_flush(&s->stacks);
+    io_sched_fini(s);          /* the kernel lets go of every buffer */
     ring_fini(&s->ring);
 }
 
@@ -581,6 +572,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(wakeups_sent); ADD(ring_enters); ADD(syscalls); ADD(timers_armed);
     ADD(timers_fired); ADD(timers_cancelled); ADD(late_replies_dropped); ADD(spawns);
     ADD(exits); ADD(backpressure_yields); ADD(wake_retries);
+    ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
 #undef ADD
 }
 

@@ -43,11 +43,12 @@ struct sched;
 struct sched_counters {
     _Atomic uint64_t msgs_sent, msgs_received, switches, steals, parks, wakeups_sent,
         ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
-        late_replies_dropped, spawns, exits, backpressure_yields, wake_retries;
+        late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
+        io_submitted, io_completed, io_cancels;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
- * (proc/timer.c), the ring's completions (sched.c). Registered at start
+ * (proc/timer.c), the ring's I/O and wake-up completions (proc/io.c). Registered at start
  * (rt.c), in a fixed table the loop walks on every pass where it looks for
  * work. */
 struct sched_source {
@@ -63,8 +64,7 @@ struct sched_source {
 #define SCHED_SOURCES_MAX 4
 /* Adds a source (before the schedulers start); -ENOSPC when the table is full. */
 int sched_add_source(const struct sched_source *src);
-/* The scheduler's own ring (its completions). */
-extern const struct sched_source sched_ring_source;
+
 
 struct sched {
     /* --- owner thread only --- */

@@ -1,0 +1,797 @@
+/* kv: a key-value server speaking RESP2 (redis-cli and redis-benchmark are
+ * its clients), keys sharded over gen_servers under a supervisor.
+ *
+ * Each connection is a gen_server fed by hive_io_recv_async: it parses every
+ * complete command that arrived, runs them in order — a command on keys is
+ * a hive_call to the shard of each key (kv_shard.c) — and sends all the
+ * replies in one write, so pipelined commands are answered in order with
+ * one send per batch. A partial command is kept for the next data. Bad
+ * RESP gets an error reply; then the connection is closed (after a short
+ * drain, as Redis does, since the stream cannot be resynchronised).
+ *
+ * Shards run under a one_for_one supervisor: a shard that crashes is
+ * restarted empty (its keys are lost); a command that was waiting on it
+ * gets an error reply, and the connection and every other shard carry on.
+ * DEBUG CRASHSHARD key crashes the shard that holds key, to show it.
+ * Multi-key commands (DEL, EXISTS, MGET, MSET) are one call per shard
+ * involved and are not atomic across shards.
+ *
+ * usage: kv [--host ADDR] [--port N] [--shards N]
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kv_shard.h"
+#include "resp.h"
+#include "server.h"
+
+#define SEND_TMO   30000
+#define CALL_TMO   5000
+#define LINGER_MS  2000
+
+enum { TAG_LINGER = 1 };
+
+static unsigned nshards = 8;
+static hive_pid sup_pid;
+
+/* ---- talking to shards --------------------------------------------- */
+
+/* Calls shard `shard` with op and args; the reply's RESP bytes go to *reply.
+ * A shard that is being restarted is waited for a little (-ESRCH: the call
+ * never reached it); one that died during the call is -ECONNRESET. */
+static int shard_call(unsigned shard, uint32_t op, const resp_arg *args, size_t n,
+                      hive_msg **reply)
+{
+    size_t sz = kv_pack_size(args, n);
+    char small[1024];
+    char *buf = sz <= sizeof small ? small : malloc(sz);
+    if (!buf)
+        return -ENOMEM;
+    kv_pack(args, n, buf);
+    int rc;
+    for (int tries = 0;; tries++) {
+        /* pairs with the release store in the shard's init */
+        hive_pid p = atomic_load_explicit(&kv_shard_pid[shard], memory_order_acquire);
+        rc = p == HIVE_NOPID ? -ESRCH : hive_call(p, op, buf, sz, reply, CALL_TMO);
+        if (rc != -ESRCH || tries == 200)
+            break;
+        /* crashed and not restarted yet, or restarted under a new pid */
+        char name[HIVE_NAME_MAX + 1];
+        snprintf(name, sizeof name, KV_SHARD_NAME, shard);
+        hive_pid q = hive_whereis(name);
+        if (q != HIVE_NOPID && q != p)
+            atomic_compare_exchange_strong(&kv_shard_pid[shard], &p, q);
+        else
+            hive_sleep(5);
+    }
+    if (buf != small)
+        free(buf);
+    return rc;
+}
+
+static void shard_error(resp_out *o, int rc)
+{
+    if (rc == -ECONNRESET)
+        resp_add_error(o, "ERR the shard crashed during this command and was restarted");
+    else if (rc == -ETIMEDOUT)
+        resp_add_error(o, "ERR shard timeout");
+    else
+        resp_add_error(o, "ERR shard unavailable");
+}
+
+/* Commands in flight to shards. The commands of one batch of input are
+ * sent to their shards without waiting (hive_send_request), so the shards
+ * work on them in parallel, and their replies are taken in command order
+ * (hive_receive_response), which keeps the replies in order. A shard runs
+ * the requests of one connection in the order they were sent, so two
+ * commands on one key still happen in order. Whatever writes to the output
+ * directly first drains what is in flight (kbatch_drain). */
+#define KV_INFLIGHT 64
+
+enum { CONV_NONE, CONV_TTL_SECONDS };
+
+struct kbatch {
+    resp_out *o;
+    unsigned  n;
+    struct {
+        hive_ref req;
+        uint8_t  conv;
+    } q[KV_INFLIGHT];
+};
+
+static void add_reply(resp_out *o, const hive_msg *r, int conv)
+{
+    int64_t v;
+    const char *p = r->data;
+    /* TTL: the shard answers in ms; seconds, rounded as Redis does */
+    if (conv == CONV_TTL_SECONDS && r->len > 3 && p[0] == ':' && resp_to_i64(p + 1, r->len - 3, &v))
+        resp_add_int(o, v < 0 ? v : (v + 500) / 1000);
+    else
+        resp_add_raw(o, r->data, r->len);
+}
+
+static void kbatch_drain(struct kbatch *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        hive_msg *r;
+        int rc = hive_receive_response(b->q[i].req, &r, CALL_TMO);
+        if (rc) {
+            shard_error(b->o, rc);
+            continue;
+        }
+        add_reply(b->o, r, b->q[i].conv);
+        hive_msg_free(r);
+    }
+    b->n = 0;
+}
+
+/* One shard request whose reply is the command's reply. */
+static void forward_conv(struct kbatch *b, const resp_arg *key, uint32_t op, const resp_arg *args,
+                         size_t n, int conv)
+{
+    unsigned shard = kv_shard_of(key->p, key->len, nshards);
+    hive_pid p = atomic_load_explicit(&kv_shard_pid[shard], memory_order_acquire);
+    size_t sz = kv_pack_size(args, n);
+    char small[1024];
+    char *buf = sz <= sizeof small ? small : malloc(sz);
+    if (b->n == KV_INFLIGHT)
+        kbatch_drain(b);
+    if (buf && p != HIVE_NOPID) {
+        kv_pack(args, n, buf);
+        if (hive_send_request(p, op, buf, sz, &b->q[b->n].req) == 0) {
+            b->q[b->n++].conv = (uint8_t)conv;
+            if (buf != small)
+                free(buf);
+            return;
+        }
+    }
+    if (buf != small)
+        free(buf);
+    /* the shard is being restarted (or no memory): in order, the slow way */
+    kbatch_drain(b);
+    hive_msg *r;
+    int rc = shard_call(shard, op, args, n, &r);
+    if (rc) {
+        shard_error(b->o, rc);
+        return;
+    }
+    add_reply(b->o, r, conv);
+    hive_msg_free(r);
+}
+
+static void forward(struct kbatch *b, const resp_arg *key, uint32_t op, const resp_arg *args,
+                    size_t n)
+{
+    forward_conv(b, key, op, args, n, CONV_NONE);
+}
+
+/* Reads the ":N\r\n" of a shard's integer reply. */
+static bool reply_int(const hive_msg *r, int64_t *v)
+{
+    const char *p = r->data;
+    if (r->len < 4 || p[0] != ':')
+        return false;
+    return resp_to_i64(p + 1, r->len - 3, v);
+}
+
+/* DEL / EXISTS / MSET on many keys: one call per shard with its keys
+ * (stride 1: keys; stride 2: key-value pairs). Sums the integer replies. */
+static void per_shard(resp_out *o, uint32_t op, const resp_arg *a, size_t n, size_t stride)
+{
+    resp_arg *mine = malloc(n * sizeof *mine);
+    unsigned char *of = malloc(n / stride + 1);
+    if (!mine || !of) {
+        free(mine);
+        free(of);
+        resp_add_error(o, "OOM command not allowed when used memory > 'maxmemory'");
+        return;
+    }
+    for (size_t i = 0; i < n; i += stride)
+        of[i / stride] = (unsigned char)kv_shard_of(a[i].p, a[i].len, nshards);
+    int64_t total = 0;
+    for (unsigned sh = 0; sh < nshards; sh++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i += stride) {
+            if (of[i / stride] != sh)
+                continue;
+            for (size_t k = 0; k < stride; k++)
+                mine[m++] = a[i + k];
+        }
+        if (!m)
+            continue;
+        hive_msg *r;
+        int rc = shard_call(sh, op, mine, m, &r);
+        int64_t v = 0;
+        if (rc == 0 && op != KV_MSET && !reply_int(r, &v))
+            rc = -EPROTO;
+        if (rc == 0 && op == KV_MSET && (r->len < 1 || ((char *)r->data)[0] != '+')) {
+            resp_add_raw(o, r->data, r->len); /* its error */
+            hive_msg_free(r);
+            goto out;
+        }
+        if (rc == 0)
+            hive_msg_free(r);
+        if (rc) {
+            shard_error(o, rc);
+            goto out;
+        }
+        total += v;
+    }
+    if (op == KV_MSET)
+        resp_add_simple(o, "OK");
+    else
+        resp_add_int(o, total);
+out:
+    free(mine);
+    free(of);
+}
+
+/* The same call on every shard: FLUSHALL, DBSIZE. */
+static void all_shards(resp_out *o, uint32_t op)
+{
+    int64_t total = 0;
+    for (unsigned sh = 0; sh < nshards; sh++) {
+        hive_msg *r;
+        int rc = shard_call(sh, op, NULL, 0, &r);
+        if (rc) {
+            shard_error(o, rc);
+            return;
+        }
+        int64_t v = 0;
+        if (op == KV_DBSIZE)
+            reply_int(r, &v);
+        total += v;
+        hive_msg_free(r);
+    }
+    if (op == KV_DBSIZE)
+        resp_add_int(o, total);
+    else
+        resp_add_simple(o, "OK");
+}
+
+/* ---- commands ------------------------------------------------------ */
+
+static bool is(const resp_arg *a, const char *lit)
+{
+    return a->len == strlen(lit) && strncasecmp(a->p, lit, a->len) == 0;
+}
+
+static void wrong_args(resp_out *o, const resp_arg *cmd)
+{
+    char msg[128];
+    char name[32];
+    size_t n = cmd->len < sizeof name - 1 ? cmd->len : sizeof name - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = cmd->p[i];
+        name[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (c < 0x20 || c > 0x7e) ? '?' : c;
+    }
+    name[n] = 0;
+    snprintf(msg, sizeof msg, "ERR wrong number of arguments for '%s' command", name);
+    resp_add_error(o, msg);
+}
+
+static void unknown(resp_out *o, const resp_arg *cmd)
+{
+    char msg[160], name[64];
+    size_t n = cmd->len < sizeof name - 1 ? cmd->len : sizeof name - 1;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (cmd->p[i] < 0x20 || cmd->p[i] > 0x7e || cmd->p[i] == '\'') ? '?' : cmd->p[i];
+    name[n] = 0;
+    snprintf(msg, sizeof msg, "ERR unknown command '%s', with args beginning with: ", name);
+    resp_add_error(o, msg);
+}
+
+static void int_arg_call(struct kbatch *b, const resp_arg *a, uint32_t op, int64_t v)
+{
+    resp_arg args[2] = { a[1], { (const char *)&v, 8 } };
+    forward(b, &a[1], op, args, 2);
+}
+
+/* The commands that are one request to one shard and never answer by
+ * themselves (their arguments are right): they may be sent while earlier
+ * ones are in flight. */
+static bool pipelinable(const resp_arg *a, size_t n)
+{
+    const resp_arg *c = &a[0];
+    int64_t v;
+    if (n == 2)
+        return is(c, "GET") || is(c, "INCR") || is(c, "DECR") || is(c, "TTL") ||
+               is(c, "PTTL") || is(c, "PERSIST");
+    if (n >= 3 && is(c, "SET"))
+        return true;
+    if (n == 3 && (is(c, "INCRBY") || is(c, "DECRBY") || is(c, "PEXPIRE")))
+        return resp_to_i64(a[2].p, a[2].len, &v) && v != INT64_MIN;
+    if (n == 3 && is(c, "EXPIRE"))
+        return resp_to_i64(a[2].p, a[2].len, &v) && v <= INT64_MAX / 1000 / 2 &&
+               v >= INT64_MIN / 1000 / 2;
+    return false;
+}
+
+/* Runs one command; false when the connection is to be closed after the
+ * replies so far (QUIT). */
+static bool command(struct kbatch *b, const resp_arg *a, size_t n)
+{
+    const resp_arg *c = &a[0];
+    resp_out *o = b->o;
+    int64_t v;
+    if (!pipelinable(a, n))
+        kbatch_drain(b); /* it may write to the output itself */
+    switch (c->len) {
+    case 3:
+        if (is(c, "GET")) {
+            if (n != 2)
+                goto arity;
+            forward(b, &a[1], KV_GET, &a[1], 1);
+            return true;
+        }
+        if (is(c, "SET")) {
+            if (n < 3)
+                goto arity;
+            forward(b, &a[1], KV_SET, &a[1], n - 1);
+            return true;
+        }
+        if (is(c, "DEL")) {
+            if (n < 2)
+                goto arity;
+            per_shard(o, KV_DEL, &a[1], n - 1, 1);
+            return true;
+        }
+        if (is(c, "TTL")) {
+            if (n != 2)
+                goto arity;
+            forward_conv(b, &a[1], KV_TTL, &a[1], 1, CONV_TTL_SECONDS);
+            return true;
+        }
+        break;
+    case 4:
+        if (is(c, "PING")) {
+            if (n > 2)
+                goto arity;
+            if (n == 2)
+                resp_add_bulk(o, a[1].p, a[1].len);
+            else
+                resp_add_simple(o, "PONG");
+            return true;
+        }
+        if (is(c, "ECHO")) {
+            if (n != 2)
+                goto arity;
+            resp_add_bulk(o, a[1].p, a[1].len);
+            return true;
+        }
+        if (is(c, "INCR") || is(c, "DECR")) {
+            if (n != 2)
+                goto arity;
+            int_arg_call(b, a, KV_INCRBY, is(c, "INCR") ? 1 : -1);
+            return true;
+        }
+        if (is(c, "MGET")) {
+            if (n < 2)
+                goto arity;
+            resp_add_array(o, n - 1);
+            for (size_t i = 1; i < n; i++)
+                forward(b, &a[i], KV_GET, &a[i], 1);
+            return true;
+        }
+        if (is(c, "MSET")) {
+            if (n < 3 || n % 2 == 0)
+                goto arity;
+            per_shard(o, KV_MSET, &a[1], n - 1, 2);
+            return true;
+        }
+        if (is(c, "PTTL")) {
+            if (n != 2)
+                goto arity;
+            forward(b, &a[1], KV_TTL, &a[1], 1);
+            return true;
+        }
+        if (is(c, "QUIT")) {
+            resp_add_simple(o, "OK");
+            return false;
+        }
+        if (is(c, "INFO")) {
+            static const char info[] = "# Server\r\nredis_version:7.0.0\r\nhive_kv:1\r\n";
+            resp_add_bulk(o, info, sizeof info - 1);
+            return true;
+        }
+        break;
+    case 5:
+        if (is(c, "DEBUG")) {
+            if (n == 3 && is(&a[1], "CRASHSHARD")) {
+                forward(b, &a[2], KV_CRASH, NULL, 0);
+                return true;
+            }
+            resp_add_error(o, "ERR DEBUG subcommands: CRASHSHARD key");
+            return true;
+        }
+        break;
+    case 6:
+        if (is(c, "EXISTS")) {
+            if (n < 2)
+                goto arity;
+            per_shard(o, KV_EXISTS, &a[1], n - 1, 1);
+            return true;
+        }
+        if (is(c, "EXPIRE")) {
+            if (n != 3)
+                goto arity;
+            if (!resp_to_i64(a[2].p, a[2].len, &v)) {
+                resp_add_error(o, "ERR value is not an integer or out of range");
+                return true;
+            }
+            if (v > INT64_MAX / 1000 / 2 || v < INT64_MIN / 1000 / 2) {
+                resp_add_error(o, "ERR invalid expire time in 'expire' command");
+                return true;
+            }
+            int_arg_call(b, a, KV_EXPIRE, v * 1000);
+            return true;
+        }
+        if (is(c, "INCRBY") || is(c, "DECRBY")) {
+            if (n != 3)
+                goto arity;
+            if (!resp_to_i64(a[2].p, a[2].len, &v) || (is(c, "DECRBY") && v == INT64_MIN)) {
+                resp_add_error(o, "ERR value is not an integer or out of range");
+                return true;
+            }
+            int_arg_call(b, a, KV_INCRBY, is(c, "INCRBY") ? v : -v);
+            return true;
+        }
+        if (is(c, "DBSIZE")) {
+            all_shards(o, KV_DBSIZE);
+            return true;
+        }
+        if (is(c, "CONFIG")) {
+            /* redis-benchmark asks for save and appendonly: no persistence */
+            if (n == 3 && is(&a[1], "GET")) {
+                bool save = is(&a[2], "save"), aof = is(&a[2], "appendonly");
+                resp_add_array(o, save || aof ? 2 : 0);
+                if (save) {
+                    resp_add_bulk(o, "save", 4);
+                    resp_add_bulk(o, "", 0);
+                } else if (aof) {
+                    resp_add_bulk(o, "appendonly", 10);
+                    resp_add_bulk(o, "no", 2);
+                }
+                return true;
+            }
+            resp_add_error(o, "ERR CONFIG: only CONFIG GET save|appendonly");
+            return true;
+        }
+        if (is(c, "SELECT")) {
+            if (n != 2)
+                goto arity;
+            if (a[1].len == 1 && a[1].p[0] == '0')
+                resp_add_simple(o, "OK");
+            else
+                resp_add_error(o, "ERR DB index is out of range");
+            return true;
+        }
+        break;
+    case 7:
+        if (is(c, "PEXPIRE")) {
+            if (n != 3)
+                goto arity;
+            if (!resp_to_i64(a[2].p, a[2].len, &v)) {
+                resp_add_error(o, "ERR value is not an integer or out of range");
+                return true;
+            }
+            int_arg_call(b, a, KV_EXPIRE, v);
+            return true;
+        }
+        if (is(c, "PERSIST")) {
+            if (n != 2)
+                goto arity;
+            forward(b, &a[1], KV_PERSIST, &a[1], 1);
+            return true;
+        }
+        if (is(c, "COMMAND")) {
+            resp_add_array(o, 0);
+            return true;
+        }
+        if (is(c, "FLUSHDB")) {
+            all_shards(o, KV_FLUSH);
+            return true;
+        }
+        break;
+    case 8:
+        if (is(c, "FLUSHALL")) {
+            all_shards(o, KV_FLUSH);
+            return true;
+        }
+        break;
+    }
+    unknown(o, c);
+    return true;
+arity:
+    wrong_args(o, c);
+    return true;
+}
+
+/* ---- connections --------------------------------------------------- */
+
+struct kconn {
+    int      fd;
+    uint32_t rcv;        /* size of the next recv_async (srv_rcv_next) */
+    bool     closing;
+    hive_ref req;
+    char    *in;        /* a partial command kept between messages */
+    size_t   inlen, incap;
+    resp_out out;
+};
+
+static void kconn_stop(hive_gs *gs) { hive_gs_stop_self(gs, HIVE_NORMAL); }
+
+static int kconn_init(hive_gs *gs, void *arg, void **state)
+{
+    (void)gs;
+    struct kconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->fd = (int)(intptr_t)arg;
+    c->rcv = SRV_RCV_MIN;
+    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *state = c;
+    return 0;
+}
+
+/* Runs every complete command in data[0..len); returns the bytes used, or
+ * -1 after a protocol error reply, or -2 after QUIT. */
+static ssize_t serve(struct kconn *c, const char *data, size_t len)
+{
+    /* on the stack, not thread-local: command() blocks in calls, and the
+       process may resume on another scheduler thread */
+    resp_arg argv[RESP_MAX_ARGS];
+    struct kbatch b = { .o = &c->out };
+    size_t pos = 0;
+    while (pos < len) {
+        size_t argc;
+        const char *err;
+        ssize_t n = resp_parse(data + pos, len - pos, argv, &argc, &err);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "ERR %s", err);
+            kbatch_drain(&b);
+            resp_add_error(&c->out, msg);
+            return -1;
+        }
+        pos += (size_t)n;
+        if (argc && !command(&b, argv, argc)) {
+            kbatch_drain(&b);
+            return -2;
+        }
+    }
+    kbatch_drain(&b);
+    return (ssize_t)pos;
+}
+
+static void kconn_info(hive_gs *gs, void *state, const hive_msg *m)
+{
+    struct kconn *c = state;
+    if (m->tag == TAG_LINGER) {
+        kconn_stop(gs);
+        return;
+    }
+    if ((m->tag != HIVE_TAG_IO && m->tag != HIVE_TAG_IO_ERROR) || !hive_ref_eq(m->ref, c->req))
+        return;
+    if (m->tag == HIVE_TAG_IO_ERROR || m->len == 0) {
+        kconn_stop(gs);
+        return;
+    }
+    if (c->closing) {
+        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
+            kconn_stop(gs);
+        return;
+    }
+    c->rcv = srv_rcv_next(c->rcv, m->len);
+    const char *data = m->data;
+    size_t len = m->len;
+    if (c->inlen) {
+        if (c->incap - c->inlen < len) {
+            size_t cap = c->incap ? c->incap : 4096;
+            while (cap - c->inlen < len)
+                cap *= 2;
+            char *p = realloc(c->in, cap);
+            if (!p) {
+                kconn_stop(gs);
+                return;
+            }
+            c->in = p;
+            c->incap = cap;
+        }
+        memcpy(c->in + c->inlen, m->data, len);
+        c->inlen += len;
+        data = c->in;
+        len = c->inlen;
+    }
+    resp_out_reset(&c->out);
+    ssize_t used = serve(c, data, len);
+    if (used >= 0) {
+        size_t rest = len - (size_t)used;
+        if (data == c->in) {
+            memmove(c->in, c->in + used, rest);
+            c->inlen = rest;
+        } else if (rest) {
+            size_t cap = 4096;
+            while (cap < rest)
+                cap *= 2;
+            c->in = malloc(cap);
+            if (!c->in) {
+                kconn_stop(gs);
+                return;
+            }
+            memcpy(c->in, data + used, rest);
+            c->inlen = rest;
+            c->incap = cap;
+        }
+        if (c->inlen == 0 && c->in) { /* nothing kept: an idle connection holds no buffer */
+            free(c->in);
+            c->in = NULL;
+            c->incap = 0;
+        }
+    }
+    bool failed = c->out.oom ||
+                  (c->out.len && hive_io_send(c->fd, c->out.p, c->out.len, SEND_TMO) < 0);
+    if (c->out.cap > 65536)
+        resp_out_free(&c->out);
+    if (failed || used == -2) {
+        kconn_stop(gs);
+    } else if (used == -1) {
+        c->closing = true;
+        shutdown(c->fd, SHUT_WR);
+        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0 ||
+            hive_send_after(hive_self(), TAG_LINGER, NULL, 0, LINGER_MS, NULL) < 0)
+            kconn_stop(gs);
+    } else if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0) {
+        kconn_stop(gs);
+    }
+}
+
+static void kconn_terminate(hive_gs *gs, void *state, hive_reason reason)
+{
+    (void)gs;
+    (void)reason;
+    struct kconn *c = state;
+    hive_io_close(c->fd);
+    free(c->in);
+    resp_out_free(&c->out);
+    free(c);
+}
+
+static const hive_gen_server kconn_gs = {
+    .init = kconn_init,
+    .handle_info = kconn_info,
+    .terminate = kconn_terminate,
+};
+
+static int start_conn(int fd)
+{
+    hive_pid p;
+    return hive_gs_start(&kconn_gs, (void *)(intptr_t)fd, NULL, &p);
+}
+
+/* ---- the shards' supervisor ---------------------------------------- */
+
+#ifdef HIVE_BRUTAL_KILL /* hive has supervisors */
+
+static int start_shards(void)
+{
+    hive_child_spec *specs = calloc(nshards, sizeof *specs);
+    char (*ids)[16] = calloc(nshards, sizeof *ids);
+    if (!specs || !ids) {
+        free(specs);
+        free(ids);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < nshards; i++) {
+        snprintf(ids[i], sizeof ids[i], "shard.%u", i);
+        specs[i] = (hive_child_spec){ .id = ids[i], .start = kv_shard_start,
+                                      .arg = (void *)(uintptr_t)i, .restart = HIVE_PERMANENT };
+    }
+    hive_sup_opts o;
+    hive_sup_opts_default(&o);
+    o.strategy = HIVE_ONE_FOR_ONE;
+    o.intensity = 100; /* restarts ... */
+    o.period_ms = 1000; /* ... per second before the supervisor gives up */
+    o.name = "kv.sup";
+    int rc = hive_sup_start(specs, nshards, &o, &sup_pid);
+    free(specs);
+    free(ids); /* ids are copied by the supervisor */
+    return rc;
+}
+
+#else /* no supervisors yet: a small one_for_one loop of its own */
+
+static void sup_loop(void *arg)
+{
+    (void)arg;
+    hive_trap_exits(true);
+    hive_pid *kids = calloc(nshards, sizeof *kids);
+    for (unsigned i = 0; i < nshards; i++)
+        if (kv_shard_start((void *)(uintptr_t)i, &kids[i]) != 0)
+            hive_exit(HIVE_ERROR);
+    for (;;) {
+        hive_msg *m;
+        if (hive_receive(&m, HIVE_INFINITY) != 0)
+            continue;
+        if (m->tag == HIVE_TAG_EXIT) {
+            hive_exit_signal *x = m->data;
+            for (unsigned i = 0; i < nshards; i++) {
+                if (kids[i] == x->from) {
+                    if (kv_shard_start((void *)(uintptr_t)i, &kids[i]) != 0)
+                        hive_exit(HIVE_ERROR);
+                    break;
+                }
+            }
+        } else if (m->tag == 2) { /* stop */
+            for (unsigned i = 0; i < nshards; i++)
+                hive_gs_stop(kids[i], HIVE_SHUTDOWN, 5000);
+            hive_send(m->from, 2, NULL, 0);
+            hive_msg_free(m);
+            free(kids);
+            return;
+        }
+        hive_msg_free(m);
+    }
+}
+
+static int start_shards(void)
+{
+    int rc = hive_spawn(sup_loop, NULL, &sup_pid);
+    if (rc)
+        return rc;
+    /* wait until every shard is registered */
+    char name[HIVE_NAME_MAX + 1];
+    snprintf(name, sizeof name, KV_SHARD_NAME, nshards - 1);
+    for (int i = 0; i < 5000 && hive_whereis(name) == HIVE_NOPID; i++)
+        hive_sleep(1);
+    return hive_whereis(name) == HIVE_NOPID ? -ETIMEDOUT : 0;
+}
+
+#endif
+
+static void stop_shards(void)
+{
+#ifdef HIVE_BRUTAL_KILL
+    hive_gs_stop(sup_pid, HIVE_SHUTDOWN, 10000);
+#else
+    hive_send(sup_pid, 2, NULL, 0);
+    hive_msg *m;
+    if (hive_receive(&m, 10000) == 0)
+        hive_msg_free(m);
+#endif
+}
+
+static int flag(const char *f, const char *v, bool *used)
+{
+    unsigned long n;
+    if (strcmp(f, "--shards") || !srv_parse_uint(v, 1, KV_MAX_SHARDS, &n))
+        return -1;
+    nshards = (unsigned)n;
+    *used = true;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static srv s = {
+        .name = "kv",
+        .usage = "[--shards N]",
+        .flag = flag,
+        .start = start_shards,
+        .start_conn = start_conn,
+        .stop = stop_shards,
+    };
+    return srv_main(&s, argc, argv);
+}

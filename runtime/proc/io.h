@@ -1,0 +1,30 @@
+/*
+ * Process-facing I/O (runtime/proc/io.c): the hooks the scheduler, the
+ * exit path and the receive path call. The hive_io_* functions themselves
+ * are public (hive.h).
+ */
+#ifndef HIVE_PROC_IO_H
+#define HIVE_PROC_IO_H
+
+struct sched;
+struct proc;
+struct mnode;
+
+/* Once, before the first scheduler starts: the backend's completion
+ * handler, SIGPIPE ignored if nobody handles it. */
+void io_global_init(void);
+/* The scheduler loop, once per pass (and before parking): take cancels
+ * posted by other threads, submit what this pass queued (one
+ * io_uring_enter), dispatch ready completions (no system call). */
+struct sched_source;
+extern const struct sched_source io_source;   /* rt.c registers it */
+/* Scheduler teardown (after its thread stopped, before its ring goes):
+ * waits until the kernel has let go of every operation started there. */
+void io_sched_fini(struct sched *s);
+/* The exit path: every operation the process still has in flight is
+ * cancelled; its buffers belong to the scheduler until the kernel is done. */
+void io_proc_exit(struct proc *p);
+/* The receive path, when an MK_IO completion leaves the mailbox. */
+void io_delivered(struct proc *p, struct mnode *n);
+
+#endif

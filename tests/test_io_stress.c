@@ -1,0 +1,387 @@
+/*
+ * I/O under pressure: processes killed in the middle of large receives and
+ * sends (the kernel lets go before anything of theirs is reused: run under
+ * ASan), a tiny ring with many operations at once (a full submission queue
+ * and an overflowing completion queue lose nothing), and 10,000
+ * concurrent loopback connections.
+ */
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+enum { T_READY = 1, T_GO, T_DONE };
+
+static uint16_t port_of(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
+}
+
+/* ------------------------------------------------------------------ */
+/* Killed with I/O in flight                                           */
+/* ------------------------------------------------------------------ */
+
+struct victim { int fd; hive_pid parent; bool send; char *buf; };
+
+/* Tells the parent it is about to block, then blocks in a big operation
+ * that cannot finish: a recv nobody sends to, or a send nobody reads. */
+static void victim(void *arg)
+{
+    struct victim *v = arg;
+    size_t big = 4u << 20;
+    char *buf = v->buf;        /* the parent's: it reuses and frees it after the kill */
+    memset(buf, 'v', big);
+    hive_send(v->parent, T_READY, NULL, 0);
+    if (v->send)
+        hive_io_send(v->fd, buf, big, HIVE_INFINITY);
+    else
+        hive_io_recv(v->fd, buf, big, HIVE_INFINITY);
+    ck_abort_msg("the operation finished");
+}
+
+/* A stack buffer in flight: recv into the process's own stack. */
+static void stack_victim(void *arg)
+{
+    struct victim *v = arg;
+    char buf[64 * 1024];
+    hive_send(v->parent, T_READY, NULL, 0);
+    hive_io_recv(v->fd, buf, sizeof buf, HIVE_INFINITY);
+    ck_abort_msg("the operation finished");
+}
+
+/* Writes over a fresh stack, where a victim's buffer may have been. */
+static void scribble(void *arg)
+{
+    (void)arg;
+    volatile char buf[64 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 64)
+        buf[i] = 's';
+}
+
+#define NV 24
+
+static void t_kill(void *arg)
+{
+    (void)arg;
+    int pairs[NV][2];
+    struct victim v[NV];
+    hive_ref mon[NV];
+    hive_pid pid[NV];
+    for (int i = 0; i < NV; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]), 0);
+        v[i] = (struct victim){ .fd = pairs[i][0], .parent = hive_self(), .send = i % 3 == 1,
+                                .buf = malloc(4u << 20) };
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &mon[i] };
+        ck_assert_int_eq(hive_spawn_opt(i % 3 == 2 ? stack_victim : victim, &v[i], &o, &pid[i]), 0);
+    }
+    for (int i = 0; i < NV; i++)
+        hive_msg_free(recv_tag(T_READY, 5000));
+    /* They are in their operations now, or about to be: either way the
+     * kill finds them there or at their next receive. Let the kernel see
+     * the operations first (each victim yields to the scheduler loop). */
+    for (int k = 0; k < 3; k++)
+        hive_yield();
+    for (int i = 0; i < NV; i++)
+        ck_assert_int_eq(hive_kill(pid[i], HIVE_KILL), 0);
+    for (int i = 0; i < NV; i++)
+        ck_assert_int_eq(wait_down(mon[i]), HIVE_KILLED);
+    /* Their buffers are reused and freed at once. */
+    for (int i = 0; i < NV; i++) {
+        memset(v[i].buf, 'p', 4u << 20);
+        free(v[i].buf);
+    }
+    /* New processes reuse the victims' stacks and memory meanwhile. */
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(hive_spawn(scribble, NULL, NULL), 0);
+    /* The receives were cancelled, not left in the kernel: data sent now
+     * stay in the socket for the next reader. The sends stopped: what the
+     * peer reads is all there is. */
+    for (int i = 0; i < NV; i++) {
+        if (!v[i].send) {
+            ck_assert_int_eq(hive_io_send(pairs[i][1], "after", 5, 2000), 5);
+            char buf[8];
+            ck_assert_int_eq(hive_io_recv(pairs[i][0], buf, sizeof buf, 2000), 5);
+            ck_assert(memcmp(buf, "after", 5) == 0);
+        } else {
+            static char sink[1 << 16];
+            size_t total = 0;
+            ssize_t n;
+            while ((n = hive_io_recv(pairs[i][1], sink, sizeof sink, 50)) > 0) {
+                for (ssize_t j = 0; j < n; j++)
+                    ck_assert_int_eq(sink[j], 'v');
+                total += (size_t)n;
+            }
+            ck_assert_int_eq(n, -ETIMEDOUT); /* nothing more comes */
+            ck_assert_uint_lt(total, 4u << 20);
+        }
+        hive_io_close(pairs[i][0]);
+        hive_io_close(pairs[i][1]);
+    }
+    hive_sched_stats tot;
+    hive_stats(NULL, 0, &tot);
+    ck_assert_uint_gt(tot.io_cancels, 0); /* some sends may have finished a piece first */
+}
+START_TEST(kill_during_large_recv_and_send_cancels_in_kernel) { run_hive(2, t_kill, NULL); }
+END_TEST
+
+/* Processes that exit (not killed) with a recv_async pending, many times
+ * over, on both schedulers: their requests are cancelled and freed. */
+static void async_leaver(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    hive_ref r;
+    ck_assert_int_eq(hive_io_recv_async(fd, 1 << 16, &r), 0);
+    hive_yield();
+}
+
+static void t_exit_async(void *arg)
+{
+    (void)arg;
+    int sp[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    for (int i = 0; i < 500; i++) {
+        hive_ref mon;
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &mon };
+        ck_assert_int_eq(hive_spawn_opt(async_leaver, (void *)(intptr_t)sp[0], &o, NULL), 0);
+        ck_assert_int_eq(wait_down(mon), HIVE_NORMAL);
+    }
+    /* None of them is still reading the socket. */
+    ck_assert_int_eq(hive_io_send(sp[1], "z", 1, 1000), 1);
+    char c;
+    ck_assert_int_eq(hive_io_recv(sp[0], &c, 1, 2000), 1);
+    ck_assert_int_eq(c, 'z');
+    hive_io_close(sp[0]);
+    hive_io_close(sp[1]);
+}
+START_TEST(exit_with_recv_async_pending_cancels_it) { run_hive(2, t_exit_async, NULL); }
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A tiny ring                                                         */
+/* ------------------------------------------------------------------ */
+
+#define NTINY 2000
+
+static void t_tiny(void *arg)
+{
+    (void)arg;
+    static int sp[NTINY][2];
+    static hive_ref req[NTINY];
+    for (int i = 0; i < NTINY; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]), 0);
+        /* NTINY requests queued in one pass: the SQ fills again and again. */
+        ck_assert_int_eq(hive_io_recv_async(sp[i][0], 64, &req[i]), 0);
+    }
+    hive_yield();  /* the loop submits what is left */
+    /* Data for all at once: far more completions than the CQ holds. */
+    for (int i = 0; i < NTINY; i++)
+        ck_assert_int_eq(send(sp[i][1], &i, sizeof i, MSG_NOSIGNAL), (ssize_t)sizeof i);
+    static bool seen[NTINY];
+    for (int k = 0; k < NTINY; k++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive(&m, 10000), 0);
+        ck_assert_uint_eq(m->tag, HIVE_TAG_IO);
+        ck_assert_uint_eq(m->len, sizeof(int));
+        int i = *(int *)m->data;
+        ck_assert(i >= 0 && i < NTINY && !seen[i]);
+        ck_assert(hive_ref_eq(m->ref, req[i]));
+        seen[i] = true;
+        hive_msg_free(m);
+    }
+    for (int i = 0; i < NTINY; i++) {
+        close(sp[i][0]);
+        close(sp[i][1]);
+    }
+    hive_sched_stats tot;
+    hive_stats(NULL, 0, &tot);
+    ck_assert_uint_ge(tot.io_submitted, NTINY);
+    ck_assert_uint_ge(tot.io_completed, NTINY);
+}
+START_TEST(tiny_ring_full_sq_and_cq_overflow_lose_nothing)
+{
+    struct rlimit rl = { 8192, 8192 };
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 1;
+    cfg.pin = false;
+    cfg.ring_entries = 8;  /* the smallest: CQ of 128 */
+    run_hive_cfg(&cfg, t_tiny, NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* 10,000 connections                                                  */
+/* ------------------------------------------------------------------ */
+
+#define NCONN 10000
+
+/* The client side lives in a child process (plain sockets, blocking
+ * calls): 2 x 10,000 fds do not fit under one process's RLIMIT_NOFILE on
+ * every host. It connects NCONN times and sends each connection its
+ * number, reads every echo back, says 'R' on a pipe, and closes them all
+ * when the parent says 'G'. */
+static void clients(int lfd_port, int to_parent, int from_parent)
+{
+    static int fds[NCONN];
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)lfd_port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    for (int i = 0; i < NCONN; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&sa, sizeof sa) < 0)
+            _exit(10);
+        uint64_t v = (uint64_t)i;
+        if (send(fds[i], &v, 8, MSG_NOSIGNAL) != 8)
+            _exit(11);
+    }
+    for (int i = 0; i < NCONN; i++) {
+        uint64_t v = 0;
+        if (recv(fds[i], &v, 8, MSG_WAITALL) != 8 || v != (uint64_t)i)
+            _exit(12);
+    }
+    char c = 'R';
+    if (write(to_parent, &c, 1) != 1 || read(from_parent, &c, 1) != 1 || c != 'G')
+        _exit(13);
+    for (int i = 0; i < NCONN; i++)
+        close(fds[i]);
+    _exit(0);
+}
+
+struct many { int lfd; hive_pid main; int from_child, to_child; };
+
+/* One gen_server per accepted connection, served from handle_info with
+ * recv_async: idle, it holds no stack (10,000 of them cost their records
+ * and buffers, not 10,000 stacks). Echoes 8 bytes, then waits for EOF. */
+struct conn { int fd; hive_ref req; hive_pid main; char buf[8]; uint32_t got; };
+
+static int conn_init(hive_gs *gs, void *arg, void **state)
+{
+    (void)gs;
+    struct conn *c = arg;
+    *state = c;
+    return hive_io_recv_async(c->fd, sizeof c->buf, &c->req);
+}
+
+static void conn_info(hive_gs *gs, void *state, const hive_msg *m)
+{
+    struct conn *c = state;
+    ck_assert_uint_eq(m->tag, HIVE_TAG_IO);
+    ck_assert(hive_ref_eq(m->ref, c->req));
+    if (m->len == 0) {
+        ck_assert_uint_eq(c->got, 8);
+        hive_gs_stop_self(gs, HIVE_NORMAL);
+        return;
+    }
+    ck_assert_uint_le(c->got + m->len, 8);
+    memcpy(c->buf + c->got, m->data, m->len);
+    c->got += m->len;
+    if (c->got == 8) {
+        ck_assert_int_eq(hive_io_send(c->fd, c->buf, 8, 60000), 8);
+        hive_send(c->main, T_READY, NULL, 0);
+    }
+    ck_assert_int_eq(hive_io_recv_async(c->fd, sizeof c->buf, &c->req), 0);
+}
+
+static void conn_terminate(hive_gs *gs, void *state, hive_reason reason)
+{
+    (void)gs;
+    struct conn *c = state;
+    hive_io_close(c->fd);
+    hive_send(c->main, T_DONE, &reason, sizeof reason);
+    free(c);
+}
+
+static const hive_gen_server CONN = {
+    .init = conn_init, .handle_info = conn_info, .terminate = conn_terminate,
+};
+
+static void acceptor(void *arg)
+{
+    struct many *m = arg;
+    for (int i = 0; i < NCONN; i++) {
+        int fd = hive_io_accept(m->lfd, NULL, NULL, 60000);
+        ck_assert_int_ge(fd, 0);
+        struct conn *c = calloc(1, sizeof *c);
+        c->fd = fd;
+        c->main = m->main;
+        ck_assert_int_eq(hive_gs_start(&CONN, c, NULL, NULL), 0);
+    }
+}
+
+static void t_many(void *arg)
+{
+    struct many *m = arg;
+    m->main = hive_self();
+    ck_assert_int_eq(hive_spawn(acceptor, m, NULL), 0);
+    for (int i = 0; i < NCONN; i++)
+        hive_msg_free(recv_tag(T_READY, 120000));
+    char c;
+    ck_assert_int_eq(hive_io_read(m->from_child, &c, 1, -1, 60000), 1);
+    ck_assert_int_eq(c, 'R');
+    /* All NCONN connections are open at once here, each with a recv in
+     * flight for its server. */
+    ck_assert_int_eq(hive_io_write(m->to_child, "G", 1, -1, 1000), 1);
+    for (int i = 0; i < NCONN; i++) {
+        hive_msg *d = recv_tag(T_DONE, 120000);
+        ck_assert_int_eq(*(hive_reason *)d->data, HIVE_NORMAL);
+        hive_msg_free(d);
+    }
+    hive_io_close(m->lfd);
+}
+START_TEST(ten_thousand_concurrent_loopback_connections)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    ck_assert_msg(rl.rlim_max >= NCONN + 512, "RLIMIT_NOFILE hard limit %lu is too low",
+                  (unsigned long)rl.rlim_max);
+    rl.rlim_cur = rl.rlim_max;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    struct many m;
+    ck_assert_int_eq(hive_tcp_listen("127.0.0.1", 0, 4096, &m.lfd), 0);
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    int port = port_of(m.lfd);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(m.lfd);
+        clients(port, up[1], down[0]);
+    }
+    close(up[1]);
+    close(down[0]);
+    m.from_child = up[0];
+    m.to_child = down[1];
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 2;
+    cfg.pin = false;
+    cfg.stack_size = 64 * 1024;
+    cfg.shutdown_ms = 2000;
+    run_hive_cfg(&cfg, t_many, &m);
+    int st;
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client child: status %d", st);
+}
+END_TEST
+
+static Suite *io_stress_suite(void)
+{
+    Suite *s = suite_create("io_stress");
+    TCase *tc = tcase_create("io_stress");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, kill_during_large_recv_and_send_cancels_in_kernel);
+    tcase_add_test(tc, exit_with_recv_async_pending_cancels_it);
+    tcase_add_test(tc, tiny_ring_full_sq_and_cq_overflow_lose_nothing);
+    tcase_add_test(tc, ten_thousand_concurrent_loopback_connections);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+HIVE_TEST_MAIN(io_stress_suite)
