@@ -9,6 +9,12 @@
  * HIVE_INFINITY (-1) means no timeout. Blocking functions may only be called
  * from inside a hive process (otherwise -EPERM); hive_send, hive_cast and
  * hive_kill work from any thread.
+ *
+ * ABI: every function declared here carries HIVE_API, and nothing else in
+ * libhive.so is exported (the library is built with hidden visibility). A
+ * new public function needs HIVE_API or programs linking the shared library
+ * will not find it; scripts/test-install.sh checks that every exported
+ * symbol starts with hive_.
  */
 #ifndef HIVE_H
 #define HIVE_H
@@ -24,6 +30,13 @@
 extern "C" {
 #endif
 
+/* Exports a declaration from libhive.so. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HIVE_API __attribute__((visibility("default")))
+#else
+#define HIVE_API
+#endif
+
 #define HIVE_VERSION_MAJOR 0
 #define HIVE_VERSION_MINOR 1
 #define HIVE_VERSION_PATCH 0
@@ -37,7 +50,7 @@ extern "C" {
 /* A static string for a negative errno (or HIVE_IGNORE) that also names the
  * OTP equivalent where there is one: -ETIMEDOUT -> "timeout", -ESRCH ->
  * "noproc", ... Never NULL. */
-const char *hive_strerror(int err);
+HIVE_API const char *hive_strerror(int err);
 
 /* ------------------------------------------------------------------ */
 /* Runtime                                                             */
@@ -71,19 +84,19 @@ typedef struct hive_config {
                               true */
 } hive_config;
 
-void hive_config_default(hive_config *cfg);
+HIVE_API void hive_config_default(hive_config *cfg);
 /* Overrides cfg fields from HIVE_SCHEDULERS, HIVE_PIN, HIVE_STACK_SIZE,
  * HIVE_MAX_PROCESSES, HIVE_RING_ENTRIES, HIVE_SQPOLL, HIVE_SPIN_US,
  * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET,
  * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE. -EINVAL and a message on
  * stderr naming the variable when a value is bad (cfg is then unchanged). */
-int  hive_config_from_env(hive_config *cfg);
+HIVE_API int  hive_config_from_env(hive_config *cfg);
 
 /* Start the runtime, run main_fn(arg) as the first process, return when it
  * exits (after shutting every other process down): 0 or -errno. NULL cfg ==
  * defaults. Fails at once, with a message naming the cause, if io_uring is
  * not available. */
-int  hive_main(const hive_config *cfg, void (*main_fn)(void *), void *arg);
+HIVE_API int  hive_main(const hive_config *cfg, void (*main_fn)(void *), void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Processes and messages                                              */
@@ -128,24 +141,24 @@ typedef struct hive_spawn_opts {
     size_t    stack_size; /* 0 = the runtime's stack_size */
 } hive_spawn_opts;        /* NULL opts == all defaults */
 
-int      hive_spawn(void (*fn)(void *), void *arg, hive_pid *out);
-int      hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts,
-                        hive_pid *out);
-hive_pid hive_self(void);                 /* HIVE_NOPID outside a process */
-int      hive_send(hive_pid to, uint32_t tag, const void *data, size_t len); /* copies */
-hive_msg *hive_msg_alloc(size_t len);     /* NULL if len > max_message or no memory */
-int      hive_send_msg(hive_pid to, hive_msg *m); /* on failure the caller still owns m */
-void     hive_msg_free(hive_msg *m);      /* NULL is a no-op */
-int      hive_receive(hive_msg **out, int64_t timeout_ms);
-int      hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx,
-                         hive_msg **out, int64_t timeout_ms);
-int      hive_yield(void);
-_Noreturn void hive_exit(hive_reason reason);
-int      hive_kill(hive_pid pid, hive_reason reason);
-bool     hive_is_alive(hive_pid pid);
+HIVE_API int      hive_spawn(void (*fn)(void *), void *arg, hive_pid *out);
+HIVE_API int      hive_spawn_opt(void (*fn)(void *), void *arg, const hive_spawn_opts *opts,
+                                 hive_pid *out);
+HIVE_API hive_pid hive_self(void);                 /* HIVE_NOPID outside a process */
+HIVE_API int      hive_send(hive_pid to, uint32_t tag, const void *data, size_t len); /* copies */
+HIVE_API hive_msg *hive_msg_alloc(size_t len);     /* NULL if len > max_message or no memory */
+HIVE_API int      hive_send_msg(hive_pid to, hive_msg *m); /* on failure the caller still owns m */
+HIVE_API void     hive_msg_free(hive_msg *m);      /* NULL is a no-op */
+HIVE_API int      hive_receive(hive_msg **out, int64_t timeout_ms);
+HIVE_API int      hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx,
+                                  hive_msg **out, int64_t timeout_ms);
+HIVE_API int      hive_yield(void);
+HIVE_API _Noreturn void hive_exit(hive_reason reason);
+HIVE_API int      hive_kill(hive_pid pid, hive_reason reason);
+HIVE_API bool     hive_is_alive(hive_pid pid);
 
 /* Refs: a fresh runtime-unique reference (works from any thread). */
-hive_ref hive_make_ref(void);
+HIVE_API hive_ref hive_make_ref(void);
 static inline bool hive_ref_eq(hive_ref a, hive_ref b) { return a.hi == b.hi && a.lo == b.lo; }
 
 /* ------------------------------------------------------------------ */
@@ -165,11 +178,11 @@ typedef struct hive_exit_signal {
     hive_reason reason;
 } hive_exit_signal;
 
-int  hive_link(hive_pid pid);
-int  hive_unlink(hive_pid pid);
-int  hive_monitor(hive_pid pid, hive_ref *mref);
-int  hive_demonitor(hive_ref mref, unsigned flags);
-bool hive_trap_exits(bool on);
+HIVE_API int  hive_link(hive_pid pid);
+HIVE_API int  hive_unlink(hive_pid pid);
+HIVE_API int  hive_monitor(hive_pid pid, hive_ref *mref);
+HIVE_API int  hive_demonitor(hive_ref mref, unsigned flags);
+HIVE_API bool hive_trap_exits(bool on);
 
 /* ------------------------------------------------------------------ */
 /* Timers                                                              */
@@ -177,12 +190,12 @@ bool hive_trap_exits(bool on);
 
 typedef struct { uint64_t id; } hive_timer;
 
-int     hive_send_after(hive_pid to, uint32_t tag, const void *data, size_t len,
-                        int64_t ms, hive_timer *out);
-int     hive_send_interval(hive_pid to, uint32_t tag, const void *data, size_t len,
-                           int64_t ms, hive_timer *out);
-int64_t hive_cancel_timer(hive_timer t);  /* ms left, or -ENOENT if it already fired */
-int     hive_sleep(int64_t ms);
+HIVE_API int     hive_send_after(hive_pid to, uint32_t tag, const void *data, size_t len,
+                                 int64_t ms, hive_timer *out);
+HIVE_API int     hive_send_interval(hive_pid to, uint32_t tag, const void *data, size_t len,
+                                    int64_t ms, hive_timer *out);
+HIVE_API int64_t hive_cancel_timer(hive_timer t);  /* ms left, or -ENOENT if it already fired */
+HIVE_API int     hive_sleep(int64_t ms);
 
 /* ------------------------------------------------------------------ */
 /* Registry                                                            */
@@ -190,9 +203,9 @@ int     hive_sleep(int64_t ms);
 
 #define HIVE_NAME_MAX 63
 
-int      hive_register(const char *name, hive_pid pid);
-int      hive_unregister(const char *name);
-hive_pid hive_whereis(const char *name);
+HIVE_API int      hive_register(const char *name, hive_pid pid);
+HIVE_API int      hive_unregister(const char *name);
+HIVE_API hive_pid hive_whereis(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* gen_server                                                          */
@@ -217,22 +230,23 @@ typedef struct hive_gs_opts {
     unsigned    flags;    /* HIVE_LINK (to the caller) */
 } hive_gs_opts;
 
-int  hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts, hive_pid *out);
-int  hive_call(hive_pid server, uint32_t tag, const void *req, size_t len,
-               hive_msg **reply, int64_t timeout_ms);
-int  hive_call_name(const char *name, uint32_t tag, const void *req, size_t len,
-                    hive_msg **reply, int64_t timeout_ms);
-hive_reason hive_call_reason(void);
-int  hive_cast(hive_pid server, uint32_t tag, const void *msg, size_t len);
-int  hive_cast_name(const char *name, uint32_t tag, const void *msg, size_t len);
-int  hive_reply(hive_from from, uint32_t tag, const void *data, size_t len);
-void hive_gs_stop_self(hive_gs *gs, hive_reason reason);
-void hive_gs_continue(hive_gs *gs, uint32_t tag, const void *data, size_t len);
-void hive_gs_set_state(hive_gs *gs, void *state);
-int  hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms);
-int  hive_send_request(hive_pid server, uint32_t tag, const void *req, size_t len,
-                       hive_ref *req_id);
-int  hive_receive_response(hive_ref req_id, hive_msg **reply, int64_t timeout_ms);
+HIVE_API int  hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
+                            hive_pid *out);
+HIVE_API int  hive_call(hive_pid server, uint32_t tag, const void *req, size_t len,
+                        hive_msg **reply, int64_t timeout_ms);
+HIVE_API int  hive_call_name(const char *name, uint32_t tag, const void *req, size_t len,
+                             hive_msg **reply, int64_t timeout_ms);
+HIVE_API hive_reason hive_call_reason(void);
+HIVE_API int  hive_cast(hive_pid server, uint32_t tag, const void *msg, size_t len);
+HIVE_API int  hive_cast_name(const char *name, uint32_t tag, const void *msg, size_t len);
+HIVE_API int  hive_reply(hive_from from, uint32_t tag, const void *data, size_t len);
+HIVE_API void hive_gs_stop_self(hive_gs *gs, hive_reason reason);
+HIVE_API void hive_gs_continue(hive_gs *gs, uint32_t tag, const void *data, size_t len);
+HIVE_API void hive_gs_set_state(hive_gs *gs, void *state);
+HIVE_API int  hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms);
+HIVE_API int  hive_send_request(hive_pid server, uint32_t tag, const void *req, size_t len,
+                                hive_ref *req_id);
+HIVE_API int  hive_receive_response(hive_ref req_id, hive_msg **reply, int64_t timeout_ms);
 
 /* ------------------------------------------------------------------ */
 /* I/O (runtime/proc/io.c, docs/io.md)                                 */
@@ -326,7 +340,7 @@ typedef struct hive_sched_stats {
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)
  * with their sum plus what foreign threads did. Returns the number of
  * schedulers, or -EPERM when no runtime is running. */
-int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total);
+HIVE_API int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total);
 
 /* ------------------------------------------------------------------ */
 /* gen_server state access, process_info (runtime/gen_server.c, info.c) */
@@ -362,10 +376,10 @@ int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total)
  * exited first; hive_call_reason() says why) or -ETIMEDOUT. fn may read the
  * state or change it in place. When hive_gs_exec returns, fn is not running
  * and never will: a timeout that finds fn already started waits for it. */
-int hive_gs_exec(hive_pid server, void (*fn)(void *state, void *ctx), void *ctx,
-                 int64_t timeout_ms);
+HIVE_API int hive_gs_exec(hive_pid server, void (*fn)(void *state, void *ctx), void *ctx,
+                          int64_t timeout_ms);
 /* The server's state pointer (:sys.get_state); errors as hive_gs_exec. */
-int hive_gs_get_state(hive_pid server, void **state, int64_t timeout_ms);
+HIVE_API int hive_gs_get_state(hive_pid server, void **state, int64_t timeout_ms);
 
 enum hive_proc_status {
     HIVE_STATUS_RUNNABLE = 1,  /* queued to run */
@@ -397,7 +411,7 @@ struct hive_process_info {
 /* Process.info/1: 0, -EINVAL (NULL info, bad pid) or -ESRCH (not alive).
  * Works from any thread. Calls in flight (internal monitors) are not
  * counted as monitors. */
-int hive_process_info(hive_pid pid, struct hive_process_info *info);
+HIVE_API int hive_process_info(hive_pid pid, struct hive_process_info *info);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs the built tree into a scratch prefix and builds a tiny program
-# against the installed copy both ways: pkg-config and CMake find_package.
+# Installs the built tree into a scratch prefix, checks the installed
+# libhive.so's ABI (exports only hive_* symbols, soname libhive.so.1) and
+# builds a tiny program against the installed copy both ways: pkg-config
+# and CMake find_package.
 set -eu
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +11,32 @@ trap 'rm -rf "$tmp"' EXIT
 cmake --install "$top/$build" --prefix "$tmp/prefix" >/dev/null
 libdir=$(ls -d "$tmp"/prefix/lib* | head -n 1)
 libdir=$(find "$tmp/prefix" -name 'libhive.so' -printf '%h\n' | head -n 1)
+lib="$libdir/libhive.so"
+
+echo "== exported symbols"
+# Every defined dynamic symbol but weak ones (w/W/v/V) and the linker's own
+# markers must be public API: hive_*. Internal functions are hidden
+# (C_VISIBILITY_PRESET hidden, HIVE_API in include/hive.h).
+offenders=$(nm -D --defined-only "$lib" | awk '
+    NF >= 3 && $2 !~ /^[wWvV]$/ && $3 !~ /^hive_/ &&
+    $3 !~ /^(_init|_fini|__bss_start|_edata|_end|__end__|_etext|_DYNAMIC|_GLOBAL_OFFSET_TABLE_)$/ {
+        print "  " $2 " " $3
+    }')
+if [ -n "$offenders" ]; then
+    echo "libhive.so exports symbols outside the public API (hive_*):" >&2
+    echo "$offenders" >&2
+    exit 1
+fi
+echo "$(nm -D --defined-only "$lib" | awk '$3 ~ /^hive_/' | wc -l) symbols, all hive_*"
+
+echo "== soname"
+abi=$(sed -n 's/^set(HIVE_ABI_VERSION \([0-9][0-9]*\)).*/\1/p' "$top/CMakeLists.txt")
+soname=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
+if [ -z "$abi" ] || [ "$soname" != "libhive.so.$abi" ]; then
+    echo "libhive.so has soname '$soname', expected libhive.so.${abi:-?} (HIVE_ABI_VERSION)" >&2
+    exit 1
+fi
+echo "$soname"
 
 cat > "$tmp/hello.c" <<'C'
 #include <hive.h>

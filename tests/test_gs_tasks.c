@@ -1,0 +1,370 @@
+/*
+ * Servers that hand work to tasks or other servers: deferred replies
+ * (hive_reply from handle_info), tasks linked or only monitored, many
+ * servers computing in parallel.
+ */
+#include <stdio.h>
+
+#include "gs_scenarios.h"
+
+enum { Q_ASYNC = Q_LOCAL, Q_RESULT, Q_LINK, Q_FACT, Q_GREET, Q_SEND, Q_RECEIVED };
+
+/* seeds/003, AsyncTaskReplier: handle_call starts a monitored task and does
+ * not reply; the task's {ref, result} arrives in handle_info, which
+ * demonitors with flush and replies with GenServer.reply. */
+struct replier {
+    hive_ref  task_ref;
+    hive_pid  task;
+    hive_from from;
+    long      result;
+    int       downs;
+};
+
+struct task_arg {
+    hive_pid parent;
+    hive_ref ref;
+};
+
+static struct task_arg the_task_arg;
+
+static void async_task(void *arg)
+{
+    struct task_arg *t = arg;
+    hive_msg_free(recv_tag(Q_GO, 5000));
+    long result = 4242;
+    hive_msg *m = hive_msg_alloc(sizeof result);
+    m->tag = Q_RESULT;
+    m->ref = t->ref;          /* {ref, result} */
+    memcpy(m->data, &result, sizeof result);
+    ck_assert_int_eq(hive_send_msg(t->parent, m), 0);
+}
+
+static void replier_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    (void)req;
+    struct replier *r = state;
+    the_task_arg.parent = hive_self();
+    hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r->task_ref };
+    ck_assert_int_eq(hive_spawn_opt(async_task, &the_task_arg, &o, &r->task), 0);
+    the_task_arg.ref = r->task_ref;
+    hive_send(r->task, Q_GO, NULL, 0);
+    r->from = from; /* {:noreply, {ref, from}} */
+}
+
+static void queue_len_fn(void *state, void *ctx)
+{
+    (void)state;
+    struct hive_process_info pi;
+    hive_process_info(hive_self(), &pi);
+    *(uint32_t *)ctx = pi.message_queue_len;
+}
+
+static void replier_info(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct replier *r = state;
+    if (msg->tag == Q_RESULT && hive_ref_eq(msg->ref, r->task_ref)) {
+        hive_demonitor(r->task_ref, HIVE_FLUSH); /* no :DOWN after success */
+        r->result = *(long *)msg->data;
+        struct { hive_pid pid; long response; } rep = { r->from.pid, r->result };
+        hive_reply(r->from, Q_RESULT, &rep, sizeof rep);
+    } else if (msg->tag == HIVE_TAG_DOWN) {
+        r->downs++;
+    }
+}
+
+static void body_replier(void *arg)
+{
+    (void)arg;
+    static const hive_gen_server b = { .init = arg_is_state_init, .handle_call = replier_call,
+                                       .handle_info = replier_info };
+    struct replier st = { 0 };
+    hive_pid pid;
+    hive_gs_opts o = { .name = "AsyncTaskReplier" };
+    ck_assert_int_eq(hive_gs_start(&b, &st, &o, &pid), 0);
+    hive_msg *m;
+    ck_assert_int_eq(hive_call_name("AsyncTaskReplier", Q_ASYNC, NULL, 0, &m, 5000), 0);
+    struct { hive_pid pid; long response; } *rep = m->data;
+    ck_assert_int_eq(rep->pid, hive_self());
+    ck_assert_int_eq(rep->response, 4242);
+    hive_msg_free(m);
+    ck_assert(hive_is_alive(pid));
+    /* after the task ended, the server's mailbox holds no :DOWN */
+    hive_ref r = monitor(st.task);
+    wait_down(r);
+    uint32_t qlen = 99;
+    ck_assert_int_eq(hive_gs_exec(pid, queue_len_fn, &qlen, 1000), 0);
+    ck_assert_uint_eq(qlen, 0);
+    ck_assert_int_eq(st.downs, 0);
+}
+
+START_TEST(async_task_result_is_replied_later_with_reply)
+{
+    run_hive(2, body_replier, NULL);
+}
+END_TEST
+
+/* seeds/003, NoFailAsyncTaskRunner: a task started linked dies with the
+ * server stopped with :kill; one started unlinked survives it. */
+static void forever_task(void *arg)
+{
+    (void)arg;
+    hive_msg_free(recv_tag(Q_GO, HIVE_INFINITY));
+}
+
+static void runner_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    (void)state;
+    hive_pid task;
+    hive_spawn_opts o = { .flags = req->tag == Q_LINK ? HIVE_LINK : 0 };
+    ck_assert_int_eq(hive_spawn_opt(forever_task, NULL, &o, &task), 0);
+    hive_reply(from, req->tag, &task, sizeof task);
+}
+
+static void body_runner(void *arg)
+{
+    (void)arg;
+    static const hive_gen_server b = { .handle_call = runner_call };
+    for (int linked = 1; linked >= 0; linked--) {
+        hive_pid pid;
+        hive_gs_opts o = { .name = "NoFailAsyncTaskRunner" };
+        ck_assert_int_eq(hive_gs_start(&b, NULL, &o, &pid), 0);
+        hive_msg *m;
+        ck_assert_int_eq(hive_call(pid, linked ? Q_LINK : Q_ASYNC, NULL, 0, &m, 1000), 0);
+        hive_pid task = *(hive_pid *)m->data;
+        hive_msg_free(m);
+        hive_ref rt = monitor(task);
+        ck_assert_int_eq(hive_gs_stop(hive_whereis("NoFailAsyncTaskRunner"), HIVE_KILL, 1000), 0);
+        if (linked) {
+            ck_assert_int_eq(wait_down(rt), HIVE_KILLED); /* Is task alive? false */
+        } else {
+            ck_assert(hive_is_alive(task));                /* Is task alive? true */
+            hive_send(task, Q_GO, NULL, 0);
+            ck_assert_int_eq(wait_down(rt), HIVE_NORMAL);
+        }
+    }
+}
+
+START_TEST(linked_task_dies_with_its_server_unlinked_survives)
+{
+    run_hive(2, body_runner, NULL);
+}
+END_TEST
+
+/* seeds/003, AsyncTaskRunner: a failing task that is only monitored reaches
+ * handle_info as a :DOWN, the server lives on; a failing linked task takes
+ * the server down (a supervisor would restart it). */
+struct taskrunner {
+    hive_pid observer;
+};
+
+static void failing_task(void *arg)
+{
+    (void)arg;
+    hive_kill(hive_self(), HIVE_KILL); /* Process.exit(self(), :kill) */
+}
+
+static void taskrunner_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    (void)state;
+    hive_pid task;
+    hive_ref ref;
+    hive_spawn_opts o = { .flags = req->tag == Q_LINK ? HIVE_LINK : HIVE_MONITOR, .monitor = &ref };
+    ck_assert_int_eq(hive_spawn_opt(failing_task, NULL, &o, &task), 0);
+    bool alive = true;
+    hive_reply(from, req->tag, &alive, sizeof alive); /* {:reply, Process.alive?(self()), ref} */
+}
+
+static void taskrunner_info(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct taskrunner *t = state;
+    if (msg->tag == HIVE_TAG_DOWN) {
+        hive_reason why = ((const hive_down *)msg->data)->reason;
+        hive_send(t->observer, Q_NOTE, &why, sizeof why);
+    }
+}
+
+static void body_failing_tasks(void *arg)
+{
+    (void)arg;
+    static const hive_gen_server b = { .init = arg_is_state_init, .handle_call = taskrunner_call,
+                                       .handle_info = taskrunner_info };
+    struct taskrunner st = { .observer = hive_self() };
+    hive_pid pid;
+    ck_assert_int_eq(hive_gs_start(&b, &st, NULL, &pid), 0);
+    hive_msg *m;
+    ck_assert_int_eq(hive_call(pid, Q_ASYNC, NULL, 0, &m, 1000), 0);
+    hive_msg_free(m);
+    m = recv_tag(Q_NOTE, 5000);
+    ck_assert_int_eq(*(hive_reason *)m->data, HIVE_KILLED);
+    hive_msg_free(m);
+    ck_assert(hive_is_alive(pid)); /* same pid, not restarted */
+    hive_ref r = monitor(pid);
+    ck_assert_int_eq(hive_call(pid, Q_LINK, NULL, 0, &m, 1000), 0);
+    hive_msg_free(m);
+    ck_assert_int_eq(wait_down(r), HIVE_KILLED); /* the linked failure took it down */
+}
+
+START_TEST(failing_monitored_task_is_a_down_failing_linked_task_kills_the_server)
+{
+    run_hive(2, body_failing_tasks, NULL);
+}
+END_TEST
+
+/* seeds/003, FactorialGs: n! mod p by 1000 servers, one chunk of 10 each. */
+#define FACT_P 1000000007L
+
+struct chunk {
+    long lo, hi;
+};
+
+static void fact_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    (void)req;
+    struct chunk *c = state;
+    long v = 1;
+    for (long i = c->lo; i <= c->hi; i++)
+        v = v * i % FACT_P;
+    hive_reply(from, Q_FACT, &v, sizeof v);
+}
+
+static void body_factorial(void *arg)
+{
+    (void)arg;
+    static const hive_gen_server b = { .init = arg_is_state_init, .handle_call = fact_call };
+    enum { N = 10000, CHUNK = 10 };
+    static struct chunk chunks[N / CHUNK];
+    long single = 1;
+    for (long i = 1; i <= N; i++)
+        single = single * i % FACT_P;
+    static hive_pid pids[N / CHUNK];
+    static hive_ref reqs[N / CHUNK];
+    for (int k = 0; k < N / CHUNK; k++) {
+        chunks[k] = (struct chunk){ k * CHUNK + 1, (k + 1) * CHUNK };
+        ck_assert_int_eq(hive_gs_start(&b, &chunks[k], NULL, &pids[k]), 0);
+        ck_assert_int_eq(hive_send_request(pids[k], Q_FACT, NULL, 0, &reqs[k]), 0);
+    }
+    long product = 1;
+    for (int k = 0; k < N / CHUNK; k++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_response(reqs[k], &m, 5000), 0);
+        product = product * reply_long(m) % FACT_P;
+        ck_assert_int_eq(hive_gs_stop(pids[k], HIVE_NORMAL, 1000), 0);
+    }
+    ck_assert_int_eq(product, single);
+    ck_assert_uint_eq(my_queue_len(), 0);
+}
+
+START_TEST(factorial_by_a_thousand_servers_matches_one_process)
+{
+    run_hive(4, body_factorial, NULL);
+}
+END_TEST
+
+/* seeds/004, Coordinator and WebSocket: an asynchronous service made to
+ * look synchronous with a deferred reply. */
+struct websocket {
+    hive_pid caller;
+};
+
+static int ws_init(hive_gs *gs, void *arg, void **state)
+{
+    (void)gs;
+    struct websocket *w = arg;
+    *state = w;
+    return 0;
+}
+
+static void ws_cast(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct websocket *w = state;
+    char response[128];
+    int n = snprintf(response, sizeof response, "%.*s to you too!", (int)msg->len,
+                     (const char *)msg->data);
+    hive_send(w->caller, Q_RECEIVED, response, (size_t)n); /* {:message_received, response} */
+}
+
+static const hive_gen_server WEBSOCKET = { .init = ws_init, .handle_cast = ws_cast };
+
+struct coordinator {
+    struct websocket ws_state;
+    hive_pid  async_pid;
+    hive_from caller;
+};
+
+static int coord_init(hive_gs *gs, void *arg, void **state)
+{
+    (void)gs;
+    struct coordinator *c = arg;
+    c->ws_state.caller = hive_self();
+    hive_gs_opts o = { .flags = HIVE_LINK };
+    int rc = hive_gs_start(&WEBSOCKET, &c->ws_state, &o, &c->async_pid);
+    *state = c;
+    return rc;
+}
+
+static void coord_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    struct coordinator *c = state;
+    ck_assert_int_eq(hive_cast(c->async_pid, Q_SEND, req->data, req->len), 0);
+    c->caller = from; /* {:noreply, Map.put(state, :caller, from)} */
+}
+
+static void coord_info(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct coordinator *c = state;
+    if (msg->tag == Q_RECEIVED)
+        hive_reply(c->caller, Q_GREET, msg->data, msg->len);
+}
+
+static void body_deferred_greet(void *arg)
+{
+    (void)arg;
+    static const hive_gen_server b = { .init = coord_init, .handle_call = coord_call,
+                                       .handle_info = coord_info };
+    struct coordinator c = { 0 };
+    hive_pid pid;
+    ck_assert_int_eq(hive_gs_start(&b, &c, NULL, &pid), 0);
+    for (int i = 0; i < 3; i++) {
+        const char hello[] = "Hello world";
+        hive_msg *m;
+        ck_assert_int_eq(hive_call(pid, Q_GREET, hello, sizeof hello - 1, &m, 1000), 0);
+        ck_assert_int_eq(m->len, strlen("Hello world to you too!"));
+        ck_assert(memcmp(m->data, "Hello world to you too!", m->len) == 0);
+        hive_msg_free(m);
+    }
+    ck_assert_uint_eq(my_queue_len(), 0);
+    hive_ref r = monitor(c.async_pid);
+    ck_assert_int_eq(hive_gs_stop(pid, HIVE_SHUTDOWN, 1000), 0);
+    ck_assert_int_eq(wait_down(r), HIVE_SHUTDOWN); /* the linked WebSocket went with it */
+}
+
+START_TEST(async_service_looks_synchronous_through_a_deferred_reply)
+{
+    run_hive(2, body_deferred_greet, NULL);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+    Suite *s = suite_create("gs_tasks");
+    TCase *tc = tcase_create("gs_tasks");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, async_task_result_is_replied_later_with_reply);
+    tcase_add_test(tc, linked_task_dies_with_its_server_unlinked_survives);
+    tcase_add_test(tc, failing_monitored_task_is_a_down_failing_linked_task_kills_the_server);
+    tcase_add_test(tc, factorial_by_a_thousand_servers_matches_one_process);
+    tcase_add_test(tc, async_service_looks_synchronous_through_a_deferred_reply);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+HIVE_TEST_MAIN(make_suite)
