@@ -269,36 +269,36 @@ HIVE_API int  hive_receive_response(hive_ref req_id, hive_msg **reply, int64_t t
  * ephemeral (see getsockname); SO_REUSEADDR and TCP_NODELAY (which accepted
  * connections inherit); backlog <= 0 = SOMAXCONN. 0 and *fd, or -errno
  * (-EADDRINUSE, -ENOENT for an unknown host, ...). */
-int     hive_tcp_listen(const char *host, uint16_t port, int backlog, int *fd);
+HIVE_API int     hive_tcp_listen(const char *host, uint16_t port, int backlog, int *fd);
 /* Resolves host (a numeric address never blocks; a name may block the
  * scheduler in getaddrinfo) and connects with hive_io_connect, trying each
  * address in turn within timeout_ms: 0 and *fd (TCP_NODELAY set), or -errno
  * (-ECONNREFUSED, -ETIMEDOUT, ...). */
-int     hive_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms, int *fd);
+HIVE_API int     hive_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms, int *fd);
 /* The new connection's fd (close-on-exec), or -errno. addr/addrlen as for
  * accept(2), both NULL or both set. */
-int     hive_io_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
+HIVE_API int     hive_io_accept(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
                        int64_t timeout_ms);
-int     hive_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+HIVE_API int     hive_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
                         int64_t timeout_ms);
 /* Bytes received (at most len, at most 256 KiB), 0 at EOF, or -errno. */
-ssize_t hive_io_recv(int fd, void *buf, size_t len, int64_t timeout_ms);
+HIVE_API ssize_t hive_io_recv(int fd, void *buf, size_t len, int64_t timeout_ms);
 /* len: every byte went, or a negative errno (then how much went is unknown). */
-ssize_t hive_io_send(int fd, const void *buf, size_t len, int64_t timeout_ms);
+HIVE_API ssize_t hive_io_send(int fd, const void *buf, size_t len, int64_t timeout_ms);
 /* pread/pwrite-like; offset -1 = the file's current position. read returns
  * what one operation gave (0 at EOF); write returns len or -errno. */
-ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t timeout_ms);
-ssize_t hive_io_write(int fd, const void *buf, size_t len, int64_t offset, int64_t timeout_ms);
+HIVE_API ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t timeout_ms);
+HIVE_API ssize_t hive_io_write(int fd, const void *buf, size_t len, int64_t offset, int64_t timeout_ms);
 /* From any thread: ends the operations in flight on a socket (shutdown:
  * a pending recv sees EOF, a pending accept -EINVAL), then closes it. */
-int     hive_io_close(int fd);
+HIVE_API int     hive_io_close(int fd);
 /* Erlang's {active, once}: the next data arrive as a message to the caller
  * with tag HIVE_TAG_IO, msg->ref = *req, the bytes as the payload (at most
  * max_len and 256 KiB; len 0: EOF); an error arrives as tag
  * HIVE_TAG_IO_ERROR with an int payload (-errno). The request is the
  * caller's until the message arrives or the caller exits. A gen_server
  * handles its socket in handle_info this way. */
-int     hive_io_recv_async(int fd, size_t max_len, hive_ref *req);
+HIVE_API int     hive_io_recv_async(int fd, size_t max_len, hive_ref *req);
 #define HIVE_TAG_IO        0xFFFF0010u
 #define HIVE_TAG_IO_ERROR  0xFFFF0011u
 

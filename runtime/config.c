@@ -79,7 +79,7 @@ static int bad(const char *var, const char *val, const char *want)
 }
 
 /* The numeric settings, each once: its variable, its field, its range.
- * hive_config_validate checks a config against this table and
+ * config_validate checks a config against this table and
  * hive_config_from_env parses into it, so the two cannot disagree. */
 struct limit {
     const char *env, *field;
@@ -133,7 +133,7 @@ static bool in_range(const struct limit *l, unsigned long long u)
     return u >= l->min && u <= l->max && (!l->pow2 || (u & (u - 1)) == 0);
 }
 
-int hive_config_validate(const hive_config *c)
+int config_validate(const hive_config *c)
 {
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         unsigned long long u = get_field(c, &limits[i]);

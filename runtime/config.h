@@ -5,6 +5,6 @@
 #include <hive.h>
 
 /* 0, or -EINVAL with a message naming the field. */
-int hive_config_validate(const hive_config *c);
+int config_validate(const hive_config *c);
 
 #endif

@@ -117,7 +117,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         cfg = *cfg_in;
     else
         hive_config_default(&cfg);
-    int rc = hive_config_validate(&cfg);
+    int rc = config_validate(&cfg);
     if (rc)
         return rc;
     if (cfg.schedulers == 0) {
