@@ -15,6 +15,8 @@
 
 #include "runtime/otp/gen_server.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/registry.h"
 #include "runtime/sched/sched.h"
 
 /* registry.c */

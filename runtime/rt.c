@@ -20,6 +20,8 @@
 #include "alloc/stack.h"
 #include "runtime/config.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/signal.h"
+#include "runtime/proc/registry.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
 #include "runtime/proc/io.h"

@@ -36,6 +36,8 @@
 #include "alloc/alloc.h"
 #include "runtime/proc/msg.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
 #include "runtime/sched/sched.h"
 
 /* ------------------------------------------------------------------ */

@@ -32,6 +32,8 @@
 #include "runtime/otp/call.h"
 #include "runtime/proc/msg.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
 #include "runtime/sched/sched.h"
 
 /* System requests (MK_SYSTEM nodes): n->aux says which. The tag is a

@@ -21,6 +21,9 @@
 
 #include "runtime/proc/io.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
+#include "runtime/proc/registry.h"
 #include "runtime/sched/sched.h"
 
 static void free_queue(struct proc *p)

@@ -53,6 +53,7 @@
 #include "io/ring.h"
 #include "runtime/proc/msg.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
 #include "runtime/sched/sched.h"
 
 /* The most one operation moves: a larger recv or read returns what fits,

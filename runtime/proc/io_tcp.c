@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
 
 static int resolve(const char *host, uint16_t port, bool passive, struct addrinfo **out)
 {

@@ -4,6 +4,8 @@
  * is send.c, receiving receive.c, the end of a process exit.c.
  */
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -12,6 +12,8 @@
 
 #include "alloc/alloc.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/timer.h"
 #include "runtime/proc/io.h"

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "runtime/proc/proc.h"
+#include "runtime/proc/registry.h"
 #include "runtime/sched/sched.h"
 
 #define REG_BUCKETS 16384u

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
 #include "runtime/sched/sched.h"
 
 /* The push and the scheduling it may call for, in one place: mbox_push

@@ -28,6 +28,8 @@
 
 #include "alloc/alloc.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
 #include "runtime/sched/sched.h"
 
 static void lock2(struct proc *a, struct proc *b)

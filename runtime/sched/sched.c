@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "runtime/proc/proc.h"
+#include "runtime/proc/signal.h"
 #include "runtime/proc/io.h"
 
 struct rt *g_rt;
