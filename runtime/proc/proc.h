@@ -202,6 +202,10 @@ static inline int proc_resolve_live(hive_pid pid, struct proc **out)
         return -ESRCH;
     return 0;
 }
+/* The checks every copied message passes (a send, a timer's message):
+ * its arguments, the runtime, the size limit, then its live target. 0,
+ * -EINVAL, -EPERM, -EMSGSIZE or -ESRCH (send.c). */
+int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, struct proc **out);
 /* The live process for pid, or NULL (dead, stale, or invalid). */
 struct proc *proc_live(hive_pid pid);
 /* Iterate over every allocated slot (shutdown, tests). */

@@ -69,12 +69,8 @@ static void send_done(struct proc *self, bool flooded)
 /* The pid is resolved once. A receiver that dies between that check and
  * the push is like one that dies just after it: its drain (or the next
  * process in the slot) frees a node whose `to` is not its pid. */
-/* The one path for copied messages (hive_send, hive_cast, hive_reply):
- * checks the arguments, resolves the pid once, builds the node on the
- * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
- * is an error is the caller's to say. */
-int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
-                   hive_ref ref)
+static inline int check_send(hive_pid to, uint32_t tag, const void *data, size_t len,
+                             struct proc **out)
 {
     if ((!data && len) || tag >= HIVE_TAG_SYSTEM)
         return -EINVAL;
@@ -82,8 +78,23 @@ int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, s
         return -EPERM;
     if (len > g_rt->cfg.max_message)
         return -EMSGSIZE;
+    return proc_resolve_live(to, out);
+}
+
+int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, struct proc **out)
+{
+    return check_send(to, tag, data, len, out);
+}
+
+/* The one path for copied messages (hive_send, hive_cast, hive_reply):
+ * checks the arguments, resolves the pid once, builds the node on the
+ * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
+ * is an error is the caller's to say. */
+int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
+                   hive_ref ref)
+{
     struct proc *p;
-    int rc = proc_resolve_live(to, &p);
+    int rc = check_send(to, tag, data, len, &p);
     if (rc)
         return rc;
     struct proc *self = cur_proc;

@@ -368,16 +368,10 @@ void timer_sched_fini(struct sched *s)
 static int timer_start(hive_pid to, uint32_t tag, const void *data, size_t len, int64_t ms,
                        bool interval, hive_timer *out)
 {
-    if ((!data && len) || tag >= HIVE_TAG_SYSTEM || ms < 0 || (interval && ms == 0))
+    if (ms < 0 || (interval && ms == 0) || (uint64_t)ms >= (WHEEL_MAX_TICKS >> 1))
         return -EINVAL;
-    if ((uint64_t)ms >= (WHEEL_MAX_TICKS >> 1))
-        return -EINVAL;
-    if (!g_rt)
-        return -EPERM;
-    if (len > g_rt->cfg.max_message)
-        return -EMSGSIZE;
     struct proc *p;
-    int rc = proc_resolve_live(to, &p);
+    int rc = proc_check_send(to, tag, data, len, &p);
     if (rc)
         return rc;
     struct sched *s = cur_sched;
