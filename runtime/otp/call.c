@@ -250,6 +250,13 @@ int hive_call_name(const char *name, uint32_t tag, const void *req, size_t len, 
     return do_call(self, server, tag, req, len, reply, timeout_ms);
 }
 
+void call_set_reason(hive_reason r)
+{
+    struct proc *self = cur_proc;
+    if (self)
+        self->call_reason = r;
+}
+
 hive_reason hive_call_reason(void)
 {
     struct proc *self = cur_proc;
