@@ -257,6 +257,19 @@ void call_set_reason(hive_reason r)
         self->call_reason = r;
 }
 
+bool call_self_linked(hive_pid pid)
+{
+    struct proc *self = cur_proc;
+    if (!self)
+        return false;
+    bool found = false;
+    proc_lock(self);
+    for (struct link *l = self->links; l && !found; l = l->next)
+        found = l->pid == pid;
+    proc_unlock(self);
+    return found;
+}
+
 hive_reason hive_call_reason(void)
 {
     struct proc *self = cur_proc;

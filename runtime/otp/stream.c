@@ -219,6 +219,8 @@ static void on_message(struct hive_stream *s, hive_msg *m)
     } else {
         struct sitem *it = running_by_ref(s, m->ref);
         it->reason = ((const hive_down *)m->data)->reason;
+        if (s->sup == HIVE_NOPID)
+            task_crash_propagates(it->pid, it->reason);
         item_finished(s, it, SI_FAILED);
     }
     hive_msg_free(m);

@@ -116,6 +116,16 @@ void task_kill_flush(hive_pid pid, hive_ref mref, bool linked)
         hive_msg_free(m);
 }
 
+void task_crash_propagates(hive_pid pid, hive_reason reason)
+{
+    if (reason == HIVE_NORMAL)
+        return;
+    bool trapping = hive_trap_exits(true);
+    hive_trap_exits(trapping);
+    if (!trapping && call_self_linked(pid))
+        hive_exit(reason);
+}
+
 static void task_ended(hive_task *t)
 {
     t->ref = (hive_ref){ 0, 0 };
@@ -138,11 +148,11 @@ static int task_check(hive_task *t, int64_t timeout_ms, bool allow_brutal)
         return -EINVAL;
     if (t->owner != self)
         return -EPERM;
-    if (!task_open(t))
-        return -ESRCH;
     if (timeout_ms < 0 && timeout_ms != HIVE_INFINITY &&
         !(allow_brutal && timeout_ms == HIVE_BRUTAL_KILL))
         return -EINVAL;
+    if (!task_open(t))
+        return -ESRCH;
     return 0;
 }
 
@@ -157,8 +167,10 @@ static int task_outcome(hive_task *t, hive_msg *m, void **result)
         hive_demonitor(t->ref, HIVE_FLUSH);
         rc = 0;
     } else {
-        call_set_reason(((const hive_down *)m->data)->reason);
+        hive_reason reason = ((const hive_down *)m->data)->reason;
         hive_msg_free(m);
+        task_crash_propagates(t->pid, reason);
+        call_set_reason(reason);
         rc = -ECONNRESET;
     }
     task_ended(t);

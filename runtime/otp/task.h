@@ -43,7 +43,14 @@ void task_go(hive_pid task);
 /* Stops a task at once and takes everything it may have left in the
  * caller's mailbox (reply, DOWN, a trapped EXIT). */
 void task_kill_flush(hive_pid pid, hive_ref mref, bool linked);
-/* hive_call_reason() for the calling process (call.c). */
+/* hive_call_reason() for the calling process, and whether it is linked to
+ * pid (call.c). */
 void call_set_reason(hive_reason r);
+bool call_self_linked(hive_pid pid);
+/* A linked task ended without a result: as in Elixir, its exit signal
+ * ends an owner that does not trap exits. That signal is on its way (the
+ * task sends it after its DOWN); the owner exits with the same reason now
+ * rather than return and be killed at its next receive. */
+void task_crash_propagates(hive_pid pid, hive_reason reason);
 
 #endif
