@@ -8,6 +8,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The sanitizers' hooks: this file no longer sees runtime/sched/ctx.h,
+ * which defines these for the rest of the runtime. */
+#if defined(__SANITIZE_ADDRESS__) && !defined(HIVE_ASAN)
+#define HIVE_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(HIVE_TSAN)
+#define HIVE_TSAN 1
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #ifdef HIVE_ASAN
 #include <sanitizer/asan_interface.h>
 /* Memory that held a stack may carry the poison of abandoned frames; clear

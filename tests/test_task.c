@@ -676,6 +676,20 @@ static void t_stream_infinite(void *arg)
 START_TEST(an_infinite_stream_closed_early_stops_cleanly) { run_hive(2, t_stream_infinite, NULL); }
 END_TEST
 
+/* 200,000 items natively (bench/ async_stream runs 1,000,000 and reports
+ * the peak RSS). Under TSan fewer: it keeps a shadow call stack per fiber
+ * (per process stack), and a pooled stack reused by tens of thousands of
+ * processes overflows it (see docs/architecture.md, Supervisors and tasks). */
+#ifndef STREAM_MEMORY_ITEMS
+#if defined(__SANITIZE_THREAD__)
+#define STREAM_MEMORY_ITEMS 10000
+#elif defined(__SANITIZE_ADDRESS__)
+#define STREAM_MEMORY_ITEMS 50000
+#else
+#define STREAM_MEMORY_ITEMS 200000
+#endif
+#endif
+
 static size_t rss_kb(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -712,10 +726,17 @@ static void t_stream_memory(void *arg)
     hive_stream_close(s);
     size_t rss_end = rss_kb();
     ck_assert_uint_eq(sum, n * (n - 1) / 2);
-    /* flat: what the stream holds is bounded by max_concurrency */
+    /* flat: what the stream holds is bounded by max_concurrency (not
+     * under the sanitizers: ASan's quarantine keeps freed memory resident
+     * on purpose, TSan's shadow grows with every fiber it has seen) */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     ck_assert_msg(rss_end <= rss_early + 8 * 1024, "RSS grew from %zu to %zu kB", rss_early, rss_end);
+#else
+    (void)rss_early;
+    (void)rss_end;
+#endif
 }
-START_TEST(a_long_stream_keeps_memory_flat) { run_hive(2, t_stream_memory, (void *)(uintptr_t)200000); }
+START_TEST(a_long_stream_keeps_memory_flat) { run_hive(2, t_stream_memory, (void *)(uintptr_t)STREAM_MEMORY_ITEMS); }
 END_TEST
 
 Suite *task_suite(void)
