@@ -10,6 +10,7 @@ CMAKE_GEN ?=
 
 BUILD_PKGS := cmake pkg-config gcc make liburing-dev libjemalloc-dev check perl
 PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
+BENCH_PKGS := libgmp-dev
 
 .PHONY: all build test bench deps deps-bench test-plain test-asan test-tsan test-install \
         test-bench-smoke clean
@@ -20,8 +21,8 @@ deps:
 	@scripts/ensure-deps.sh $(BUILD_PKGS)
 
 deps-bench:
-	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS); \
-	 else scripts/ensure-deps.sh $(BUILD_PKGS) $(PEER_PKGS); fi
+	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS) $(BENCH_PKGS); \
+	 else scripts/ensure-deps.sh $(BUILD_PKGS) $(BENCH_PKGS) $(PEER_PKGS); fi
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -1,45 +1,191 @@
 /*
  * Tasks: Elixir's Task (async / await / yield / shutdown) and
- * Task.Supervisor.async_nolink, on the public API.
+ * Task.Supervisor.async_nolink.
  *
- * A task is a process that runs fn(arg), sends its owner one reply (tag
- * TASK_TAG_REPLY, from = the task, the result in the payload) and exits
- * normally. The owner monitors it, so a task that ends without a reply is
- * its DOWN; the reply always comes before the DOWN (both are sent by the
- * task, in that order). A linked task unlinks itself before it replies: a
- * task that delivered its result sends no exit signal, so even an owner
- * that traps exits finds nothing of it in its mailbox after the await.
+ * Where a result goes. A task's result does not travel as a message: the
+ * owner awaits tasks in whatever order it likes, and a selective receive
+ * for one reply among many (plus each one's DOWN) costs a scan of every
+ * message that came before it — quadratic for a batch awaited in order
+ * but finished out of order. Instead each task process has a result slot
+ * in a table indexed by its process slot (struct tslot: a state word and
+ * the result), and the task lingers after its function returned until the
+ * owner has taken the result: while it is alive its table slot is its own,
+ * and the owner can drop its monitor and link before it goes, so that no
+ * DOWN and no exit signal is ever sent for a task that delivered.
  *
- * Every way a task ends for its owner takes what the task left: the reply
- * and then the DOWN (demonitor with flush), the DOWN alone, or, when the
- * owner stops it (await timeout, shutdown), unlink + kill + the DOWN, then
- * a reply that came just before. An ended task's ref is zeroed, so a
- * second await is -ESRCH.
+ * The state word is generation << 8 | state; the generation (the task
+ * pid's) tells a slot that belongs to this task from one left by an
+ * earlier process in the same slot or claimed by a later one. Transitions
+ * (all CAS, acq_rel; the result is written before DONE and WOKEN and read
+ * after them):
+ *
+ *   RUNNING -> DONE     the task, its function returned (no message)
+ *   RUNNING -> WAITING  the owner, about to wait in a receive
+ *   WAITING -> WOKEN    the task: it returned while the owner waits, and
+ *                       then sends it one TASK_TAG_WAKE message
+ *   WAITING -> RUNNING  the owner, whose wait timed out (yield)
+ *
+ * So the owner gets at most one message per task, and only while it waits
+ * for that very task. A task that dies without a result (a crash, a kill)
+ * leaves its state at RUNNING or WAITING and the owner gets its DOWN.
+ * Ending a task that delivered: demonitor (quiet: the task is alive),
+ * unlink, kill (it exits with no link or monitor, sending nothing).
+ *
+ * Who claims a slot: both the spawner (before async returns) and the task
+ * (first thing) move it from a foreign generation to this task's RUNNING;
+ * whichever comes second sees its own generation and leaves it alone.
+ *
+ * A lingering task holds its stack until it is awaited (or its owner
+ * exits: a linked task dies with it; a task supervisor's task monitors
+ * its owner and exits when it is gone).
+ *
+ * Streams (stream.c) use the other mode: each item's task sends its result
+ * as a TASK_TAG_REPLY message and exits; a stream's few running items are
+ * matched in O(1) by their slot in the stream.
  *
  * A task supervisor's task waits for a go from its owner before it runs:
  * the owner monitors it first, so even a task that crashes at once gives
  * the owner its own reason.
  */
 #include <hive.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/otp/task.h"
+#include "runtime/proc/proc.h"
+
+/* ------------------------------------------------------------------ */
+/* Result slots                                                        */
+/* ------------------------------------------------------------------ */
+
+enum { TS_RUNNING = 1, TS_DONE, TS_WAITING, TS_WOKEN };
+
+struct tslot {
+    _Atomic uint64_t st;    /* generation << 8 | state */
+    void *result;
+};
+
+#define TS_CHUNK_SHIFT 12
+#define TS_CHUNK (1u << TS_CHUNK_SHIFT)
+#define TS_NCHUNKS ((1u << 24) >> TS_CHUNK_SHIFT)
+
+/* Chunks allocated on first use and kept for the life of the program
+ * (entries are claimed afresh by every task). */
+static _Atomic(struct tslot *) ts_chunks[TS_NCHUNKS];
+static pthread_mutex_t ts_grow = PTHREAD_MUTEX_INITIALIZER;
+
+static struct tslot *tslot_of(hive_pid pid)
+{
+    uint32_t slot = pid_slot(pid);
+    unsigned ci = slot >> TS_CHUNK_SHIFT;
+    /* acquire: pairs with the release store below. */
+    struct tslot *c = atomic_load_explicit(&ts_chunks[ci], memory_order_acquire);
+    if (!c) {
+        pthread_mutex_lock(&ts_grow);
+        c = atomic_load_explicit(&ts_chunks[ci], memory_order_relaxed);
+        if (!c) {
+            c = calloc(TS_CHUNK, sizeof *c);
+            if (c)
+                atomic_store_explicit(&ts_chunks[ci], c, memory_order_release);
+        }
+        pthread_mutex_unlock(&ts_grow);
+        if (!c)
+            return NULL;
+    }
+    return &c[slot & (TS_CHUNK - 1)];
+}
+
+static inline uint64_t ts_word(hive_pid pid, unsigned state)
+{
+    return (uint64_t)pid_gen(pid) << 8 | state;
+}
+
+/* Moves the slot to this task's RUNNING unless it is this task's already. */
+static void tslot_claim(struct tslot *e, hive_pid pid)
+{
+    uint64_t old = atomic_load_explicit(&e->st, memory_order_acquire);
+    while ((old >> 8) != pid_gen(pid))
+        if (atomic_compare_exchange_weak_explicit(&e->st, &old, ts_word(pid, TS_RUNNING),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            break;
+}
+
+static bool ts_cas(struct tslot *e, hive_pid pid, unsigned from, unsigned to, uint64_t *seen)
+{
+    uint64_t old = ts_word(pid, from);
+    bool ok = atomic_compare_exchange_strong_explicit(&e->st, &old, ts_word(pid, to),
+                                                      memory_order_acq_rel, memory_order_acquire);
+    if (seen)
+        *seen = old;
+    return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* The task process                                                    */
+/* ------------------------------------------------------------------ */
 
 static bool match_go(const hive_msg *m, void *ctx)
 {
     return m->tag == TASK_TAG_GO && m->from == *(const hive_pid *)ctx;
 }
 
+static bool match_down_pid(const hive_msg *m, void *ctx)
+{
+    return m->tag == HIVE_TAG_DOWN && m->len == sizeof(hive_down) &&
+           ((const hive_down *)m->data)->pid == *(const hive_pid *)ctx;
+}
+
+/* Publishes the result, then waits to be taken (killed by the owner). */
+static void task_deliver(const struct task_start *st, void *result)
+{
+    hive_pid me = hive_self();
+    struct tslot *e = tslot_of(me);
+    e->result = result;
+    if (!ts_cas(e, me, TS_RUNNING, TS_DONE, NULL) && ts_cas(e, me, TS_WAITING, TS_WOKEN, NULL))
+        hive_send(st->owner, TASK_TAG_WAKE, NULL, 0);
+    hive_msg *m;
+    if (st->unlink_owner) {
+        /* Linked: the owner takes us, or its exit does (even if the
+         * function left us trapping exits). */
+        for (;;) {
+            if (hive_receive(&m, HIVE_INFINITY) != 0)
+                continue;
+            bool owner_gone = m->tag == HIVE_TAG_EXIT && m->from == st->owner;
+            hive_msg_free(m);
+            if (owner_gone)
+                return;
+        }
+    }
+    /* A task supervisor's task: also go when the owner is gone. */
+    hive_ref r;
+    if (hive_monitor(st->owner, &r) != 0)
+        return;
+    hive_pid owner = st->owner;
+    if (hive_receive_if(match_down_pid, &owner, &m, HIVE_INFINITY) == 0)
+        hive_msg_free(m);
+}
+
 static void task_main(void *arg)
 {
     struct task_start st = *(struct task_start *)arg;
     free(arg);
+    if (st.linger) {
+        hive_pid me = hive_self();
+        struct tslot *e = tslot_of(me);
+        if (e)
+            tslot_claim(e, me);
+    }
     if (st.wait_go) {
         hive_msg *m;
         if (hive_receive_if(match_go, &st.owner, &m, HIVE_INFINITY) != 0)
             return;
         hive_msg_free(m);
+    }
+    if (st.linger) {
+        task_deliver(&st, st.fn1(st.arg));
+        return;
     }
     struct task_reply r = { .index = st.index, .slot = st.slot };
     r.result = st.fn2 ? st.fn2(st.arg, st.index) : st.fn1(st.arg);
@@ -74,18 +220,19 @@ struct task_match {
     hive_ref ref;
 };
 
-/* The task's reply or its DOWN. */
+/* The task's wake (or stream reply) or its DOWN. */
 static bool match_task(const hive_msg *m, void *ctx)
 {
     const struct task_match *t = ctx;
-    if (m->tag == TASK_TAG_REPLY)
+    if (m->tag == TASK_TAG_WAKE || m->tag == TASK_TAG_REPLY)
         return m->from == t->pid;
     return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, t->ref);
 }
 
 static bool match_reply(const hive_msg *m, void *ctx)
 {
-    return m->tag == TASK_TAG_REPLY && m->from == *(const hive_pid *)ctx;
+    return (m->tag == TASK_TAG_REPLY || m->tag == TASK_TAG_WAKE) &&
+           m->from == *(const hive_pid *)ctx;
 }
 
 static bool match_down(const hive_msg *m, void *ctx)
@@ -111,7 +258,7 @@ void task_kill_flush(hive_pid pid, hive_ref mref, bool linked)
     hive_kill(pid, HIVE_KILL);
     if (hive_receive_if(match_down, &mref, &m, HIVE_INFINITY) == 0)
         hive_msg_free(m);
-    /* A reply sent just before the kill came before the DOWN. */
+    /* A reply or wake sent just before the kill came before the DOWN. */
     while (hive_receive_if(match_reply, &pid, &m, 0) == 0)
         hive_msg_free(m);
 }
@@ -156,33 +303,64 @@ static int task_check(hive_task *t, int64_t timeout_ms, bool allow_brutal)
     return 0;
 }
 
-/* What a reply or DOWN from the task means; the task is over either way. */
-static int task_outcome(hive_task *t, hive_msg *m, void **result)
+/* The task delivered: take the result and let it go, leaving nothing. */
+static int task_take(hive_task *t, struct tslot *e, void **result)
 {
-    int rc;
-    if (m->tag == TASK_TAG_REPLY) {
-        if (result)
-            *result = ((const struct task_reply *)m->data)->result;
-        hive_msg_free(m);
-        hive_demonitor(t->ref, HIVE_FLUSH);
-        rc = 0;
-    } else {
-        hive_reason reason = ((const hive_down *)m->data)->reason;
-        hive_msg_free(m);
-        task_crash_propagates(t->pid, reason);
-        call_set_reason(reason);
-        rc = -ECONNRESET;
-    }
+    if (result)
+        *result = e->result;
+    hive_demonitor(t->ref, HIVE_FLUSH); /* it is alive: no DOWN was sent */
+    hive_pid pid = t->pid;
+    hive_unlink(pid);
+    hive_msg *m;
+    while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
+        hive_msg_free(m); /* only if someone else killed it meanwhile */
+    hive_kill(pid, HIVE_KILL);
     task_ended(t);
-    return rc;
+    return 0;
 }
 
-static bool task_linked(const hive_task *t)
+/* The task died without a result: its DOWN is (or will be) ours. */
+static int task_lost(hive_task *t, hive_msg *down)
 {
-    /* A task supervisor's task is not linked to its owner; unlinking a
-     * process we are not linked to is harmless, so always unlink. */
-    (void)t;
-    return true;
+    hive_msg *m = down;
+    if (!m && hive_receive_if(match_down, &t->ref, &m, HIVE_INFINITY) != 0)
+        return -ESRCH;
+    hive_reason reason = ((const hive_down *)m->data)->reason;
+    hive_msg_free(m);
+    task_ended(t);
+    task_crash_propagates(t->pid, reason);
+    call_set_reason(reason);
+    return -ECONNRESET;
+}
+
+/* Waits for the task's outcome: 0 (result taken), -ECONNRESET (died),
+ * -ETIMEDOUT (still running: nothing changed), or a receive error. */
+static int task_wait(hive_task *t, int64_t timeout_ms, void **result)
+{
+    struct tslot *e = tslot_of(t->pid);
+    if (!e)
+        return -ENOMEM;
+    uint64_t seen;
+    if (!ts_cas(e, t->pid, TS_RUNNING, TS_WAITING, &seen)) {
+        if (seen == ts_word(t->pid, TS_DONE))
+            return task_take(t, e, result);
+        return task_lost(t, NULL); /* gone: its slot holds another process */
+    }
+    struct task_match mt = { t->pid, t->ref };
+    hive_msg *m;
+    int rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        if (ts_cas(e, t->pid, TS_WAITING, TS_RUNNING, NULL))
+            return -ETIMEDOUT;
+        /* It returned just now: its wake is on the way. */
+        rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+    }
+    if (rc)
+        return rc;
+    if (m->tag == HIVE_TAG_DOWN)
+        return task_lost(t, m);
+    hive_msg_free(m);
+    return task_take(t, e, result);
 }
 
 int hive_task_await(hive_task *t, int64_t timeout_ms, void **result)
@@ -190,18 +368,13 @@ int hive_task_await(hive_task *t, int64_t timeout_ms, void **result)
     int rc = task_check(t, timeout_ms, false);
     if (rc)
         return rc;
-    struct task_match mt = { t->pid, t->ref };
-    hive_msg *m;
-    rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
+    rc = task_wait(t, timeout_ms, result);
     if (rc == -ETIMEDOUT) {
-        /* Stopped, never leaked; a reply that raced the kill is taken. */
-        task_kill_flush(t->pid, t->ref, task_linked(t));
+        /* Stopped, never leaked. */
+        task_kill_flush(t->pid, t->ref, true);
         task_ended(t);
-        return -ETIMEDOUT;
     }
-    if (rc)
-        return rc;
-    return task_outcome(t, m, result);
+    return rc;
 }
 
 int hive_task_yield(hive_task *t, int64_t timeout_ms, void **result)
@@ -209,12 +382,7 @@ int hive_task_yield(hive_task *t, int64_t timeout_ms, void **result)
     int rc = task_check(t, timeout_ms, false);
     if (rc)
         return rc;
-    struct task_match mt = { t->pid, t->ref };
-    hive_msg *m;
-    rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
-    if (rc)
-        return rc; /* -ETIMEDOUT: still running, may be yielded again */
-    return task_outcome(t, m, result);
+    return task_wait(t, timeout_ms, result); /* -ETIMEDOUT: may be yielded again */
 }
 
 int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result)
@@ -228,22 +396,45 @@ int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result)
     hive_unlink(pid);
     while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
         hive_msg_free(m);
-    struct task_match mt = { pid, t->ref };
-    if (timeout_ms == HIVE_BRUTAL_KILL) {
-        hive_kill(pid, HIVE_KILL);
-        rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+    struct tslot *e = tslot_of(pid);
+    if (!e)
+        return -ENOMEM;
+    uint64_t seen;
+    if (!ts_cas(e, pid, TS_RUNNING, TS_WAITING, &seen)) {
+        if (seen == ts_word(pid, TS_DONE))
+            return task_take(t, e, result); /* it had finished: its result */
+        m = NULL;                           /* dead: its DOWN is queued */
     } else {
-        hive_kill(pid, HIVE_SHUTDOWN);
-        rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
-        if (rc == -ETIMEDOUT) {
+        struct task_match mt = { pid, t->ref };
+        if (timeout_ms == HIVE_BRUTAL_KILL) {
             hive_kill(pid, HIVE_KILL);
             rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+        } else {
+            hive_kill(pid, HIVE_SHUTDOWN);
+            rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
+            if (rc == -ETIMEDOUT) {
+                hive_kill(pid, HIVE_KILL);
+                rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+            }
+        }
+        if (rc)
+            return rc;
+        if (m->tag != HIVE_TAG_DOWN) {
+            /* It returned before the signal acted: its result. The
+             * shutdown may still end it before our kill: flush. */
+            hive_msg_free(m);
+            if (result)
+                *result = e->result;
+            hive_kill(pid, HIVE_KILL);
+            hive_demonitor(t->ref, HIVE_FLUSH);
+            if (hive_receive_if(match_down, &t->ref, &m, 0) == 0)
+                hive_msg_free(m);
+            task_ended(t);
+            return 0;
         }
     }
-    if (rc)
-        return rc;
-    if (m->tag == TASK_TAG_REPLY)
-        return task_outcome(t, m, result); /* it had finished: its result */
+    if (!m && hive_receive_if(match_down, &t->ref, &m, HIVE_INFINITY) != 0)
+        return -ESRCH;
     hive_reason reason = ((const hive_down *)m->data)->reason;
     hive_msg_free(m);
     task_ended(t);
@@ -260,13 +451,20 @@ int hive_task_async(void *(*fn)(void *arg), void *arg, hive_task *out)
     hive_pid self = hive_self();
     if (self == HIVE_NOPID)
         return -EPERM;
-    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .unlink_owner = true };
+    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .unlink_owner = true,
+                             .linger = true };
     hive_ref ref;
     hive_pid pid;
     int rc = task_spawn(&st, &(hive_spawn_opts){ .flags = HIVE_LINK | HIVE_MONITOR, .monitor = &ref },
                         &pid);
     if (rc)
         return rc;
+    struct tslot *e = tslot_of(pid);
+    if (!e) {
+        task_kill_flush(pid, ref, true);
+        return -ENOMEM;
+    }
+    tslot_claim(e, pid);
     out->pid = pid;
     out->ref = ref;
     out->owner = self;
@@ -280,17 +478,19 @@ int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, 
     hive_pid self = hive_self();
     if (self == HIVE_NOPID)
         return -EPERM;
-    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true };
+    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true, .linger = true };
     hive_pid pid;
     int rc = sup_start_task(sup, &st, &pid);
     if (rc)
         return rc;
+    struct tslot *e = tslot_of(pid);
     hive_ref ref;
-    rc = hive_monitor(pid, &ref);
+    rc = e ? hive_monitor(pid, &ref) : -ENOMEM;
     if (rc) {
         hive_kill(pid, HIVE_KILL);
         return rc;
     }
+    tslot_claim(e, pid);
     task_go(pid);
     out->pid = pid;
     out->ref = ref;

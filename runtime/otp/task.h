@@ -13,6 +13,7 @@
  * started by a task supervisor waits for (its owner monitors it first). */
 #define TASK_TAG_REPLY (HIVE_TAG_SYSTEM - 0x100u)
 #define TASK_TAG_GO    (HIVE_TAG_SYSTEM - 0x0FFu)
+#define TASK_TAG_WAKE  (HIVE_TAG_SYSTEM - 0x0FEu)  /* task.c: "done, and you wait" */
 
 /* What a task runs: fn1(arg), or fn2(arg, index) for a stream's item. */
 struct task_start {
@@ -24,6 +25,9 @@ struct task_start {
     hive_pid owner;         /* gets the reply */
     bool     unlink_owner;  /* linked to the owner: unlink before the reply */
     bool     wait_go;       /* wait for TASK_TAG_GO from the owner first */
+    bool     linger;        /* a hive_task: the result goes to its result slot
+                               and the task waits to be taken (task.c);
+                               else it is sent as a TASK_TAG_REPLY (streams) */
 };
 
 /* The reply's payload (tag TASK_TAG_REPLY, from = the task). */

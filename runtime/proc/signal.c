@@ -159,7 +159,11 @@ int sig_link(struct proc *self, hive_pid target)
     if (atomic_load_explicit(&t->pid, memory_order_relaxed) != target ||
         (t->flags & PF_EXITING)) {
         rc = -ESRCH;
-    } else if (!link_has(self->links, target)) {
+    } else if (!link_has(t->links, me)) {
+        /* Links are kept on both ends under both locks, so either list
+         * answers; the target's is the one to read: a process that spawns
+         * many linked children (tasks) has a long list, each child a short
+         * one. */
         a->pid = target;
         a->next = self->links;
         self->links = a;
