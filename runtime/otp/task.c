@@ -303,12 +303,24 @@ static int task_check(hive_task *t, int64_t timeout_ms, bool allow_brutal)
     return 0;
 }
 
+/* Drops the monitor of a task; a DOWN that was already sent is taken.
+ * Through the task's list of watchers: an owner with many tasks
+ * outstanding has a long list of monitors, each task a short one. */
+static void task_demonitor(hive_pid pid, hive_ref ref)
+{
+    if (sig_unmonitor_pid(cur_proc, pid, ref))
+        return;
+    hive_msg *m;
+    while (hive_receive_if(match_down, &ref, &m, 0) == 0)
+        hive_msg_free(m);
+}
+
 /* The task delivered: take the result and let it go, leaving nothing. */
 static int task_take(hive_task *t, struct tslot *e, void **result)
 {
     if (result)
         *result = e->result;
-    hive_demonitor(t->ref, HIVE_FLUSH); /* it is alive: no DOWN was sent */
+    task_demonitor(t->pid, t->ref); /* it is alive: no DOWN was sent */
     hive_pid pid = t->pid;
     hive_unlink(pid);
     hive_msg *m;
@@ -426,9 +438,7 @@ int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result)
             if (result)
                 *result = e->result;
             hive_kill(pid, HIVE_KILL);
-            hive_demonitor(t->ref, HIVE_FLUSH);
-            if (hive_receive_if(match_down, &t->ref, &m, 0) == 0)
-                hive_msg_free(m);
+            task_demonitor(pid, t->ref);
             task_ended(t);
             return 0;
         }
