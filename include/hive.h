@@ -314,6 +314,17 @@ int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result);  /* or 
 int hive_task_sup_start(const hive_sup_opts *opts, hive_pid *out);
 int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, hive_task *out);
 
+/* How a task reports, until an await, yield or shutdown takes it:
+ * - hive_task_async: the result waits in the task (which lingers, holding
+ *   its process, until taken or until its owner exits); the owner gets no
+ *   message for a task that delivered, a DOWN for one that did not.
+ * - hive_task_sup_async_nolink: as in Elixir, a message with tag
+ *   HIVE_TAG_TASK_REPLY from the task (msg->from == task.pid; the payload
+ *   starts with the result, a void *), then its DOWN (msg->ref ==
+ *   task.ref), so a gen_server that starts tasks can take both in
+ *   handle_info (and hive_demonitor(task.ref, HIVE_FLUSH) the DOWN). */
+#define HIVE_TAG_TASK_REPLY (HIVE_TAG_SYSTEM - 0x100u)
+
 typedef struct hive_stream hive_stream;
 typedef struct hive_stream_opts {
     unsigned max_concurrency;   /* 0 = the number of schedulers */

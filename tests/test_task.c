@@ -745,6 +745,235 @@ static void t_stream_memory(void *arg)
 START_TEST(a_long_stream_keeps_memory_flat) { run_hive(2, t_stream_memory, (void *)(uintptr_t)STREAM_MEMORY_ITEMS); }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* The seed's task scenarios with gen_servers and periodic work        */
+/* ------------------------------------------------------------------ */
+
+enum { T_NOLINK = 50, T_REPEAT, T_TICKS };
+
+struct replier {
+    hive_pid tsup;
+    hive_task task;
+    hive_from from;
+    bool pending;
+    int downs;
+};
+
+static void *request(void *arg)
+{
+    return (void *)((intptr_t)arg + 1000);
+}
+
+/* AsyncTaskReplier: handle_call starts a nolink task and replies later,
+ * from handle_info, when the task's {ref, result} arrives; then
+ * demonitor(ref, [:flush]) so no DOWN comes. */
+static void replier_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    struct replier *r = state;
+    ck_assert_int_eq(hive_task_sup_async_nolink(r->tsup, request, (void *)(intptr_t)7, &r->task), 0);
+    r->from = from;
+    r->pending = true;
+    (void)req;
+}
+
+static void replier_info(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct replier *r = state;
+    if (msg->tag == HIVE_TAG_TASK_REPLY && r->pending && msg->from == r->task.pid) {
+        hive_demonitor(r->task.ref, HIVE_FLUSH);
+        void *result = *(void *const *)msg->data;
+        hive_reply(r->from, T_NOLINK, &result, sizeof result);
+        r->pending = false;
+    } else if (msg->tag == HIVE_TAG_DOWN) {
+        r->downs++;
+    }
+}
+
+static const hive_gen_server replier_gs = { .handle_call = replier_call, .handle_info = replier_info };
+
+static void exec_downs(void *state, void *ctx)
+{
+    *(int *)ctx = ((struct replier *)state)->downs;
+}
+
+/* Periodic: handle_continue arms the first tick; each :repeat starts a
+ * nolink task and arms the next; the tasks' replies and DOWNs reach
+ * handle_info. */
+struct periodic {
+    hive_pid tsup, observer;
+    int ticks, replies, downs, want;
+};
+
+static void periodic_continue(hive_gs *gs, void *state, const hive_msg *cont)
+{
+    (void)gs;
+    (void)cont;
+    hive_send_after(hive_self(), T_REPEAT, NULL, 0, 5, NULL);
+    (void)state;
+}
+
+static int periodic_init(hive_gs *gs, void *arg, void **state)
+{
+    *state = arg;
+    hive_gs_continue(gs, T_REPEAT, NULL, 0);
+    return 0;
+}
+
+static void periodic_info(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct periodic *p = state;
+    if (msg->tag == T_REPEAT) {
+        hive_task t;
+        ck_assert_int_eq(hive_task_sup_async_nolink(p->tsup, request, (void *)(intptr_t)p->ticks, &t), 0);
+        if (++p->ticks < p->want)
+            hive_send_after(hive_self(), T_REPEAT, NULL, 0, 5, NULL);
+    } else if (msg->tag == HIVE_TAG_TASK_REPLY) {
+        p->replies++;
+    } else if (msg->tag == HIVE_TAG_DOWN) {
+        ck_assert_int_eq(((const hive_down *)msg->data)->reason, HIVE_NORMAL);
+        if (++p->downs == p->want)
+            hive_send(p->observer, T_TICKS, &p->replies, sizeof p->replies);
+    }
+}
+
+static const hive_gen_server periodic_gs = { .init = periodic_init,
+                                             .handle_continue = periodic_continue,
+                                             .handle_info = periodic_info };
+
+static void t_gs_tasks(void *arg)
+{
+    (void)arg;
+    hive_sup_opts o;
+    hive_sup_opts_default(&o);
+    o.name = "MyTaskSupervisor";
+    hive_pid tsup;
+    ck_assert_int_eq(hive_task_sup_start(&o, &tsup), 0);
+    static struct replier r;
+    r = (struct replier){ .tsup = tsup };
+    hive_pid srv;
+    ck_assert_int_eq(hive_gs_start(&replier_gs, &r, &(hive_gs_opts){ .name = "AsyncTaskReplier" }, &srv), 0);
+    for (int i = 0; i < 3; i++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_call_name("AsyncTaskReplier", 1, NULL, 0, &m, 5000), 0);
+        ck_assert_int_eq((intptr_t) * (void **)m->data, 1007);
+        hive_msg_free(m);
+    }
+    int downs = -1;
+    ck_assert_int_eq(hive_gs_exec(srv, exec_downs, &downs, 5000), 0);
+    ck_assert_int_eq(downs, 0); /* demonitor(ref, [:flush]) left no DOWN */
+    ck_assert_int_eq(hive_gs_stop(srv, HIVE_SHUTDOWN, 5000), 0);
+
+    static struct periodic p;
+    p = (struct periodic){ .tsup = tsup, .observer = hive_self(), .want = 5 };
+    ck_assert_int_eq(hive_gs_start(&periodic_gs, &p, NULL, &srv), 0);
+    hive_msg *m = recv_tag(T_TICKS, 10000);
+    ck_assert_int_eq(*(int *)m->data, 5);
+    hive_msg_free(m);
+    ck_assert_int_eq(hive_gs_stop(srv, HIVE_SHUTDOWN, 5000), 0);
+    ck_assert_int_eq(hive_sup_which_children(tsup, NULL, 0) >= 0, 1);
+    ck_assert_int_eq(hive_gs_stop(tsup, HIVE_SHUTDOWN, 5000), 0);
+}
+START_TEST(a_gen_server_takes_nolink_task_replies_in_handle_info) { run_hive(2, t_gs_tasks, NULL); }
+END_TEST
+
+/* Period: a cron job — every tick runs a fire-and-forget task and re-arms
+ * itself with send_after; the seed stops it with :shutdown. */
+static atomic_int cleaned;
+
+static void *clean_up(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&cleaned, 1);
+    return NULL;
+}
+
+static void period_loop(void *arg)
+{
+    hive_pid parent = *(hive_pid *)arg;
+    hive_task t;
+    for (int tick = 0;; tick++) {
+        hive_task_async(clean_up, NULL, &t);       /* Task.async(fn -> f.() end) */
+        hive_send_after(hive_self(), T_REPEAT, NULL, 0, 3, NULL);
+        if (tick == 4)
+            hive_send(parent, T_TICKS, &tick, sizeof tick);
+        hive_msg *m;
+        uint32_t tag = T_REPEAT;
+        if (hive_receive_if(match_tag, &tag, &m, 10000) != 0)
+            return;
+        hive_msg_free(m);
+    }
+}
+
+static void t_period(void *arg)
+{
+    (void)arg;
+    atomic_init(&cleaned, 0);
+    hive_pid me = hive_self(), pid;
+    hive_ref ref;
+    ck_assert_int_eq(hive_spawn_opt(period_loop, &me, &(hive_spawn_opts){ .flags = HIVE_MONITOR, .monitor = &ref },
+                                    &pid),
+                     0);
+    hive_msg_free(recv_tag(T_TICKS, 10000));
+    hive_kill(pid, HIVE_SHUTDOWN); /* Process.exit(pid, :shutdown) */
+    ck_assert_int_eq(wait_down(ref), HIVE_SHUTDOWN);
+    ck_assert_int_ge(atomic_load(&cleaned), 4);
+}
+START_TEST(a_periodic_job_runs_tasks_until_it_is_shut_down) { run_hive(2, t_period, NULL); }
+END_TEST
+
+/* MyTasks.back_pressured: 12 emails through async_stream_nolink with
+ * max_concurrency 4, unordered, run for their effect (Stream.run). */
+static atomic_int sent_now, sent_max, sent_total;
+
+static void *send_email_slow(void *ctx, size_t i)
+{
+    (void)ctx;
+    (void)i;
+    int now = atomic_fetch_add(&sent_now, 1) + 1;
+    int m = atomic_load(&sent_max);
+    while (now > m && !atomic_compare_exchange_weak(&sent_max, &m, now))
+        ;
+    hive_sleep(20); /* Process.sleep(500), shorter */
+    atomic_fetch_sub(&sent_now, 1);
+    atomic_fetch_add(&sent_total, 1);
+    return NULL;
+}
+
+static void t_back_pressured(void *arg)
+{
+    (void)arg;
+    atomic_init(&sent_now, 0);
+    atomic_init(&sent_max, 0);
+    atomic_init(&sent_total, 0);
+    hive_pid tsup;
+    ck_assert_int_eq(hive_task_sup_start(NULL, &tsup), 0);
+    hive_stream *s;
+    hive_stream_opts o = { .max_concurrency = 4, .unordered = true, .supervisor = tsup };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(hive_task_async_stream(12, send_email_slow, NULL, &o, &s), 0);
+    size_t idx;
+    void *r;
+    int rc, n = 0;
+    while ((rc = hive_stream_next(s, &idx, &r)) == 1)
+        n++;
+    ck_assert_int_eq(rc, 0);
+    hive_stream_close(s);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_int_eq(n, 12);
+    ck_assert_int_eq(atomic_load(&sent_total), 12);
+    ck_assert_int_le(atomic_load(&sent_max), 4);
+    /* 12 emails, 4 at a time: three rounds of 20 ms at least */
+    ck_assert_int_ge((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 60);
+    ck_assert_uint_eq(queue_len(), 0);
+}
+START_TEST(async_stream_nolink_back_pressure_runs_four_at_a_time) { run_hive(2, t_back_pressured, NULL); }
+END_TEST
+
 Suite *task_suite(void)
 {
     Suite *s = suite_create("task");
@@ -763,6 +992,9 @@ Suite *task_suite(void)
     tcase_add_test(tc, async_stream_nolink_reports_a_crash_as_that_items_error);
     tcase_add_test(tc, an_infinite_stream_closed_early_stops_cleanly);
     tcase_add_test(tc, a_long_stream_keeps_memory_flat);
+    tcase_add_test(tc, a_gen_server_takes_nolink_task_replies_in_handle_info);
+    tcase_add_test(tc, a_periodic_job_runs_tasks_until_it_is_shut_down);
+    tcase_add_test(tc, async_stream_nolink_back_pressure_runs_four_at_a_time);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,13 +35,16 @@
  * (first thing) move it from a foreign generation to this task's RUNNING;
  * whichever comes second sees its own generation and leaves it alone.
  *
- * A lingering task holds its stack until it is awaited (or its owner
- * exits: a linked task dies with it; a task supervisor's task monitors
- * its owner and exits when it is gone).
+ * A lingering task holds its stack until it is awaited, or until its
+ * owner exits (the link).
  *
- * Streams (stream.c) use the other mode: each item's task sends its result
- * as a TASK_TAG_REPLY message and exits; a stream's few running items are
- * matched in O(1) by their slot in the stream.
+ * Task supervisors' tasks and streams (stream.c) use the other mode, as
+ * Elixir's: the task sends its result as a TASK_TAG_REPLY message
+ * (HIVE_TAG_TASK_REPLY) and exits, so an owner that never awaits (a
+ * gen_server taking replies in handle_info) holds no process for it. The
+ * owner tells the modes apart by the result slot: a task supervisor's task
+ * never claims one. A stream's few running items are matched in O(1) by
+ * their slot in the stream.
  *
  * A task supervisor's task waits for a go from its owner before it runs:
  * the owner monitors it first, so even a task that crashes at once gives
@@ -131,12 +134,6 @@ static bool match_go(const hive_msg *m, void *ctx)
     return m->tag == TASK_TAG_GO && m->from == *(const hive_pid *)ctx;
 }
 
-static bool match_down_pid(const hive_msg *m, void *ctx)
-{
-    return m->tag == HIVE_TAG_DOWN && m->len == sizeof(hive_down) &&
-           ((const hive_down *)m->data)->pid == *(const hive_pid *)ctx;
-}
-
 /* Publishes the result, then waits to be taken (killed by the owner). */
 static void task_deliver(const struct task_start *st, void *result)
 {
@@ -145,26 +142,17 @@ static void task_deliver(const struct task_start *st, void *result)
     e->result = result;
     if (!ts_cas(e, me, TS_RUNNING, TS_DONE, NULL) && ts_cas(e, me, TS_WAITING, TS_WOKEN, NULL))
         hive_send(st->owner, TASK_TAG_WAKE, NULL, 0);
+    /* The owner takes us, or its exit does (even if the function left us
+     * trapping exits). */
     hive_msg *m;
-    if (st->unlink_owner) {
-        /* Linked: the owner takes us, or its exit does (even if the
-         * function left us trapping exits). */
-        for (;;) {
-            if (hive_receive(&m, HIVE_INFINITY) != 0)
-                continue;
-            bool owner_gone = m->tag == HIVE_TAG_EXIT && m->from == st->owner;
-            hive_msg_free(m);
-            if (owner_gone)
-                return;
-        }
-    }
-    /* A task supervisor's task: also go when the owner is gone. */
-    hive_ref r;
-    if (hive_monitor(st->owner, &r) != 0)
-        return;
-    hive_pid owner = st->owner;
-    if (hive_receive_if(match_down_pid, &owner, &m, HIVE_INFINITY) == 0)
+    for (;;) {
+        if (hive_receive(&m, HIVE_INFINITY) != 0)
+            continue;
+        bool owner_gone = m->tag == HIVE_TAG_EXIT && m->from == st->owner;
         hive_msg_free(m);
+        if (owner_gone)
+            return;
+    }
 }
 
 static void task_main(void *arg)
@@ -316,10 +304,10 @@ static void task_demonitor(hive_pid pid, hive_ref ref)
 }
 
 /* The task delivered: take the result and let it go, leaving nothing. */
-static int task_take(hive_task *t, struct tslot *e, void **result)
+static int task_take(hive_task *t, void *value, void **result)
 {
     if (result)
-        *result = e->result;
+        *result = value;
     task_demonitor(t->pid, t->ref); /* it is alive: no DOWN was sent */
     hive_pid pid = t->pid;
     hive_unlink(pid);
@@ -353,16 +341,17 @@ static int task_wait(hive_task *t, int64_t timeout_ms, void **result)
     if (!e)
         return -ENOMEM;
     uint64_t seen;
-    if (!ts_cas(e, t->pid, TS_RUNNING, TS_WAITING, &seen)) {
-        if (seen == ts_word(t->pid, TS_DONE))
-            return task_take(t, e, result);
-        return task_lost(t, NULL); /* gone: its slot holds another process */
-    }
+    bool waiting = ts_cas(e, t->pid, TS_RUNNING, TS_WAITING, &seen);
+    if (!waiting && seen == ts_word(t->pid, TS_DONE))
+        return task_take(t, e->result, result);
+    /* Waiting for a lingering task's wake; or the slot is not this
+     * task's: a task supervisor's task (it replies with a message), or a
+     * task that died (its DOWN is queued). */
     struct task_match mt = { t->pid, t->ref };
     hive_msg *m;
     int rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
     if (rc == -ETIMEDOUT) {
-        if (ts_cas(e, t->pid, TS_WAITING, TS_RUNNING, NULL))
+        if (!waiting || ts_cas(e, t->pid, TS_WAITING, TS_RUNNING, NULL))
             return -ETIMEDOUT;
         /* It returned just now: its wake is on the way. */
         rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
@@ -371,8 +360,10 @@ static int task_wait(hive_task *t, int64_t timeout_ms, void **result)
         return rc;
     if (m->tag == HIVE_TAG_DOWN)
         return task_lost(t, m);
+    void *value = m->tag == TASK_TAG_REPLY ? ((const struct task_reply *)m->data)->result
+                                           : e->result;
     hive_msg_free(m);
-    return task_take(t, e, result);
+    return task_take(t, value, result);
 }
 
 int hive_task_await(hive_task *t, int64_t timeout_ms, void **result)
@@ -412,36 +403,34 @@ int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result)
     if (!e)
         return -ENOMEM;
     uint64_t seen;
-    if (!ts_cas(e, pid, TS_RUNNING, TS_WAITING, &seen)) {
-        if (seen == ts_word(pid, TS_DONE))
-            return task_take(t, e, result); /* it had finished: its result */
-        m = NULL;                           /* dead: its DOWN is queued */
+    if (!ts_cas(e, pid, TS_RUNNING, TS_WAITING, &seen) && seen == ts_word(pid, TS_DONE))
+        return task_take(t, e->result, result); /* it had finished: its result */
+    /* Running (or a task supervisor's task, or dead): stop it; a result
+     * that comes first is its result. */
+    struct task_match mt = { pid, t->ref };
+    if (timeout_ms == HIVE_BRUTAL_KILL) {
+        hive_kill(pid, HIVE_KILL);
+        rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
     } else {
-        struct task_match mt = { pid, t->ref };
-        if (timeout_ms == HIVE_BRUTAL_KILL) {
+        hive_kill(pid, HIVE_SHUTDOWN);
+        rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
+        if (rc == -ETIMEDOUT) {
             hive_kill(pid, HIVE_KILL);
             rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
-        } else {
-            hive_kill(pid, HIVE_SHUTDOWN);
-            rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
-            if (rc == -ETIMEDOUT) {
-                hive_kill(pid, HIVE_KILL);
-                rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
-            }
         }
-        if (rc)
-            return rc;
-        if (m->tag != HIVE_TAG_DOWN) {
-            /* It returned before the signal acted: its result. The
-             * shutdown may still end it before our kill: flush. */
-            hive_msg_free(m);
-            if (result)
-                *result = e->result;
-            hive_kill(pid, HIVE_KILL);
-            task_demonitor(pid, t->ref);
-            task_ended(t);
-            return 0;
-        }
+    }
+    if (rc)
+        return rc;
+    if (m->tag != HIVE_TAG_DOWN) {
+        void *value = m->tag == TASK_TAG_REPLY ? ((const struct task_reply *)m->data)->result
+                                               : e->result;
+        hive_msg_free(m);
+        if (result)
+            *result = value;
+        hive_kill(pid, HIVE_KILL);
+        task_demonitor(pid, t->ref);
+        task_ended(t);
+        return 0;
     }
     if (!m && hive_receive_if(match_down, &t->ref, &m, HIVE_INFINITY) != 0)
         return -ESRCH;
@@ -488,19 +477,17 @@ int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, 
     hive_pid self = hive_self();
     if (self == HIVE_NOPID)
         return -EPERM;
-    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true, .linger = true };
+    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true };
     hive_pid pid;
     int rc = sup_start_task(sup, &st, &pid);
     if (rc)
         return rc;
-    struct tslot *e = tslot_of(pid);
     hive_ref ref;
-    rc = e ? hive_monitor(pid, &ref) : -ENOMEM;
+    rc = hive_monitor(pid, &ref);
     if (rc) {
         hive_kill(pid, HIVE_KILL);
         return rc;
     }
-    tslot_claim(e, pid);
     task_go(pid);
     out->pid = pid;
     out->ref = ref;

@@ -11,7 +11,7 @@
 
 /* Tags just below the system range: a task's reply, and the go a task
  * started by a task supervisor waits for (its owner monitors it first). */
-#define TASK_TAG_REPLY (HIVE_TAG_SYSTEM - 0x100u)
+#define TASK_TAG_REPLY HIVE_TAG_TASK_REPLY
 #define TASK_TAG_GO    (HIVE_TAG_SYSTEM - 0x0FFu)
 #define TASK_TAG_WAKE  (HIVE_TAG_SYSTEM - 0x0FEu)  /* task.c: "done, and you wait" */
 
