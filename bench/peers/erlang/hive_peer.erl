@@ -520,7 +520,7 @@ rss_bytes() ->
 
 init({sr_sup, Client, N}) ->
     %% supervisor:start_link(?MODULE, ...) calls this as the supervisor's init
-    {ok, {#{strategy => one_for_one, intensity => N + 1, period => 3600},
+    {ok, {#{strategy => one_for_one, intensity => N + 1, period => 1},
           [#{id => worker, start => {?MODULE, start_sr_worker, [Client]},
              restart => permanent, type => worker}]}};
 init({sr_worker, Client}) ->
