@@ -148,7 +148,9 @@ static void task_deliver(const struct task_start *st, void *result)
     for (;;) {
         if (hive_receive(&m, HIVE_INFINITY) != 0)
             continue;
-        bool owner_gone = m->tag == HIVE_TAG_EXIT && m->from == st->owner;
+        /* the owner's exit, or the runtime's stop (from no process) */
+        bool owner_gone = m->tag == HIVE_TAG_EXIT &&
+                          (m->from == st->owner || m->from == HIVE_NOPID);
         hive_msg_free(m);
         if (owner_gone)
             return;
