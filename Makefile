@@ -15,6 +15,7 @@ PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
 SERVER_PKGS       := curl wrk redis-tools clang
 SERVER_BENCH_PKGS := $(SERVER_PKGS) nginx-light redis-server linux-perf
 FUZZ_SECS         ?= 15
+BENCH_PKGS := libgmp-dev
 
 .PHONY: all build test bench deps deps-bench test-layers test-plain test-asan test-tsan test-install \
         test-bench-smoke clean deps-servers test-fuzz fuzz test-servers-asan bench-servers
@@ -28,8 +29,8 @@ deps-servers:
 	@scripts/ensure-deps.sh $(BUILD_PKGS) $(SERVER_BENCH_PKGS)
 
 deps-bench:
-	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS); \
-	 else scripts/ensure-deps.sh $(BUILD_PKGS) $(PEER_PKGS); fi
+	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS) $(BENCH_PKGS); \
+	 else scripts/ensure-deps.sh $(BUILD_PKGS) $(BENCH_PKGS) $(PEER_PKGS); fi
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo

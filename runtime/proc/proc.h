@@ -43,6 +43,8 @@ enum proc_status { PS_FREE, PS_RUNNABLE, PS_RUNNING, PS_WAITING, PS_EXITING };
 
 struct link {               /* a link, kept on both ends */
     struct link *next;
+    struct link **pprev;    /* the pointer that points at it: O(1) unlink */
+    struct link *peer;      /* the other end's record (valid while both live) */
     hive_pid pid;
 };
 
@@ -53,8 +55,9 @@ struct link {               /* a link, kept on both ends */
  * points at it (peer). */
 struct mon {
     struct mon *next;
-    struct mon **pprev;     /* target's record: the pointer that points at it */
-    struct mon *peer;       /* watcher's record: the target's record */
+    struct mon **pprev;     /* the pointer that points at it (both lists) */
+    struct mon *peer;       /* watcher's record: the target's record; target's
+                               record of a listed monitor: the watcher's */
     hive_ref ref;
     hive_pid pid;           /* on the target's list: the watcher; on the watcher's: the target */
     bool     internal;      /* a call's monitor: not listed by process_info */

@@ -30,6 +30,10 @@ int  sig_demonitor(struct proc *self, hive_ref ref, unsigned flags);
  * monitor (its DOWN was drained already) or its DOWN was already pushed:
  * it is in self's mailbox or private queue. */
 bool sig_unmonitor(struct proc *self, hive_ref ref);
+/* The same for a monitor of `target` (its pid): O(1) in the number of
+ * monitors self holds, as long as the target lives (its short list of
+ * watchers is searched instead of self's). */
+bool sig_unmonitor_pid(struct proc *self, hive_pid target, hive_ref ref);
 /* A synchronous call's monitor (hive_call, gs_stop, gs_exec): only the
  * server's record, kept in self->call_mt, no watcher record and no lock of
  * self. A process is in at most one synchronous call. A dead server gets
