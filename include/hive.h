@@ -429,7 +429,14 @@ typedef struct hive_sched_stats {
     uint64_t parks;            /* times the scheduler slept in the kernel */
     uint64_t wakeups_sent;     /* wake-ups sent to parked schedulers */
     uint64_t ring_enters;      /* io_uring_enter system calls */
-    uint64_t syscalls;         /* every system call hive made on this thread */
+    uint64_t syscalls;         /* system calls the scheduler loop and the I/O layer
+                                  made on this thread: io_uring_enter to park, to
+                                  wake a peer, to submit and cancel I/O, and the
+                                  close/shutdown of hive_io_close. NOT counted:
+                                  the allocator's and the stacks' (mmap, munmap,
+                                  mprotect, madvise) and futex waits; count
+                                  those with strace -c -f or perf stat -e
+                                  raw_syscalls:sys_enter */
     uint64_t timers_armed;
     uint64_t timers_fired;
     uint64_t timers_cancelled;
