@@ -431,9 +431,9 @@ typedef struct hive_sched_stats {
     uint64_t ring_enters;      /* io_uring_enter system calls */
     uint64_t syscalls;         /* system calls the scheduler loop and the I/O layer
                                   made on this thread: io_uring_enter to park, to
-                                  wake a peer, to submit and cancel I/O, and the
-                                  close/shutdown of hive_io_close. NOT counted:
-                                  the allocator's and the stacks' (mmap, munmap,
+                                  wake a peer, to submit and cancel I/O. NOT
+                                  counted: hive_io_close's shutdown and close,
+                                  the socket set-up of hive_tcp_*, the allocator's and the stacks' (mmap, munmap,
                                   mprotect, madvise) and futex waits; count
                                   those with strace -c -f or perf stat -e
                                   raw_syscalls:sys_enter */
