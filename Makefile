@@ -10,6 +10,7 @@ CMAKE_GEN ?=
 
 BUILD_PKGS := cmake pkg-config gcc make liburing-dev libjemalloc-dev check perl
 PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
+BENCH_PKGS := libgmp-dev
 # the example servers' tests (real clients, libFuzzer) and their benchmark
 # (the baselines nginx and redis-server, perf for the system-call counts)
 SERVER_PKGS       := curl wrk redis-tools clang
@@ -28,8 +29,8 @@ deps-servers:
 	@scripts/ensure-deps.sh $(BUILD_PKGS) $(SERVER_BENCH_PKGS)
 
 deps-bench:
-	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS); \
-	 else scripts/ensure-deps.sh $(BUILD_PKGS) $(PEER_PKGS); fi
+	@if [ "$(PEERS)" = "none" ]; then scripts/ensure-deps.sh $(BUILD_PKGS) $(BENCH_PKGS); \
+	 else scripts/ensure-deps.sh $(BUILD_PKGS) $(BENCH_PKGS) $(PEER_PKGS); fi
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -61,5 +61,9 @@ extern const unsigned bench_core_count;
 extern const struct bench_def bench_gs_defs[];
 extern const unsigned bench_gs_count;
 #endif
+#ifdef HIVE_BENCH_OTP
+extern const struct bench_def bench_otp_defs[];
+extern const unsigned bench_otp_count;
+#endif
 
 #endif

@@ -20,6 +20,10 @@ static void collect(void)
     for (unsigned i = 0; i < bench_gs_count; i++)
         all[nall++] = &bench_gs_defs[i];
 #endif
+#ifdef HIVE_BENCH_OTP
+    for (unsigned i = 0; i < bench_otp_count; i++)
+        all[nall++] = &bench_otp_defs[i];
+#endif
 }
 
 static void usage(FILE *f)

@@ -416,6 +416,7 @@ sub field_col {
 }
 field_col('bytes_per_proc', 'bytes/proc', '%.0f', @runtimes);
 field_col('p99_us', 'p99 us', '%.2f', @runtimes);
+field_col('peak_rss_mb', 'peak MB', '%.1f', @runtimes);
 field_col('syscalls_per_msg', 'syscalls/msg', '%.5f', 'hive');
 if (any_field('leftover', @runtimes)) {
     push @cols, { head => 'leftover', left => 1, cell => sub {

@@ -688,7 +688,7 @@ static int start_conn(int fd)
 static int start_shards(void)
 {
     hive_child_spec *specs = calloc(nshards, sizeof *specs);
-    char (*ids)[16] = calloc(nshards, sizeof *ids);
+    char (*ids)[24] = calloc(nshards, sizeof *ids);
     if (!specs || !ids) {
         free(specs);
         free(ids);

@@ -286,6 +286,121 @@ int     hive_io_recv_async(int fd, size_t max_len, hive_ref *req);
 #define HIVE_TAG_IO_ERROR  0xFFFF0011u
 
 /* ------------------------------------------------------------------ */
+/* Supervisors (runtime/otp/supervisor.c)                              */
+/* ------------------------------------------------------------------ */
+
+/* OTP's supervisor and Elixir's Supervisor / DynamicSupervisor. A
+ * supervisor is a gen_server that traps exits: it learns of a child's death
+ * from the link's EXIT message, and holds no stack while idle. */
+
+#define HIVE_BRUTAL_KILL ((int64_t)-2)   /* child shutdown: kill at once */
+enum hive_restart  { HIVE_PERMANENT = 0, HIVE_TRANSIENT, HIVE_TEMPORARY };
+enum hive_strategy { HIVE_ONE_FOR_ONE = 0, HIVE_ONE_FOR_ALL, HIVE_REST_FOR_ONE };
+enum hive_child_type { HIVE_WORKER = 0, HIVE_SUPERVISOR };
+
+typedef struct hive_child_spec {
+    const char *id;                  /* unique within a static supervisor (copied);
+                                        ignored by dynamic ones (may be NULL there) */
+    int  (*start)(void *arg, hive_pid *out);
+         /* runs in the supervisor's process and must start the child linked
+            to the caller (hive_gs_start with HIVE_LINK, hive_spawn_opt with
+            HIVE_LINK, a nested hive_sup_start with HIVE_LINK): 0 and *out,
+            HIVE_IGNORE (no child, spec kept), or a negative errno */
+    void *arg;
+    enum hive_restart restart;       /* default (0) permanent */
+    int64_t shutdown_ms;             /* 0 = default: 5000 for a worker, HIVE_INFINITY for a
+                                        supervisor; HIVE_BRUTAL_KILL; HIVE_INFINITY */
+    enum hive_child_type type;       /* default (0) worker */
+} hive_child_spec;
+
+typedef struct hive_sup_opts {
+    enum hive_strategy strategy;     /* default (0) one_for_one */
+    int      intensity;              /* max restarts ... */
+    int64_t  period_ms;              /* ... within this window; defaults 3 and 5000 */
+    unsigned max_children;           /* dynamic supervisors: 0 = no limit */
+    const char *name;                /* register the supervisor, or NULL */
+    unsigned flags;                  /* HIVE_LINK (to the caller) */
+} hive_sup_opts;
+
+/* NULL opts == these defaults; a zeroed struct is not: intensity is taken
+ * as given (0 = no restart allowed) and a period_ms below 1 is -EINVAL. */
+void hive_sup_opts_default(hive_sup_opts *o);
+
+/* Returns after every child has started, in list order: 0, or the error of
+ * the first child whose start failed (the children already started are
+ * shut down in reverse order first, the supervisor is gone and its name
+ * free), -EINVAL (bad opts or spec), -EEXIST (duplicate id, or the name is
+ * taken: then *out = the running process). */
+int hive_sup_start(const hive_child_spec *children, size_t n, const hive_sup_opts *opts,
+                   hive_pid *out);
+int hive_sup_start_child(hive_pid sup, const hive_child_spec *spec, hive_pid *out);
+int hive_sup_terminate_child(hive_pid sup, const char *id);
+int hive_sup_restart_child(hive_pid sup, const char *id, hive_pid *out);
+int hive_sup_delete_child(hive_pid sup, const char *id);
+
+typedef struct hive_child_info {
+    char id[HIVE_NAME_MAX + 1];      /* "" for a dynamic supervisor's children */
+    hive_pid pid;                    /* HIVE_NOPID: not running (terminated, ignored) */
+    enum hive_child_type type;
+    bool restarting;                 /* being restarted right now */
+} hive_child_info;
+typedef struct hive_child_counts { unsigned specs, active, supervisors, workers; } hive_child_counts;
+
+/* Returns the total, fills at most max, in start order. */
+int hive_sup_which_children(hive_pid sup, hive_child_info *out, size_t max);
+int hive_sup_count_children(hive_pid sup, hive_child_counts *out);
+
+int hive_dynsup_start(const hive_sup_opts *opts, hive_pid *out);  /* one_for_one, no static children */
+int hive_dynsup_start_child(hive_pid sup, const hive_child_spec *spec, hive_pid *out);
+int hive_dynsup_terminate_child(hive_pid sup, hive_pid child);
+
+/* ------------------------------------------------------------------ */
+/* Tasks (runtime/otp/task.c, stream.c)                                */
+/* ------------------------------------------------------------------ */
+
+/* Elixir's Task and Task.Supervisor. A task's result is a void *, like a
+ * thread's (the caller and the task share memory). */
+typedef struct hive_task { hive_pid pid; hive_ref ref; hive_pid owner; } hive_task;
+
+int hive_task_async(void *(*fn)(void *arg), void *arg, hive_task *out);  /* linked + monitored */
+int hive_task_await(hive_task *t, int64_t timeout_ms, void **result);
+int hive_task_yield(hive_task *t, int64_t timeout_ms, void **result);
+int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result);  /* or HIVE_BRUTAL_KILL */
+
+int hive_task_sup_start(const hive_sup_opts *opts, hive_pid *out);
+int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, hive_task *out);
+
+/* How a task reports, until an await, yield or shutdown takes it:
+ * - hive_task_async: the result waits in the task (which lingers, holding
+ *   its process, until taken or until its owner exits); the owner gets no
+ *   message for a task that delivered, a DOWN for one that did not.
+ * - hive_task_sup_async_nolink: as in Elixir, a message with tag
+ *   HIVE_TAG_TASK_REPLY from the task (msg->from == task.pid; the payload
+ *   starts with the result, a void *), then its DOWN (msg->ref ==
+ *   task.ref), so a gen_server that starts tasks can take both in
+ *   handle_info (and hive_demonitor(task.ref, HIVE_FLUSH) the DOWN). */
+#define HIVE_TAG_TASK_REPLY (HIVE_TAG_SYSTEM - 0x100u)
+
+typedef struct hive_stream hive_stream;
+typedef struct hive_stream_opts {
+    unsigned max_concurrency;   /* 0 = the number of schedulers */
+    bool     unordered;         /* default (false): results in input order */
+    int64_t  timeout_ms;        /* per item; 0 = 5000; HIVE_INFINITY */
+    bool     kill_on_timeout;   /* false (on_timeout: :exit): a time-out ends the stream with
+                                   -ETIMEDOUT and stops every running task; true (:kill_task):
+                                   that item yields -ETIMEDOUT and the stream goes on */
+    hive_pid supervisor;        /* HIVE_NOPID: tasks linked to the caller; a task supervisor:
+                                   async_stream_nolink (a crash is that item's -ECONNRESET) */
+} hive_stream_opts;
+int  hive_task_async_stream(size_t n, void *(*fn)(void *ctx, size_t i), void *ctx,
+                            const hive_stream_opts *opts, hive_stream **out);
+/* 1 with *index and *result, 0 at the end, or a negative errno (with
+ * *index set where it concerns one item). Owner only (-EPERM). */
+int  hive_stream_next(hive_stream *s, size_t *index, void **result);
+/* Stops what still runs and frees the stream (the owner only). */
+void hive_stream_close(hive_stream *s);
+
+/* ------------------------------------------------------------------ */
 /* Introspection                                                       */
 /* ------------------------------------------------------------------ */
 

@@ -250,6 +250,26 @@ int hive_call_name(const char *name, uint32_t tag, const void *req, size_t len, 
     return do_call(self, server, tag, req, len, reply, timeout_ms);
 }
 
+void call_set_reason(hive_reason r)
+{
+    struct proc *self = cur_proc;
+    if (self)
+        self->call_reason = r;
+}
+
+bool call_self_linked(hive_pid pid)
+{
+    struct proc *self = cur_proc;
+    if (!self)
+        return false;
+    bool found = false;
+    proc_lock(self);
+    for (struct link *l = self->links; l && !found; l = l->next)
+        found = l->pid == pid;
+    proc_unlock(self);
+    return found;
+}
+
 hive_reason hive_call_reason(void)
 {
     struct proc *self = cur_proc;

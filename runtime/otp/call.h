@@ -46,5 +46,10 @@ int  call_wait(struct proc *self, struct call *c, hive_msg **out, int64_t timeou
 void call_end(struct proc *self, struct call *c, bool got_down);
 /* -ESRCH for a DOWN with noproc, else -ECONNRESET with call_reason set. */
 int  call_down_result(struct proc *self, const hive_msg *down);
+/* Sets what hive_call_reason() returns to the calling process (tasks). */
+void call_set_reason(hive_reason r);
+/* Whether the calling process is linked to pid (an exit signal from it
+ * that is still on its way keeps the link until it acts). */
+bool call_self_linked(hive_pid pid);
 
 #endif

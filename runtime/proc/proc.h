@@ -43,6 +43,8 @@ enum proc_status { PS_FREE, PS_RUNNABLE, PS_RUNNING, PS_WAITING, PS_EXITING };
 
 struct link {               /* a link, kept on both ends */
     struct link *next;
+    struct link **pprev;    /* the pointer that points at it: O(1) unlink */
+    struct link *peer;      /* the other end's record (valid while both live) */
     hive_pid pid;
 };
 
@@ -53,8 +55,9 @@ struct link {               /* a link, kept on both ends */
  * points at it (peer). */
 struct mon {
     struct mon *next;
-    struct mon **pprev;     /* target's record: the pointer that points at it */
-    struct mon *peer;       /* watcher's record: the target's record */
+    struct mon **pprev;     /* the pointer that points at it (both lists) */
+    struct mon *peer;       /* watcher's record: the target's record; target's
+                               record of a listed monitor: the watcher's */
     hive_ref ref;
     hive_pid pid;           /* on the target's list: the watcher; on the watcher's: the target */
     bool     internal;      /* a call's monitor: not listed by process_info */
@@ -294,6 +297,10 @@ int  sig_demonitor(struct proc *self, hive_ref ref, unsigned flags);
  * monitor (its DOWN was drained already) or its DOWN was already pushed:
  * it is in self's mailbox or private queue. */
 bool sig_unmonitor(struct proc *self, hive_ref ref);
+/* The same for a monitor of `target` (its pid): O(1) in the number of
+ * monitors self holds, as long as the target lives (its short list of
+ * watchers is searched instead of self's). */
+bool sig_unmonitor_pid(struct proc *self, hive_pid target, hive_ref ref);
 /* A synchronous call's monitor (hive_call, gs_stop, gs_exec): only the
  * server's record, kept in self->call_mt, no watcher record and no lock of
  * self. A process is in at most one synchronous call. A dead server gets

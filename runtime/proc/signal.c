@@ -50,12 +50,27 @@ static void unlock2(struct proc *a, struct proc *b)
         proc_unlock(b);
 }
 
+static void link_push(struct link **head, struct link *l)
+{
+    l->next = *head;
+    if (l->next)
+        l->next->pprev = &l->next;
+    l->pprev = head;
+    *head = l;
+}
+
+static void link_unlink(struct link *l)
+{
+    *l->pprev = l->next;
+    if (l->next)
+        l->next->pprev = l->pprev;
+}
+
 static bool link_remove(struct link **head, hive_pid pid)
 {
-    for (struct link **pp = head; *pp; pp = &(*pp)->next) {
-        if ((*pp)->pid == pid) {
-            struct link *l = *pp;
-            *pp = l->next;
+    for (struct link *l = *head; l; l = l->next) {
+        if (l->pid == pid) {
+            link_unlink(l);
             mem_free(l, sizeof *l);
             return true;
         }
@@ -69,6 +84,28 @@ static bool link_has(struct link *l, hive_pid pid)
         if (l->pid == pid)
             return true;
     return false;
+}
+
+/* Self's record of its link to target, both alive and locked: walks both
+ * lists at once and takes whichever finds the pair first, so the cost is
+ * the shorter list's (a task's one link, not its owner's thousand). */
+static struct link *link_find_pair(struct proc *self, hive_pid me, struct proc *t,
+                                   hive_pid target)
+{
+    struct link *a = self->links, *b = t->links;
+    while (a || b) {
+        if (a) {
+            if (a->pid == target)
+                return a;
+            a = a->next;
+        }
+        if (b) {
+            if (b->pid == me)
+                return b->peer;
+            b = b->next;
+        }
+    }
+    return NULL;
 }
 
 /* Monitor records: a call makes two and frees two, so they come from a
@@ -128,12 +165,21 @@ static void mon_unlink_target(struct mon *mt)
         mt->next->pprev = mt->pprev;
 }
 
+/* A watcher's list (doubly linked through pprev too). */
+static void mon_push_watcher(struct proc *w, struct mon *mw)
+{
+    mw->next = w->monitors;
+    if (mw->next)
+        mw->next->pprev = &mw->next;
+    mw->pprev = &w->monitors;
+    w->monitors = mw;
+}
+
 static struct mon *mon_take(struct mon **head, hive_ref ref)
 {
-    for (struct mon **pp = head; *pp; pp = &(*pp)->next) {
-        if (hive_ref_eq((*pp)->ref, ref)) {
-            struct mon *m = *pp;
-            *pp = m->next;
+    for (struct mon *m = *head; m; m = m->next) {
+        if (hive_ref_eq(m->ref, ref)) {
+            mon_unlink_target(m); /* the same unlink, on either list */
             return m;
         }
     }
@@ -159,13 +205,17 @@ int sig_link(struct proc *self, hive_pid target)
     if (atomic_load_explicit(&t->pid, memory_order_relaxed) != target ||
         (t->flags & PF_EXITING)) {
         rc = -ESRCH;
-    } else if (!link_has(self->links, target)) {
+    } else if (!link_has(t->links, me)) {
+        /* Links are kept on both ends under both locks, so either list
+         * answers; the target's is the one to read: a process that spawns
+         * many linked children (tasks) has a long list, each child a short
+         * one. */
         a->pid = target;
-        a->next = self->links;
-        self->links = a;
+        a->peer = b;
+        link_push(&self->links, a);
         b->pid = me;
-        b->next = t->links;
-        t->links = b;
+        b->peer = a;
+        link_push(&t->links, b);
         a = b = NULL;
     }
     unlock2(self, t);
@@ -191,7 +241,8 @@ static struct mnode *make_down(hive_ref ref, hive_pid pid, hive_reason reason)
  * list; 0 if not, in which case the DOWN with reason noproc is already in
  * self's mailbox and mt is the caller's to free; or an error. */
 static inline __attribute__((always_inline)) int
-monitor_target(struct proc *self, hive_pid target, bool internal, struct mon *mt, hive_ref *out)
+monitor_target(struct proc *self, hive_pid target, bool internal, struct mon *mt, struct mon *mw,
+               hive_ref *out)
 {
     struct proc *t;
     int rc = proc_resolve(target, &t);
@@ -208,7 +259,7 @@ monitor_target(struct proc *self, hive_pid target, bool internal, struct mon *mt
             mt->ref = ref;
             mt->pid = me;
             mt->internal = internal;
-            mt->peer = NULL;
+            mt->peer = mw; /* set before it is on the list: the target frees it */
             mon_push_target(t, mt);
             ok = true;
         }
@@ -250,16 +301,14 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
     struct sched *s = self->sched;
     struct mon *mt = mon_alloc(s);
     struct mon *mw = mon_alloc(s);
-    int rc = mt && mw ? monitor_target(self, target, internal, mt, out) : -ENOMEM;
+    int rc = mt && mw ? monitor_target(self, target, internal, mt, mw, out) : -ENOMEM;
     if (rc == 1) {
         mw->ref = *out;
         mw->pid = target;
         mw->internal = internal;
         mw->peer = mt;
-        mw->pprev = NULL;
         proc_lock(self);
-        mw->next = self->monitors;
-        self->monitors = mw;
+        mon_push_watcher(self, mw);
         proc_unlock(self);
         return 0;
     }
@@ -271,7 +320,7 @@ int sig_monitor(struct proc *self, hive_pid target, bool internal, hive_ref *out
 int sig_call_monitor(struct proc *self, hive_pid target, hive_ref *out)
 {
     struct mon *mt = mon_alloc(self->sched);
-    int rc = mt ? monitor_target(self, target, true, mt, out) : -ENOMEM;
+    int rc = mt ? monitor_target(self, target, true, mt, NULL, out) : -ENOMEM;
     if (rc == 1) {
         self->call_mt = mt;
         self->call_target = target;
@@ -311,6 +360,36 @@ bool sig_unmonitor(struct proc *self, hive_ref ref)
     bool quiet = drop_target_record(self->sched, mw->pid, mw->peer);
     mon_free(self->sched, mw);
     return quiet;
+}
+
+bool sig_unmonitor_pid(struct proc *self, hive_pid target, hive_ref ref)
+{
+    struct proc *t;
+    if (proc_resolve(target, &t) != 0)
+        return sig_unmonitor(self, ref);
+    struct mon *mt = NULL;
+    proc_lock(t);
+    if (t->gen == pid_gen(target) && !(t->flags & PF_DOWNED)) {
+        hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+        for (struct mon *m = t->monitored_by; m; m = m->next) {
+            if (m->pid == me && m->peer && hive_ref_eq(m->ref, ref)) {
+                mon_unlink_target(m);
+                mt = m;
+                break;
+            }
+        }
+    }
+    proc_unlock(t);
+    if (!mt) /* gone, or not such a monitor: the general path decides */
+        return sig_unmonitor(self, ref);
+    /* Its watcher record is ours alone to unlink (we are self). */
+    struct mon *mw = mt->peer;
+    proc_lock(self);
+    mon_unlink_target(mw);
+    proc_unlock(self);
+    mon_free(self->sched, mt);
+    mon_free(self->sched, mw);
+    return true;
 }
 
 int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
@@ -455,9 +534,19 @@ int hive_unlink(hive_pid pid)
     hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
     if (rc == 0) {
         lock2(self, t);
-        link_remove(&self->links, pid);
-        if (atomic_load_explicit(&t->pid, memory_order_relaxed) == pid)
-            link_remove(&t->links, me);
+        if (atomic_load_explicit(&t->pid, memory_order_relaxed) == pid) {
+            /* Both alive: the pair, found through the shorter list. */
+            struct link *a = link_find_pair(self, me, t, pid);
+            if (a) {
+                struct link *b = a->peer;
+                link_unlink(a);
+                link_unlink(b);
+                mem_free(a, sizeof *a);
+                mem_free(b, sizeof *b);
+            }
+        } else {
+            link_remove(&self->links, pid);
+        }
         unlock2(self, t);
     }
     return 0;

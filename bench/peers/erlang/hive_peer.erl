@@ -24,6 +24,7 @@
 -export([main/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2,
          terminate/2, code_change/3]).
+-export([start_sr_worker/1]).
 
 -define(RING_SIZE, 503).
 -define(SENDERS, 4).
@@ -38,7 +39,8 @@
 workloads() ->
     [ping_pong, thread_ring, spawn, spawn_idle_servers, fork_join,
      send_throughput, gen_server_call, gen_server_call_2c,
-     call_timeout_storm].
+     call_timeout_storm, supervisor_restart, task_async_await,
+     async_stream, factorial_chunks].
 
 %% {Full, Quick}
 size_of(ping_pong)          -> {1000000, 10000};
@@ -49,7 +51,11 @@ size_of(fork_join)          -> {1000000, 10000};
 size_of(send_throughput)    -> {1000000, 10000};   % per sender
 size_of(gen_server_call)    -> {1000000, 10000};
 size_of(gen_server_call_2c) -> {500000, 5000};     % per client
-size_of(call_timeout_storm) -> {10000, 1000}.
+size_of(call_timeout_storm) -> {10000, 1000};
+size_of(supervisor_restart) -> {100000, 1000};
+size_of(task_async_await)   -> {1000000, 10000};
+size_of(async_stream)       -> {1000000, 10000};
+size_of(factorial_chunks)   -> {100, 5}.          % rounds
 
 main() ->
     Code = try
@@ -108,7 +114,7 @@ run_one(W, Size) ->
     {Pid, Ref} =
         spawn_monitor(
           fun() ->
-                  R = try bench(W, Size)
+                  R = try run_bench(W, Size)
                       catch
                           throw:{fail, Msg} ->
                               #{ok => false, error => Msg};
@@ -130,6 +136,12 @@ run_one(W, Size) ->
 %%--------------------------------------------------------------------
 %% Workloads. Each returns a map with at least n, ns, unit, ok.
 %%--------------------------------------------------------------------
+
+run_bench(W, N) when W =:= supervisor_restart; W =:= task_async_await;
+                     W =:= async_stream; W =:= factorial_chunks ->
+    otp_bench(W, N);
+run_bench(W, N) ->
+    bench(W, N).
 
 %% 1. Two processes bounce a message n times.
 bench(ping_pong, N) ->
@@ -279,6 +291,115 @@ bench(call_timeout_storm, N) ->
 %% Workload helpers
 %%--------------------------------------------------------------------
 
+%% Supervisors and tasks: the real supervisor module, and tasks the way
+%% Elixir's Task does them (spawn_link + monitor, reply {Ref, Result},
+%% demonitor with flush).
+
+otp_bench(supervisor_restart, N) ->
+    %% Every crash would print a crash report and a supervisor report.
+    logger:set_primary_config(level, none),
+    {ok, Sup} = supervisor:start_link(?MODULE, {sr_sup, self(), N}),
+    W0 = receive {sr_started, P} -> P after ?WAIT_MS -> throw({fail, "no worker"}) end,
+    T0 = now_ns(),
+    W = sr_loop(W0, N),
+    T1 = now_ns(),
+    [{worker, Listed, worker, _}] = supervisor:which_children(Sup),
+    unlink(Sup),
+    exit(Sup, shutdown),
+    logger:set_primary_config(level, notice),
+    check(Listed =:= W, "the supervisor lists ~p, not ~p", [Listed, W]),
+    #{n => N, ns => T1 - T0, unit => restarts, ok => true};
+
+otp_bench(task_async_await, N) ->
+    T0 = now_ns(),
+    Sum = task_batches(0, N, 0),
+    T1 = now_ns(),
+    check(Sum =:= N * N, "sum ~p, expected ~p", [Sum, N * N]),
+    #{n => N, ns => T1 - T0, unit => tasks, ok => true};
+
+otp_bench(async_stream, N) ->
+    MaxC = erlang:system_info(schedulers_online),
+    T0 = now_ns(),
+    {Got, Sum, Rss10} = stream_run(N, MaxC),
+    T1 = now_ns(),
+    check(Got =:= N andalso Sum =:= N * N, "~p items, sum ~p", [Got, Sum]),
+    #{n => N, ns => T1 - T0, unit => items, ok => true,
+      peak_rss_mb => peak_rss_bytes() / 1048576, rss_at_10pct_mb => Rss10 / 1048576,
+      rss_at_end_mb => rss_bytes() / 1048576};
+
+otp_bench(factorial_chunks, Rounds) ->
+    T0 = now_ns(),
+    Digits = fact_rounds(Rounds, 0),
+    T1 = now_ns(),
+    check(Digits =:= 35660, "10000! has ~p digits, not 35660", [Digits]),
+    #{n => Rounds, ns => T1 - T0, unit => rounds, ok => true, digits => Digits}.
+
+sr_loop(W, 0) -> W;
+sr_loop(W, K) ->
+    gen_server:cast(W, crash),
+    receive
+        {sr_started, W} -> throw({fail, "a restart gave the same pid"});
+        {sr_started, W1} -> sr_loop(W1, K - 1)
+    after ?WAIT_MS -> throw({fail, "no restart"})
+    end.
+
+start_sr_worker(Client) -> gen_server:start_link(?MODULE, {sr_worker, Client}, []).
+
+task_async(Fun) ->
+    Owner = self(),
+    Ref = make_ref(),
+    {Pid, MRef} = spawn_opt(fun() -> Owner ! {Ref, Fun()} end, [link, monitor]),
+    {Pid, Ref, MRef}.
+
+task_await({_Pid, Ref, MRef}) ->
+    receive
+        {Ref, Result} -> erlang:demonitor(MRef, [flush]), Result;
+        {'DOWN', MRef, process, _, Reason} -> throw({fail, io_lib:format("task: ~p", [Reason])})
+    after ?WAIT_MS -> throw({fail, "task timed out"})
+    end.
+
+task_batches(I, N, Sum) when I >= N -> Sum;
+task_batches(I, N, Sum) ->
+    K = min(1000, N - I),
+    Tasks = [task_async(fun() -> X * 2 + 1 end) || X <- lists:seq(I, I + K - 1)],
+    task_batches(I + K, N, lists:foldl(fun(T, Acc) -> Acc + task_await(T) end, Sum, Tasks)).
+
+%% Task.async_stream, ordered, max_concurrency = schedulers: the next item
+%% starts when the consumer has taken the oldest result.
+stream_run(N, MaxC) ->
+    First = min(N, MaxC),
+    Q = queue:from_list([task_async(fun() -> X * 2 + 1 end) || X <- lists:seq(0, First - 1)]),
+    stream_loop(Q, First, N, 0, 0, 0).
+
+stream_loop(Q, Next, N, Got, Sum, Rss10) ->
+    case queue:out(Q) of
+        {empty, _} -> {Got, Sum, Rss10};
+        {{value, T}, Q1} ->
+            V = task_await(T),
+            V =:= Got * 2 + 1 orelse throw({fail, "out of order"}),
+            Got1 = Got + 1,
+            Rss = case Got1 =:= N div 10 of true -> rss_bytes(); false -> Rss10 end,
+            Q2 = case Next < N of
+                     true -> X = Next, queue:in(task_async(fun() -> X * 2 + 1 end), Q1);
+                     false -> Q1
+                 end,
+            stream_loop(Q2, min(Next + 1, N), N, Got1, Sum + V, Rss)
+    end.
+
+fact_rounds(0, Digits) -> Digits;
+fact_rounds(K, _) ->
+    Tasks = [task_async(fun() -> chunk_product(C * 10 + 1, C * 10 + 10) end)
+             || C <- lists:seq(0, 999)],
+    F = lists:foldl(fun(T, Acc) -> Acc * task_await(T) end, 1, Tasks),
+    fact_rounds(K - 1, length(integer_to_list(F))).
+
+chunk_product(A, B) -> lists:foldl(fun(X, Acc) -> X * Acc end, 1, lists:seq(A, B)).
+
+peak_rss_bytes() ->
+    {ok, Bin} = file:read_file("/proc/self/status"),
+    {match, [KB]} = re:run(Bin, "VmHWM:\\s+(\\d+)", [{capture, all_but_first, binary}]),
+    binary_to_integer(KB) * 1024.
+
 ping(_, 0) -> ok;
 ping(Pong, K) ->
     Pong ! {ping, self()},
@@ -397,6 +518,14 @@ rss_bytes() ->
 %% gen_server callbacks: one module, three kinds of server.
 %%--------------------------------------------------------------------
 
+init({sr_sup, Client, N}) ->
+    %% supervisor:start_link(?MODULE, ...) calls this as the supervisor's init
+    {ok, {#{strategy => one_for_one, intensity => N + 1, period => 1},
+          [#{id => worker, start => {?MODULE, start_sr_worker, [Client]},
+             restart => permanent, type => worker}]}};
+init({sr_worker, Client}) ->
+    Client ! {sr_started, self()},
+    {ok, {sr_worker, Client}};
 init({idle, Id}) -> {ok, {idle, Id}};
 init({counter, C}) -> {ok, {counter, C}};
 init({storm, Parent, N}) -> {ok, {storm, Parent, N, 0}}.
@@ -408,6 +537,7 @@ handle_call(req, From, {storm, _, _, _} = St) ->
     erlang:send_after(?STORM_REPLY_DELAY_MS, self(), {reply_to, From}),
     {noreply, St}.
 
+handle_cast(crash, {sr_worker, _} = St) -> {stop, crash, St};
 handle_cast(_Msg, St) -> {noreply, St}.
 
 handle_info({reply_to, From}, {storm, Parent, N, Sent}) ->
@@ -444,7 +574,8 @@ emit(W, R) ->
             {schedulers, erlang:system_info(schedulers_online)}],
     Extra = [{K, fmt_extra(K, maps:get(K, R))}
              || K <- [bytes_per_proc, p50_us, p99_us, p999_us, timeouts,
-                      late_dropped, leftover, elapsed_ms],
+                      late_dropped, leftover, elapsed_ms, peak_rss_mb,
+                      rss_at_10pct_mb, rss_at_end_mb, digits],
                 maps:is_key(K, R)],
     Err = case maps:find(error, R) of
               {ok, E} -> [{error, {str, lists:flatten(io_lib:format("~s", [E]))}}];
@@ -465,6 +596,7 @@ unit_of(_) -> calls.
 
 fmt_extra(K, V) when K =:= p50_us; K =:= p99_us; K =:= p999_us -> {f, 3, V};
 fmt_extra(elapsed_ms, V) -> {f, 3, V};
+fmt_extra(K, V) when K =:= peak_rss_mb; K =:= rss_at_10pct_mb; K =:= rss_at_end_mb -> {f, 1, V};
 fmt_extra(_, V) -> V.
 
 json(true) -> "true";

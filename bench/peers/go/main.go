@@ -25,6 +25,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -61,6 +62,10 @@ var workloads = []workload{
 	{"gen_server_call", 1000000, 10000, genServerCall},
 	{"gen_server_call_2c", 500000, 5000, genServerCall2c}, // per client
 	{"call_timeout_storm", 10000, 1000, callTimeoutStorm},
+	{"supervisor_restart", 100000, 1000, supervisorRestart},
+	{"task_async_await", 1000000, 10000, taskAsyncAwait},
+	{"async_stream", 1000000, 10000, asyncStream},
+	{"factorial_chunks", 100, 5, factorialChunks},
 }
 
 // result is one run. extra holds the optional fields, already encoded,
@@ -649,6 +654,199 @@ wait:
 	}
 	if timeouts != n {
 		r.fail("%d of %d calls timed out", timeouts, n)
+	}
+	return r
+}
+
+// ---------------- supervisors and tasks ----------------
+
+func peakRssBytes() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// supervisor_restart: Go has no supervisor; the closest a Go programmer
+// writes is a goroutine that restarts a worker goroutine whenever the
+// worker panics (recovered in the worker's wrapper and reported on a
+// channel). The worker says hello when it starts, the client tells it to
+// crash and waits for the next hello, n times.
+type srWorker struct {
+	id    int
+	crash chan struct{}
+}
+
+func supervisorRestart(n int) *result {
+	started := make(chan srWorker)
+	exits := make(chan int)
+	done := make(chan struct{})
+	nextID := 0
+	startWorker := func() {
+		nextID++
+		w := srWorker{id: nextID, crash: make(chan struct{})}
+		go func() {
+			defer func() {
+				if recover() != nil {
+					exits <- w.id
+				}
+			}()
+			started <- w
+			<-w.crash
+			panic("crash")
+		}()
+	}
+	restarts := 0
+	go func() { // the supervisor
+		startWorker()
+		for {
+			select {
+			case <-exits:
+				restarts++
+				startWorker()
+			case <-done:
+				return
+			}
+		}
+	}()
+	w := <-started
+	t0 := time.Now()
+	ok := true
+	for i := 0; i < n; i++ {
+		close(w.crash)
+		nw := <-started
+		if nw.id == w.id {
+			ok = false
+			break
+		}
+		w = nw
+	}
+	el := time.Since(t0)
+	close(done)
+	r := newResult(n, el, "restarts")
+	if !ok {
+		r.fail("a restart gave the same worker")
+	}
+	return r
+}
+
+// task_async_await: a goroutine per task with its own result channel;
+// awaited in order, 1,000 at a time.
+func taskAsyncAwait(n int) *result {
+	const batch = 1000
+	chans := make([]chan int64, batch)
+	var sum int64
+	t0 := time.Now()
+	for base := 0; base < n; base += batch {
+		k := batch
+		if n-base < k {
+			k = n - base
+		}
+		for i := 0; i < k; i++ {
+			ch := make(chan int64, 1)
+			chans[i] = ch
+			go func(x int64, ch chan int64) { ch <- x*2 + 1 }(int64(base+i), ch)
+		}
+		for i := 0; i < k; i++ {
+			sum += <-chans[i]
+		}
+	}
+	el := time.Since(t0)
+	r := newResult(n, el, "tasks")
+	if want := int64(n) * int64(n); sum != want {
+		r.fail("sum %d, expected %d", sum, want)
+	}
+	return r
+}
+
+// async_stream: ordered, at most GOMAXPROCS running; the next item starts
+// when the consumer has taken the oldest result.
+func asyncStream(n int) *result {
+	maxc := runtime.GOMAXPROCS(0)
+	window := make([]chan int64, 0, maxc)
+	next := 0
+	start := func() {
+		ch := make(chan int64, 1)
+		go func(x int64) { ch <- x*2 + 1 }(int64(next))
+		window = append(window, ch)
+		next++
+	}
+	var sum int64
+	got := 0
+	var rss10 int64
+	t0 := time.Now()
+	for next < n && len(window) < maxc {
+		start()
+	}
+	for len(window) > 0 {
+		v := <-window[0]
+		window = window[1:]
+		if v != int64(got)*2+1 {
+			break
+		}
+		sum += v
+		got++
+		if got == n/10 {
+			rss10 = rssBytes()
+		}
+		if next < n {
+			start()
+		}
+	}
+	el := time.Since(t0)
+	r := newResult(got, el, "items")
+	r.add("peak_rss_mb", ffmt(float64(peakRssBytes())/1048576.0, 1))
+	r.add("rss_at_10pct_mb", ffmt(float64(rss10)/1048576.0, 1))
+	r.add("rss_at_end_mb", ffmt(float64(rssBytes())/1048576.0, 1))
+	if want := int64(n) * int64(n); got != n || sum != want {
+		r.fail("%d items, sum %d, expected %d", got, sum, want)
+	}
+	return r
+}
+
+// factorial_chunks: 10000! as 1,000 chunks of 10 factors, each chunk's
+// product in its own goroutine (math/big), multiplied together in order.
+func factorialChunks(rounds int) *result {
+	const factN, chunk = 10000, 10
+	digits := 0
+	t0 := time.Now()
+	for round := 0; round < rounds; round++ {
+		chans := make([]chan *big.Int, factN/chunk)
+		for c := range chans {
+			ch := make(chan *big.Int, 1)
+			chans[c] = ch
+			go func(first int64) {
+				p := big.NewInt(first)
+				for k := first + 1; k < first+chunk; k++ {
+					p.Mul(p, big.NewInt(k))
+				}
+				ch <- p
+			}(int64(c*chunk + 1))
+		}
+		acc := big.NewInt(1)
+		for _, ch := range chans {
+			acc.Mul(acc, <-ch)
+		}
+		digits = len(acc.String())
+		if digits != 35660 {
+			break
+		}
+	}
+	el := time.Since(t0)
+	r := newResult(rounds, el, "rounds")
+	r.add("digits", strconv.Itoa(digits))
+	if digits != 35660 {
+		r.fail("10000! has %d digits, not 35660", digits)
 	}
 	return r
 }

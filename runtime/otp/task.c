@@ -1,0 +1,498 @@
+/*
+ * Tasks: Elixir's Task (async / await / yield / shutdown) and
+ * Task.Supervisor.async_nolink.
+ *
+ * Where a result goes. A task's result does not travel as a message: the
+ * owner awaits tasks in whatever order it likes, and a selective receive
+ * for one reply among many (plus each one's DOWN) costs a scan of every
+ * message that came before it — quadratic for a batch awaited in order
+ * but finished out of order. Instead each task process has a result slot
+ * in a table indexed by its process slot (struct tslot: a state word and
+ * the result), and the task lingers after its function returned until the
+ * owner has taken the result: while it is alive its table slot is its own,
+ * and the owner can drop its monitor and link before it goes, so that no
+ * DOWN and no exit signal is ever sent for a task that delivered.
+ *
+ * The state word is generation << 8 | state; the generation (the task
+ * pid's) tells a slot that belongs to this task from one left by an
+ * earlier process in the same slot or claimed by a later one. Transitions
+ * (all CAS, acq_rel; the result is written before DONE and WOKEN and read
+ * after them):
+ *
+ *   RUNNING -> DONE     the task, its function returned (no message)
+ *   RUNNING -> WAITING  the owner, about to wait in a receive
+ *   WAITING -> WOKEN    the task: it returned while the owner waits, and
+ *                       then sends it one TASK_TAG_WAKE message
+ *   WAITING -> RUNNING  the owner, whose wait timed out (yield)
+ *
+ * So the owner gets at most one message per task, and only while it waits
+ * for that very task. A task that dies without a result (a crash, a kill)
+ * leaves its state at RUNNING or WAITING and the owner gets its DOWN.
+ * Ending a task that delivered: demonitor (quiet: the task is alive),
+ * unlink, kill (it exits with no link or monitor, sending nothing).
+ *
+ * Who claims a slot: both the spawner (before async returns) and the task
+ * (first thing) move it from a foreign generation to this task's RUNNING;
+ * whichever comes second sees its own generation and leaves it alone.
+ *
+ * A lingering task holds its stack until it is awaited, or until its
+ * owner exits (the link).
+ *
+ * Task supervisors' tasks and streams (stream.c) use the other mode, as
+ * Elixir's: the task sends its result as a TASK_TAG_REPLY message
+ * (HIVE_TAG_TASK_REPLY) and exits, so an owner that never awaits (a
+ * gen_server taking replies in handle_info) holds no process for it. The
+ * owner tells the modes apart by the result slot: a task supervisor's task
+ * never claims one. A stream's few running items are matched in O(1) by
+ * their slot in the stream.
+ *
+ * A task supervisor's task waits for a go from its owner before it runs:
+ * the owner monitors it first, so even a task that crashes at once gives
+ * the owner its own reason.
+ */
+#include <hive.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/otp/task.h"
+#include "runtime/proc/proc.h"
+
+/* ------------------------------------------------------------------ */
+/* Result slots                                                        */
+/* ------------------------------------------------------------------ */
+
+enum { TS_RUNNING = 1, TS_DONE, TS_WAITING, TS_WOKEN };
+
+struct tslot {
+    _Atomic uint64_t st;    /* generation << 8 | state */
+    void *result;
+};
+
+#define TS_CHUNK_SHIFT 12
+#define TS_CHUNK (1u << TS_CHUNK_SHIFT)
+#define TS_NCHUNKS ((1u << 24) >> TS_CHUNK_SHIFT)
+
+/* Chunks allocated on first use and kept for the life of the program
+ * (entries are claimed afresh by every task). */
+static _Atomic(struct tslot *) ts_chunks[TS_NCHUNKS];
+static pthread_mutex_t ts_grow = PTHREAD_MUTEX_INITIALIZER;
+
+static struct tslot *tslot_of(hive_pid pid)
+{
+    uint32_t slot = pid_slot(pid);
+    unsigned ci = slot >> TS_CHUNK_SHIFT;
+    /* acquire: pairs with the release store below. */
+    struct tslot *c = atomic_load_explicit(&ts_chunks[ci], memory_order_acquire);
+    if (!c) {
+        pthread_mutex_lock(&ts_grow);
+        c = atomic_load_explicit(&ts_chunks[ci], memory_order_relaxed);
+        if (!c) {
+            c = calloc(TS_CHUNK, sizeof *c);
+            if (c)
+                atomic_store_explicit(&ts_chunks[ci], c, memory_order_release);
+        }
+        pthread_mutex_unlock(&ts_grow);
+        if (!c)
+            return NULL;
+    }
+    return &c[slot & (TS_CHUNK - 1)];
+}
+
+static inline uint64_t ts_word(hive_pid pid, unsigned state)
+{
+    return (uint64_t)pid_gen(pid) << 8 | state;
+}
+
+/* Moves the slot to this task's RUNNING unless it is this task's already. */
+static void tslot_claim(struct tslot *e, hive_pid pid)
+{
+    uint64_t old = atomic_load_explicit(&e->st, memory_order_acquire);
+    while ((old >> 8) != pid_gen(pid))
+        if (atomic_compare_exchange_weak_explicit(&e->st, &old, ts_word(pid, TS_RUNNING),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            break;
+}
+
+static bool ts_cas(struct tslot *e, hive_pid pid, unsigned from, unsigned to, uint64_t *seen)
+{
+    uint64_t old = ts_word(pid, from);
+    bool ok = atomic_compare_exchange_strong_explicit(&e->st, &old, ts_word(pid, to),
+                                                      memory_order_acq_rel, memory_order_acquire);
+    if (seen)
+        *seen = old;
+    return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* The task process                                                    */
+/* ------------------------------------------------------------------ */
+
+static bool match_go(const hive_msg *m, void *ctx)
+{
+    return m->tag == TASK_TAG_GO && m->from == *(const hive_pid *)ctx;
+}
+
+/* Publishes the result, then waits to be taken (killed by the owner). */
+static void task_deliver(const struct task_start *st, void *result)
+{
+    hive_pid me = hive_self();
+    struct tslot *e = tslot_of(me);
+    e->result = result;
+    if (!ts_cas(e, me, TS_RUNNING, TS_DONE, NULL) && ts_cas(e, me, TS_WAITING, TS_WOKEN, NULL))
+        hive_send(st->owner, TASK_TAG_WAKE, NULL, 0);
+    /* The owner takes us, or its exit does (even if the function left us
+     * trapping exits). */
+    hive_msg *m;
+    for (;;) {
+        if (hive_receive(&m, HIVE_INFINITY) != 0)
+            continue;
+        /* the owner's exit, or the runtime's stop (from no process) */
+        bool owner_gone = m->tag == HIVE_TAG_EXIT &&
+                          (m->from == st->owner || m->from == HIVE_NOPID);
+        hive_msg_free(m);
+        if (owner_gone)
+            return;
+    }
+}
+
+static void task_main(void *arg)
+{
+    struct task_start st = *(struct task_start *)arg;
+    free(arg);
+    if (st.linger) {
+        hive_pid me = hive_self();
+        struct tslot *e = tslot_of(me);
+        if (e)
+            tslot_claim(e, me);
+    }
+    if (st.wait_go) {
+        hive_msg *m;
+        if (hive_receive_if(match_go, &st.owner, &m, HIVE_INFINITY) != 0)
+            return;
+        hive_msg_free(m);
+    }
+    if (st.linger) {
+        task_deliver(&st, st.fn1(st.arg));
+        return;
+    }
+    struct task_reply r = { .index = st.index, .slot = st.slot };
+    r.result = st.fn2 ? st.fn2(st.arg, st.index) : st.fn1(st.arg);
+    if (st.unlink_owner)
+        hive_unlink(st.owner);
+    hive_send(st.owner, TASK_TAG_REPLY, &r, sizeof r);
+}
+
+int task_spawn(const struct task_start *st, const hive_spawn_opts *so, hive_pid *out)
+{
+    struct task_start *copy = malloc(sizeof *copy);
+    if (!copy)
+        return -ENOMEM;
+    *copy = *st;
+    int rc = hive_spawn_opt(task_main, copy, so, out);
+    if (rc)
+        free(copy);
+    return rc;
+}
+
+void task_go(hive_pid task)
+{
+    hive_send(task, TASK_TAG_GO, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The owner's side                                                    */
+/* ------------------------------------------------------------------ */
+
+struct task_match {
+    hive_pid pid;
+    hive_ref ref;
+};
+
+/* The task's wake (or stream reply) or its DOWN. */
+static bool match_task(const hive_msg *m, void *ctx)
+{
+    const struct task_match *t = ctx;
+    if (m->tag == TASK_TAG_WAKE || m->tag == TASK_TAG_REPLY)
+        return m->from == t->pid;
+    return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, t->ref);
+}
+
+static bool match_reply(const hive_msg *m, void *ctx)
+{
+    return (m->tag == TASK_TAG_REPLY || m->tag == TASK_TAG_WAKE) &&
+           m->from == *(const hive_pid *)ctx;
+}
+
+static bool match_down(const hive_msg *m, void *ctx)
+{
+    return m->tag == HIVE_TAG_DOWN && hive_ref_eq(m->ref, *(const hive_ref *)ctx);
+}
+
+static bool match_exit_from(const hive_msg *m, void *ctx)
+{
+    return m->tag == HIVE_TAG_EXIT && m->from == *(const hive_pid *)ctx;
+}
+
+void task_kill_flush(hive_pid pid, hive_ref mref, bool linked)
+{
+    hive_msg *m;
+    if (linked) {
+        hive_unlink(pid);
+        /* An EXIT that was trapped before the unlink is the kill's, not
+         * the owner's business. */
+        while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
+            hive_msg_free(m);
+    }
+    hive_kill(pid, HIVE_KILL);
+    if (hive_receive_if(match_down, &mref, &m, HIVE_INFINITY) == 0)
+        hive_msg_free(m);
+    /* A reply or wake sent just before the kill came before the DOWN. */
+    while (hive_receive_if(match_reply, &pid, &m, 0) == 0)
+        hive_msg_free(m);
+}
+
+void task_crash_propagates(hive_pid pid, hive_reason reason)
+{
+    if (reason == HIVE_NORMAL)
+        return;
+    bool trapping = hive_trap_exits(true);
+    hive_trap_exits(trapping);
+    if (!trapping && call_self_linked(pid))
+        hive_exit(reason);
+}
+
+static void task_ended(hive_task *t)
+{
+    t->ref = (hive_ref){ 0, 0 };
+}
+
+static bool task_open(const hive_task *t)
+{
+    return t->ref.hi || t->ref.lo;
+}
+
+/* Checks shared by await, yield and shutdown. */
+static int task_check(hive_task *t, int64_t timeout_ms, bool allow_brutal)
+{
+    if (!t)
+        return -EINVAL;
+    hive_pid self = hive_self();
+    if (self == HIVE_NOPID)
+        return -EPERM;
+    if (t->owner == HIVE_NOPID && t->pid == HIVE_NOPID)
+        return -EINVAL;
+    if (t->owner != self)
+        return -EPERM;
+    if (timeout_ms < 0 && timeout_ms != HIVE_INFINITY &&
+        !(allow_brutal && timeout_ms == HIVE_BRUTAL_KILL))
+        return -EINVAL;
+    if (!task_open(t))
+        return -ESRCH;
+    return 0;
+}
+
+/* Drops the monitor of a task; a DOWN that was already sent is taken.
+ * Through the task's list of watchers: an owner with many tasks
+ * outstanding has a long list of monitors, each task a short one. */
+static void task_demonitor(hive_pid pid, hive_ref ref)
+{
+    if (sig_unmonitor_pid(cur_proc, pid, ref))
+        return;
+    hive_msg *m;
+    while (hive_receive_if(match_down, &ref, &m, 0) == 0)
+        hive_msg_free(m);
+}
+
+/* The task delivered: take the result and let it go, leaving nothing. */
+static int task_take(hive_task *t, void *value, void **result)
+{
+    if (result)
+        *result = value;
+    task_demonitor(t->pid, t->ref); /* it is alive: no DOWN was sent */
+    hive_pid pid = t->pid;
+    hive_unlink(pid);
+    hive_msg *m;
+    while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
+        hive_msg_free(m); /* only if someone else killed it meanwhile */
+    hive_kill(pid, HIVE_KILL);
+    task_ended(t);
+    return 0;
+}
+
+/* The task died without a result: its DOWN is (or will be) ours. */
+static int task_lost(hive_task *t, hive_msg *down)
+{
+    hive_msg *m = down;
+    if (!m && hive_receive_if(match_down, &t->ref, &m, HIVE_INFINITY) != 0)
+        return -ESRCH;
+    hive_reason reason = ((const hive_down *)m->data)->reason;
+    hive_msg_free(m);
+    task_ended(t);
+    task_crash_propagates(t->pid, reason);
+    call_set_reason(reason);
+    return -ECONNRESET;
+}
+
+/* Waits for the task's outcome: 0 (result taken), -ECONNRESET (died),
+ * -ETIMEDOUT (still running: nothing changed), or a receive error. */
+static int task_wait(hive_task *t, int64_t timeout_ms, void **result)
+{
+    struct tslot *e = tslot_of(t->pid);
+    if (!e)
+        return -ENOMEM;
+    uint64_t seen;
+    bool waiting = ts_cas(e, t->pid, TS_RUNNING, TS_WAITING, &seen);
+    if (!waiting && seen == ts_word(t->pid, TS_DONE))
+        return task_take(t, e->result, result);
+    /* Waiting for a lingering task's wake; or the slot is not this
+     * task's: a task supervisor's task (it replies with a message), or a
+     * task that died (its DOWN is queued). */
+    struct task_match mt = { t->pid, t->ref };
+    hive_msg *m;
+    int rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        if (!waiting || ts_cas(e, t->pid, TS_WAITING, TS_RUNNING, NULL))
+            return -ETIMEDOUT;
+        /* It returned just now: its wake is on the way. */
+        rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+    }
+    if (rc)
+        return rc;
+    if (m->tag == HIVE_TAG_DOWN)
+        return task_lost(t, m);
+    void *value = m->tag == TASK_TAG_REPLY ? ((const struct task_reply *)m->data)->result
+                                           : e->result;
+    hive_msg_free(m);
+    return task_take(t, value, result);
+}
+
+int hive_task_await(hive_task *t, int64_t timeout_ms, void **result)
+{
+    int rc = task_check(t, timeout_ms, false);
+    if (rc)
+        return rc;
+    rc = task_wait(t, timeout_ms, result);
+    if (rc == -ETIMEDOUT) {
+        /* Stopped, never leaked. */
+        task_kill_flush(t->pid, t->ref, true);
+        task_ended(t);
+    }
+    return rc;
+}
+
+int hive_task_yield(hive_task *t, int64_t timeout_ms, void **result)
+{
+    int rc = task_check(t, timeout_ms, false);
+    if (rc)
+        return rc;
+    return task_wait(t, timeout_ms, result); /* -ETIMEDOUT: may be yielded again */
+}
+
+int hive_task_shutdown(hive_task *t, int64_t timeout_ms, void **result)
+{
+    int rc = task_check(t, timeout_ms, true);
+    if (rc)
+        return rc;
+    hive_pid pid = t->pid;
+    hive_msg *m;
+    /* Its exit is ours to take from now on. */
+    hive_unlink(pid);
+    while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
+        hive_msg_free(m);
+    struct tslot *e = tslot_of(pid);
+    if (!e)
+        return -ENOMEM;
+    uint64_t seen;
+    if (!ts_cas(e, pid, TS_RUNNING, TS_WAITING, &seen) && seen == ts_word(pid, TS_DONE))
+        return task_take(t, e->result, result); /* it had finished: its result */
+    /* Running (or a task supervisor's task, or dead): stop it; a result
+     * that comes first is its result. */
+    struct task_match mt = { pid, t->ref };
+    if (timeout_ms == HIVE_BRUTAL_KILL) {
+        hive_kill(pid, HIVE_KILL);
+        rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+    } else {
+        hive_kill(pid, HIVE_SHUTDOWN);
+        rc = hive_receive_if(match_task, &mt, &m, timeout_ms);
+        if (rc == -ETIMEDOUT) {
+            hive_kill(pid, HIVE_KILL);
+            rc = hive_receive_if(match_task, &mt, &m, HIVE_INFINITY);
+        }
+    }
+    if (rc)
+        return rc;
+    if (m->tag != HIVE_TAG_DOWN) {
+        void *value = m->tag == TASK_TAG_REPLY ? ((const struct task_reply *)m->data)->result
+                                               : e->result;
+        hive_msg_free(m);
+        if (result)
+            *result = value;
+        hive_kill(pid, HIVE_KILL);
+        task_demonitor(pid, t->ref);
+        task_ended(t);
+        return 0;
+    }
+    if (!m && hive_receive_if(match_down, &t->ref, &m, HIVE_INFINITY) != 0)
+        return -ESRCH;
+    hive_reason reason = ((const hive_down *)m->data)->reason;
+    hive_msg_free(m);
+    task_ended(t);
+    if (reason == HIVE_SHUTDOWN || reason == HIVE_KILLED || reason == HIVE_NOPROC)
+        return -ESRCH; /* stopped without a result */
+    call_set_reason(reason);
+    return -ECONNRESET;
+}
+
+int hive_task_async(void *(*fn)(void *arg), void *arg, hive_task *out)
+{
+    if (!fn || !out)
+        return -EINVAL;
+    hive_pid self = hive_self();
+    if (self == HIVE_NOPID)
+        return -EPERM;
+    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .unlink_owner = true,
+                             .linger = true };
+    hive_ref ref;
+    hive_pid pid;
+    int rc = task_spawn(&st, &(hive_spawn_opts){ .flags = HIVE_LINK | HIVE_MONITOR, .monitor = &ref },
+                        &pid);
+    if (rc)
+        return rc;
+    struct tslot *e = tslot_of(pid);
+    if (!e) {
+        task_kill_flush(pid, ref, true);
+        return -ENOMEM;
+    }
+    tslot_claim(e, pid);
+    out->pid = pid;
+    out->ref = ref;
+    out->owner = self;
+    return 0;
+}
+
+int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, hive_task *out)
+{
+    if (!fn || !out || sup == HIVE_NOPID)
+        return -EINVAL;
+    hive_pid self = hive_self();
+    if (self == HIVE_NOPID)
+        return -EPERM;
+    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true };
+    hive_pid pid;
+    int rc = sup_start_task(sup, &st, &pid);
+    if (rc)
+        return rc;
+    hive_ref ref;
+    rc = hive_monitor(pid, &ref);
+    if (rc) {
+        hive_kill(pid, HIVE_KILL);
+        return rc;
+    }
+    task_go(pid);
+    out->pid = pid;
+    out->ref = ref;
+    out->owner = self;
+    return 0;
+}
