@@ -452,6 +452,11 @@ open(my $M, '>', $md) or die "servers.pl: $md: $!\n";
 print $M "Servers on $host ($NCPU CPUs, $cpu, Linux $kernel), ", strftime('%Y-%m-%d', gmtime),
     ", median of $opt{repeat} runs", $opt{quick} ? ' (quick sizes)' : '', ". System calls: ",
     $perf_ok ? '`perf stat -e raw_syscalls:sys_enter -p PID` over the client run' : 'not counted', ".\n\n";
+my $load = `cat /proc/loadavg` =~ s/^(\S+ \S+ \S+).*/$1/sr;
+print $M "Load average at the end: $load (the machine is shared). KiB/conn: the growth of the ",
+    "server's VmRSS (all its processes) under load or with the idle connections held, over the ",
+    "connections; kernel socket buffers are not in it, and pages a server allocated but never ",
+    "touched (epoll-echo's 16 KiB buffer per connection) are not resident.\n\n";
 print $M '| ', join(' | ', @head), " |\n";
 print $M '|', join('|', map { $_ < 2 ? '---' : '---:' } 0 .. $#head), "|\n";
 print $M '| ', join(' | ', @$_), " |\n" for @lines;

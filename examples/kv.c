@@ -683,12 +683,10 @@ static int start_conn(int fd)
 
 /* ---- the shards' supervisor ---------------------------------------- */
 
-#ifdef HIVE_BRUTAL_KILL /* hive has supervisors */
-
 static int start_shards(void)
 {
     hive_child_spec *specs = calloc(nshards, sizeof *specs);
-    char (*ids)[16] = calloc(nshards, sizeof *ids);
+    char (*ids)[24] = calloc(nshards, sizeof *ids);
     if (!specs || !ids) {
         free(specs);
         free(ids);
@@ -711,66 +709,10 @@ static int start_shards(void)
     return rc;
 }
 
-#else /* no supervisors yet: a small one_for_one loop of its own */
-
-static void sup_loop(void *arg)
-{
-    (void)arg;
-    hive_trap_exits(true);
-    hive_pid *kids = calloc(nshards, sizeof *kids);
-    for (unsigned i = 0; i < nshards; i++)
-        if (kv_shard_start((void *)(uintptr_t)i, &kids[i]) != 0)
-            hive_exit(HIVE_ERROR);
-    for (;;) {
-        hive_msg *m;
-        if (hive_receive(&m, HIVE_INFINITY) != 0)
-            continue;
-        if (m->tag == HIVE_TAG_EXIT) {
-            hive_exit_signal *x = m->data;
-            for (unsigned i = 0; i < nshards; i++) {
-                if (kids[i] == x->from) {
-                    if (kv_shard_start((void *)(uintptr_t)i, &kids[i]) != 0)
-                        hive_exit(HIVE_ERROR);
-                    break;
-                }
-            }
-        } else if (m->tag == 2) { /* stop */
-            for (unsigned i = 0; i < nshards; i++)
-                hive_gs_stop(kids[i], HIVE_SHUTDOWN, 5000);
-            hive_send(m->from, 2, NULL, 0);
-            hive_msg_free(m);
-            free(kids);
-            return;
-        }
-        hive_msg_free(m);
-    }
-}
-
-static int start_shards(void)
-{
-    int rc = hive_spawn(sup_loop, NULL, &sup_pid);
-    if (rc)
-        return rc;
-    /* wait until every shard is registered */
-    char name[HIVE_NAME_MAX + 1];
-    snprintf(name, sizeof name, KV_SHARD_NAME, nshards - 1);
-    for (int i = 0; i < 5000 && hive_whereis(name) == HIVE_NOPID; i++)
-        hive_sleep(1);
-    return hive_whereis(name) == HIVE_NOPID ? -ETIMEDOUT : 0;
-}
-
-#endif
 
 static void stop_shards(void)
 {
-#ifdef HIVE_BRUTAL_KILL
     hive_gs_stop(sup_pid, HIVE_SHUTDOWN, 10000);
-#else
-    hive_send(sup_pid, 2, NULL, 0);
-    hive_msg *m;
-    if (hive_receive(&m, 10000) == 0)
-        hive_msg_free(m);
-#endif
 }
 
 static int flag(const char *f, const char *v, bool *used)
