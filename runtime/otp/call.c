@@ -86,20 +86,6 @@ bool call_match(const hive_msg *m, void *ctx)
 /* ------------------------------------------------------------------ */
 
 /* Checks shared by every blocking request to a server. */
-int call_check(struct proc *self, hive_pid server, int64_t timeout_ms)
-{
-    if (!self)
-        return -EPERM;
-    if (server == HIVE_NOPID)
-        return -EINVAL;
-    struct proc *t;
-    int rc = proc_resolve(server, &t);
-    if (rc == -EINVAL)
-        return rc;
-    if (server == self_pid(self))
-        return -EDEADLK;
-    return proc_check_timeout(timeout_ms);
-}
 
 /* Drops a call's monitor that never carried a request; a DOWN it already
  * queued is taken away. */

@@ -12,6 +12,7 @@
 
 #include "runtime/proc/msg.h"
 #include "runtime/proc/proc.h"
+#include "runtime/proc/receive.h"
 
 struct call {
     hive_ref      ref;     /* monitor ref == alias == from.ref */
@@ -34,7 +35,21 @@ bool call_unmonitor(struct proc *self, struct call *c);
 /* A reply to, or the DOWN of, the call whose ref is *ctx. */
 bool call_match(const hive_msg *m, void *ctx);
 /* Checks shared by every blocking request to a server. */
-int  call_check(struct proc *self, hive_pid server, int64_t timeout_ms);
+static inline int call_check(struct proc *self, hive_pid server, int64_t timeout_ms)
+{
+    if (!self)
+        return -EPERM;
+    if (server == HIVE_NOPID)
+        return -EINVAL;
+    struct proc *t;
+    int rc = proc_resolve(server, &t);
+    if (rc == -EINVAL)
+        return rc;
+    if (server == self_pid(self))
+        return -EDEADLK;
+    return proc_check_timeout(timeout_ms);
+}
+
 /* Monitors the server, makes the ref an alias, sends n (consumed). A call
  * with a mark is synchronous (the caller waits for it before doing
  * anything else) and gets the light monitor. */
