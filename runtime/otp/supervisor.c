@@ -603,32 +603,36 @@ static void do_terminate(struct sup *s, struct child *c, hive_from from)
     reply_rc(from, 0, HIVE_NOPID);
 }
 
-static void do_restart(struct sup *s, const char *id, hive_from from)
+/* The static child `id` that is not running, or NULL after answering
+ * -ENOENT (no such child) or -EBUSY (running, or being restarted). */
+static struct child *stopped_child(struct sup *s, const char *id, hive_from from)
 {
     struct child *c = s->kind == SK_STATIC ? child_by_id(s, id) : NULL;
     if (!c) {
         reply_rc(from, -ENOENT, HIVE_NOPID);
-        return;
+        return NULL;
     }
     if (c->pid || c->restarting) {
         reply_rc(from, -EBUSY, HIVE_NOPID);
-        return;
+        return NULL;
     }
+    return c;
+}
+
+static void do_restart(struct sup *s, const char *id, hive_from from)
+{
+    struct child *c = stopped_child(s, id, from);
+    if (!c)
+        return;
     int rc = child_start(s, c);
     reply_rc(from, rc, c->pid);
 }
 
 static void do_delete(struct sup *s, const char *id, hive_from from)
 {
-    struct child *c = s->kind == SK_STATIC ? child_by_id(s, id) : NULL;
-    if (!c) {
-        reply_rc(from, -ENOENT, HIVE_NOPID);
+    struct child *c = stopped_child(s, id, from);
+    if (!c)
         return;
-    }
-    if (c->pid || c->restarting) {
-        reply_rc(from, -EBUSY, HIVE_NOPID);
-        return;
-    }
     child_remove(s, c);
     reply_rc(from, 0, HIVE_NOPID);
 }

@@ -451,30 +451,10 @@ static inline int io_result(int res, bool timed)
 /* Public API                                                          */
 /* ------------------------------------------------------------------ */
 
-ssize_t hive_io_recv(int fd, void *buf, size_t len, int64_t timeout_ms)
-{
-    struct proc *p;
-    int rc = io_check(&p, fd, buf, len, timeout_ms);
-    if (rc)
-        return rc;
-    if (len == 0)
-        return 0;
-    size_t cap = len < IO_CHUNK ? len : IO_CHUNK;
-    struct ioreq *q = req_new(p, IOP_RECV, fd, cap);
-    if (!q)
-        return -ENOMEM;
-    q->op.timeout_ns = timeout_ms < 0 ? -1 : timeout_ms * 1000000;
-    struct mnode *n = NULL;
-    int res = req_run(p, q, &n);
-    if (!n)
-        return res;
-    if (res > 0)
-        memcpy(buf, n->msg.data, (size_t)res);
-    mnode_free(n);
-    return io_result(res, timeout_ms >= 0);
-}
-
-ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t timeout_ms)
+/* A recv or read into the caller's buffer: the kernel fills the request's
+ * own buffer (its completion message's payload), copied out here. */
+static ssize_t copy_in(uint8_t op, int fd, void *buf, size_t len, int64_t offset,
+                       int64_t timeout_ms)
 {
     struct proc *p;
     int rc = io_check(&p, fd, buf, len, timeout_ms);
@@ -485,7 +465,7 @@ ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t time
     if (len == 0)
         return 0;
     size_t cap = len < IO_CHUNK ? len : IO_CHUNK;
-    struct ioreq *q = req_new(p, IOP_READ, fd, cap);
+    struct ioreq *q = req_new(p, op, fd, cap);
     if (!q)
         return -ENOMEM;
     q->op.off = offset;
@@ -498,6 +478,16 @@ ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t time
         memcpy(buf, n->msg.data, (size_t)res);
     mnode_free(n);
     return io_result(res, timeout_ms >= 0);
+}
+
+ssize_t hive_io_recv(int fd, void *buf, size_t len, int64_t timeout_ms)
+{
+    return copy_in(IOP_RECV, fd, buf, len, -1, timeout_ms);
+}
+
+ssize_t hive_io_read(int fd, void *buf, size_t len, int64_t offset, int64_t timeout_ms)
+{
+    return copy_in(IOP_READ, fd, buf, len, offset, timeout_ms);
 }
 
 /* send and write: every byte, in pieces of at most IO_CHUNK, each a copy

@@ -368,31 +368,31 @@ int proc_check_timeout(int64_t t)
     return 0;
 }
 
-int hive_receive(hive_msg **out, int64_t timeout_ms)
+/* What every public receive checks first: the calling process, or an error. */
+static inline int receive_start(hive_msg **out, int64_t timeout_ms, struct proc **p)
 {
     if (!out)
         return -EINVAL;
-    struct proc *p = cur_proc;
-    if (!p)
+    if (!(*p = cur_proc))
         return -EPERM;
-    int rc = proc_check_timeout(timeout_ms);
-    if (rc)
-        return rc;
-    return proc_receive_any(p, out, timeout_ms);
+    return proc_check_timeout(timeout_ms);
+}
+
+int hive_receive(hive_msg **out, int64_t timeout_ms)
+{
+    struct proc *p;
+    int rc = receive_start(out, timeout_ms, &p);
+    return rc ? rc : proc_receive_any(p, out, timeout_ms);
 }
 
 int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg **out,
                     int64_t timeout_ms)
 {
-    if (!out || !match)
+    if (!match)
         return -EINVAL;
-    struct proc *p = cur_proc;
-    if (!p)
-        return -EPERM;
-    int rc = proc_check_timeout(timeout_ms);
-    if (rc)
-        return rc;
-    return proc_receive(p, match, ctx, NULL, out, timeout_ms);
+    struct proc *p;
+    int rc = receive_start(out, timeout_ms, &p);
+    return rc ? rc : proc_receive(p, match, ctx, NULL, out, timeout_ms);
 }
 
 static bool match_nothing(const hive_msg *m, void *ctx)
