@@ -107,12 +107,11 @@ _Noreturn void proc_exit(struct proc *p, hive_reason reason)
 void proc_exit_unstacked(struct proc *p, hive_reason reason)
 {
     exit_work(p, reason);
-    proc_release(p);
+    proc_release(p->sched, p);
 }
 
-void proc_release(struct proc *p)
+void proc_release(struct sched *s, struct proc *p)
 {
-    struct sched *s = cur_sched;
     if (p->stack) {
         stack_put(s ? &s->stacks : NULL, p->stack);
         p->stack = NULL;

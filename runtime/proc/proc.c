@@ -97,24 +97,9 @@ static struct proc *chunk_for(uint32_t slot)
     return c ? &c[slot & (CHUNK_PROCS - 1)] : NULL;
 }
 
-/* Free slots: a Treiber stack whose head carries a change count, so a slot
- * popped and pushed back between our read and our CAS cannot fool us. */
-void proc_slot_free(struct proc *p)
-{
-    uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_relaxed);
-    for (;;) {
-        __atomic_store_n(&p->freenext, (uint32_t)h, __ATOMIC_RELAXED);
-        uint64_t n = ((h >> 32) + 1) << 32 | (uint64_t)(p->slot + 1);
-        /* release: p's final state (and freenext) before it is reusable. */
-        if (atomic_compare_exchange_weak_explicit(&tab.free_head, &h, n, memory_order_release,
-                                                  memory_order_relaxed))
-            return;
-    }
-}
-
 static struct proc *slot_alloc(void)
 {
-    /* acquire: pairs with the release CAS in slot_free. */
+    /* acquire: pairs with the release CAS in proc_slot_free. */
     uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_acquire);
     while ((uint32_t)h != 0) {
         struct proc *p = proc_at((uint32_t)h - 1);

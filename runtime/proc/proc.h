@@ -209,6 +209,21 @@ static inline int proc_resolve_live(hive_pid pid, struct proc **out)
  * its arguments, the runtime, the size limit, then its live target. 0,
  * -EINVAL, -EPERM, -EMSGSIZE or -ESRCH (send.c). */
 int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, struct proc **out);
+/* Free slots: a Treiber stack whose head carries a change count, so a slot
+ * popped and pushed back between our read and our CAS cannot fool us. */
+static inline void proc_slot_free(struct proc *p)
+{
+    uint64_t h = atomic_load_explicit(&proc_tab.free_head, memory_order_relaxed);
+    for (;;) {
+        __atomic_store_n(&p->freenext, (uint32_t)h, __ATOMIC_RELAXED);
+        uint64_t n = ((h >> 32) + 1) << 32 | (uint64_t)(p->slot + 1);
+        /* release: p's final state (and freenext) before it is reusable. */
+        if (atomic_compare_exchange_weak_explicit(&proc_tab.free_head, &h, n, memory_order_release,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
 /* The live process for pid, or NULL (dead, stale, or invalid). */
 struct proc *proc_live(hive_pid pid);
 /* Iterate over every allocated slot (shutdown, tests). */
@@ -252,13 +267,12 @@ void proc_exit_unstacked(struct proc *p, hive_reason reason);
  * start at p's entry. -ENOMEM if none can be had. */
 struct stack_cache;
 int  proc_stack_init(struct proc *p, struct stack_cache *c);
-/* Puts a slot back on the free list. */
-void proc_slot_free(struct proc *p);
+
 /* Counts a spawn (before the process can run) on the calling thread's
  * counters. */
 void proc_count_spawn(struct sched *s);
 /* Scheduler side, after the exiting process switched away for good. */
-void proc_release(struct proc *p);
+void proc_release(struct sched *s, struct proc *p);   /* s: the scheduler it ran on last */
 
 /* A handler process moves on to n (held_next, say): the message it was
  * handling is freed, n is the one it handles now. */

@@ -142,7 +142,7 @@ void sched_finish_prev(struct sched *s)
         break;
     }
     case Y_EXIT:
-        proc_release(p);
+        proc_release(s, p);
         break;
     }
 }
