@@ -236,12 +236,15 @@ sub echo_run {
              rss_per_conn_kib => ($rss - $base) / $conns, requests => $r->{total} };
 }
 
+# The echo servers, both hive styles and the baseline: name, command.
+my @ECHO_SERVERS = (['hive echo (recv_async)', "$B/examples/echo", '--style', 'async'],
+                    ['hive echo (blocking)', "$B/examples/echo", '--style', 'blocking'],
+                    ['epoll-echo (baseline)', "$B/bench/epoll-echo", '--threads', $NCPU]);
+
 if ($only{echo}) {
     note("echo: 64-byte messages, one in flight per connection, ${DUR}s per run");
     for my $conns (50, 500) {
-        for my $s (['hive echo (recv_async)', "$B/examples/echo", '--style', 'async'],
-                   ['hive echo (blocking)', "$B/examples/echo", '--style', 'blocking'],
-                   ['epoll-echo (baseline)', "$B/bench/epoll-echo", '--threads', $NCPU]) {
+        for my $s (@ECHO_SERVERS) {
             my ($name, @cmd) = @$s;
             my @runs;
             for (1 .. $opt{repeat}) {
@@ -404,9 +407,7 @@ if ($only{kv}) {
 
 if ($only{idle}) {
     note("idle: $IDLE connections opened, one echo each, then held");
-    for my $s (['hive echo (recv_async)', "$B/examples/echo", '--style', 'async'],
-               ['hive echo (blocking)', "$B/examples/echo", '--style', 'blocking'],
-               ['epoll-echo (baseline)', "$B/bench/epoll-echo", '--threads', $NCPU]) {
+    for my $s (@ECHO_SERVERS) {
         my ($name, @cmd) = @$s;
         my @runs;
         for (1 .. $opt{repeat}) {

@@ -24,37 +24,24 @@ static bool blocking_style;
 /* ---- async style: a gen_server per connection ---------------------- */
 
 struct conn {
-    int      fd;
-    uint32_t rcv;  /* size of the next recv_async (srv_rcv_next) */
-    hive_ref req;  /* the recv_async in flight */
+    srv_conn io;         /* first: srv_conn_init fills it */
 };
 
 static int conn_init(hive_gs *gs, void *arg, void **state)
 {
     (void)gs;
-    struct conn *c = malloc(sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    c->fd = (int)(intptr_t)arg;
-    c->rcv = SRV_RCV_MIN;
-    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    *state = c;
-    return 0;
+    return srv_conn_init(sizeof(struct conn), arg, state);
 }
 
 static void conn_info(hive_gs *gs, void *state, const hive_msg *m)
 {
     struct conn *c = state;
-    if (!hive_ref_eq(m->ref, c->req))
+    if (!hive_ref_eq(m->ref, c->io.req))
         return;
     if (m->tag == HIVE_TAG_IO && m->len > 0) {
-        c->rcv = srv_rcv_next(c->rcv, m->len);
-        if (hive_io_send(c->fd, m->data, m->len, SEND_TMO) < 0 ||
-            hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
+        c->io.rcv = srv_rcv_next(c->io.rcv, m->len);
+        if (hive_io_send(c->io.fd, m->data, m->len, SEND_TMO) < 0 ||
+            hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0)
             hive_gs_stop_self(gs, HIVE_NORMAL);
         return;
     }
@@ -67,7 +54,7 @@ static void conn_terminate(hive_gs *gs, void *state, hive_reason reason)
     (void)gs;
     (void)reason;
     struct conn *c = state;
-    hive_io_close(c->fd);
+    hive_io_close(c->io.fd);
     free(c);
 }
 

@@ -32,10 +32,8 @@ enum { TAG_LINGER = 1 };
 static const char BODY[] = "Hello, World!";
 
 struct hconn {
-    int      fd;
-    uint32_t rcv;        /* size of the next recv_async (srv_rcv_next) */
+    srv_conn io;         /* first: srv_conn_init fills it */
     bool     closing;    /* error sent, write side shut: draining until EOF */
-    hive_ref req;        /* the recv_async in flight */
     uint64_t body_left;  /* request body bytes still to skip */
     size_t   inlen;      /* a partial head kept between messages */
     char    *in;         /* NULL when inlen == 0 */
@@ -110,8 +108,8 @@ static void add_error(struct out *o, ssize_t why)
 static void start_closing(hive_gs *gs, struct hconn *c)
 {
     c->closing = true;
-    shutdown(c->fd, SHUT_WR);
-    if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0 ||
+    shutdown(c->io.fd, SHUT_WR);
+    if (hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0 ||
         hive_send_after(hive_self(), TAG_LINGER, NULL, 0, LINGER_MS, NULL) < 0)
         hive_gs_stop_self(gs, HIVE_NORMAL);
 }
@@ -151,18 +149,7 @@ static ssize_t serve(struct hconn *c, struct out *o, const char *data, size_t le
 static int hconn_init(hive_gs *gs, void *arg, void **state)
 {
     (void)gs;
-    struct hconn *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    c->fd = (int)(intptr_t)arg;
-    c->rcv = SRV_RCV_MIN;
-    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    *state = c;
-    return 0;
+    return srv_conn_init(sizeof(struct hconn), arg, state);
 }
 
 static void hconn_info(hive_gs *gs, void *state, const hive_msg *m)
@@ -172,19 +159,19 @@ static void hconn_info(hive_gs *gs, void *state, const hive_msg *m)
         hive_gs_stop_self(gs, HIVE_NORMAL);
         return;
     }
-    if ((m->tag != HIVE_TAG_IO && m->tag != HIVE_TAG_IO_ERROR) || !hive_ref_eq(m->ref, c->req))
+    if ((m->tag != HIVE_TAG_IO && m->tag != HIVE_TAG_IO_ERROR) || !hive_ref_eq(m->ref, c->io.req))
         return;
     if (m->tag == HIVE_TAG_IO_ERROR || m->len == 0) {
         hive_gs_stop_self(gs, HIVE_NORMAL); /* EOF or a reset */
         return;
     }
     if (c->closing) { /* draining after an error reply */
-        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
+        if (hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0)
             hive_gs_stop_self(gs, HIVE_NORMAL);
         return;
     }
 
-    c->rcv = srv_rcv_next(c->rcv, m->len);
+    c->io.rcv = srv_rcv_next(c->io.rcv, m->len);
     /* the bytes to parse: the message itself, or the kept head and the message */
     const char *data = m->data;
     size_t len = m->len;
@@ -210,7 +197,7 @@ static void hconn_info(hive_gs *gs, void *state, const hive_msg *m)
         hive_gs_stop_self(gs, HIVE_NORMAL);
         return;
     }
-    o->fd = c->fd;
+    o->fd = c->io.fd;
     o->len = 0;
     o->failed = false;
     bool close_after = false;
@@ -232,7 +219,7 @@ static void hconn_info(hive_gs *gs, void *state, const hive_msg *m)
         hive_gs_stop_self(gs, HIVE_NORMAL);
     else if (used < 0)
         start_closing(gs, c);
-    else if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
+    else if (hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0)
         hive_gs_stop_self(gs, HIVE_NORMAL);
 }
 
@@ -241,7 +228,7 @@ static void hconn_terminate(hive_gs *gs, void *state, hive_reason reason)
     (void)gs;
     (void)reason;
     struct hconn *c = state;
-    hive_io_close(c->fd);
+    hive_io_close(c->io.fd);
     free(c->in);
     free(c);
 }

@@ -516,10 +516,8 @@ arity:
 /* ---- connections --------------------------------------------------- */
 
 struct kconn {
-    int      fd;
-    uint32_t rcv;        /* size of the next recv_async (srv_rcv_next) */
+    srv_conn io;         /* first: srv_conn_init fills it */
     bool     closing;
-    hive_ref req;
     char    *in;        /* a partial command kept between messages */
     size_t   inlen, incap;
     resp_out out;
@@ -530,18 +528,7 @@ static void kconn_stop(hive_gs *gs) { hive_gs_stop_self(gs, HIVE_NORMAL); }
 static int kconn_init(hive_gs *gs, void *arg, void **state)
 {
     (void)gs;
-    struct kconn *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    c->fd = (int)(intptr_t)arg;
-    c->rcv = SRV_RCV_MIN;
-    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    *state = c;
-    return 0;
+    return srv_conn_init(sizeof(struct kconn), arg, state);
 }
 
 /* Runs every complete command in data[0..len); returns the bytes used, or
@@ -583,18 +570,18 @@ static void kconn_info(hive_gs *gs, void *state, const hive_msg *m)
         kconn_stop(gs);
         return;
     }
-    if ((m->tag != HIVE_TAG_IO && m->tag != HIVE_TAG_IO_ERROR) || !hive_ref_eq(m->ref, c->req))
+    if ((m->tag != HIVE_TAG_IO && m->tag != HIVE_TAG_IO_ERROR) || !hive_ref_eq(m->ref, c->io.req))
         return;
     if (m->tag == HIVE_TAG_IO_ERROR || m->len == 0) {
         kconn_stop(gs);
         return;
     }
     if (c->closing) {
-        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0)
+        if (hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0)
             kconn_stop(gs);
         return;
     }
-    c->rcv = srv_rcv_next(c->rcv, m->len);
+    c->io.rcv = srv_rcv_next(c->io.rcv, m->len);
     const char *data = m->data;
     size_t len = m->len;
     if (c->inlen) {
@@ -642,18 +629,18 @@ static void kconn_info(hive_gs *gs, void *state, const hive_msg *m)
         }
     }
     bool failed = c->out.oom ||
-                  (c->out.len && hive_io_send(c->fd, c->out.p, c->out.len, SEND_TMO) < 0);
+                  (c->out.len && hive_io_send(c->io.fd, c->out.p, c->out.len, SEND_TMO) < 0);
     if (c->out.cap > 65536)
         resp_out_free(&c->out);
     if (failed || used == -2) {
         kconn_stop(gs);
     } else if (used == -1) {
         c->closing = true;
-        shutdown(c->fd, SHUT_WR);
-        if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0 ||
+        shutdown(c->io.fd, SHUT_WR);
+        if (hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0 ||
             hive_send_after(hive_self(), TAG_LINGER, NULL, 0, LINGER_MS, NULL) < 0)
             kconn_stop(gs);
-    } else if (hive_io_recv_async(c->fd, c->rcv, &c->req) < 0) {
+    } else if (hive_io_recv_async(c->io.fd, c->io.rcv, &c->io.req) < 0) {
         kconn_stop(gs);
     }
 }
@@ -663,7 +650,7 @@ static void kconn_terminate(hive_gs *gs, void *state, hive_reason reason)
     (void)gs;
     (void)reason;
     struct kconn *c = state;
-    hive_io_close(c->fd);
+    hive_io_close(c->io.fd);
     free(c->in);
     resp_out_free(&c->out);
     free(c);

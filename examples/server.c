@@ -213,3 +213,19 @@ int srv_main(srv *s, int argc, char **argv)
     }
     return 0;
 }
+
+int srv_conn_init(size_t size, void *arg, void **state)
+{
+    srv_conn *c = calloc(1, size);
+    if (!c)
+        return -ENOMEM;
+    c->fd = (int)(intptr_t)arg;
+    c->rcv = SRV_RCV_MIN;
+    int rc = hive_io_recv_async(c->fd, c->rcv, &c->req);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *state = c;
+    return 0;
+}

@@ -57,6 +57,19 @@ static inline uint32_t srv_rcv_next(uint32_t cur, size_t got)
     return cur;
 }
 
+/* What every connection served from handle_info starts with: its socket,
+ * the size of its next recv_async (srv_rcv_next) and the one in flight. */
+typedef struct srv_conn {
+    int      fd;
+    uint32_t rcv;
+    hive_ref req;
+} srv_conn;
+
+/* A connection gen_server's init: `size` zeroed bytes that begin with a
+ * srv_conn for the socket in arg (an fd cast to a pointer), and the first
+ * recv_async asked for. 0, or -ENOMEM / the recv_async's error. */
+int srv_conn_init(size_t size, void *arg, void **state);
+
 /* TCP_NODELAY on an accepted socket: replies go out as they are written. */
 void srv_nodelay(int fd);
 
