@@ -281,8 +281,6 @@ void proc_hold(struct proc *p, struct mnode *n);
 /* --- delivery (any thread): push n into p's mailbox and schedule p if that
  * ended its wait. n->to must be set. */
 bool proc_deliver(struct proc *p, struct mnode *n); /* true: the receiver is flooded */
-/* The scheduler of the calling thread: self's when a process runs. */
-struct sched *proc_sched_of(struct proc *self);
 /* The one send path for copied messages: validates, resolves `to` once,
  * delivers a node of `kind` carrying `ref`, counts the send and charges the
  * running sender a reduction. 0, -EINVAL, -EPERM, -EMSGSIZE, -ESRCH (dead

@@ -29,11 +29,6 @@ bool proc_deliver(struct proc *p, struct mnode *n)
     return deliver_on(cur_sched, p, n);
 }
 
-struct sched *proc_sched_of(struct proc *self)
-{
-    return self ? self->sched : cur_sched;
-}
-
 static inline void count_sent(struct proc *self)
 {
     if (self) {
