@@ -115,6 +115,8 @@ typedef int64_t hive_reason;
 #define HIVE_NOPROC   ((hive_reason)-4)
 #define HIVE_TIMEOUT  ((hive_reason)-5)
 #define HIVE_ERROR    ((hive_reason)-6)  /* a callback failed (e.g. an unexpected call) */
+#define HIVE_OVERFLOWED ((hive_reason)-7) /* killed by its full mailbox (HIVE_OVERFLOW_KILL);
+                                            untrappable, like HIVE_KILL */
 #define HIVE_NOMEM    ((hive_reason)-8)  /* the runtime could not get memory the process
                                             needed to go on (a stack for a handler process
                                             woken by a message, a trapped exit message) */
@@ -135,10 +137,25 @@ typedef struct hive_msg {
 #define HIVE_LINK    0x1u
 #define HIVE_MONITOR 0x2u
 
+/* Mailbox limits: what a send to a full mailbox does, the receiver's choice.
+ * The limit counts what others send with hive_send, hive_send_msg,
+ * hive_cast and hive_call / hive_send_request requests; replies to the
+ * process's own calls, DOWN and EXIT messages, timer messages and I/O
+ * completions are never dropped, rejected or counted. The queue may exceed
+ * max_queue by at most one message per thread sending at that instant. */
+enum hive_overflow {
+    HIVE_OVERFLOW_REJECT = 0,   /* the send fails with -EAGAIN; nothing is queued */
+    HIVE_OVERFLOW_DROP_NEWEST,  /* the send returns 0; the new message is dropped */
+    HIVE_OVERFLOW_DROP_OLDEST,  /* the oldest queued user message is dropped to make room */
+    HIVE_OVERFLOW_KILL          /* the receiver is killed with HIVE_OVERFLOWED */
+};
+
 typedef struct hive_spawn_opts {
     unsigned  flags;      /* HIVE_LINK | HIVE_MONITOR */
     hive_ref *monitor;    /* receives the monitor ref with HIVE_MONITOR */
     size_t    stack_size; /* 0 = the runtime's stack_size */
+    uint32_t           max_queue; /* user messages; 0 = unbounded (default) */
+    enum hive_overflow overflow;  /* default (0) reject; another value: -EINVAL */
 } hive_spawn_opts;        /* NULL opts == all defaults */
 
 HIVE_API int      hive_spawn(void (*fn)(void *), void *arg, hive_pid *out);
@@ -228,6 +245,9 @@ typedef struct hive_gen_server {
 typedef struct hive_gs_opts {
     const char *name;
     unsigned    flags;    /* HIVE_LINK (to the caller) */
+    uint32_t           max_queue; /* as in hive_spawn_opts: 0 = unbounded (default) */
+    enum hive_overflow overflow;  /* default (0) reject; a full server under reject
+                                     makes hive_call return -EAGAIN at once */
 } hive_gs_opts;
 
 HIVE_API int  hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
@@ -457,6 +477,12 @@ typedef struct hive_sched_stats {
     uint64_t io_cancels;       /* cancels sent to the kernel for operations
                                   whose process exited with them in flight
                                   (time-outs are the kernel's, not counted) */
+    /* Mailbox limits (hive_spawn_opts.max_queue): counted on the sender's
+     * scheduler, drop-oldest drops on the receiver's. */
+    uint64_t mailbox_rejected; /* sends that returned -EAGAIN: mailbox full */
+    uint64_t mailbox_dropped;  /* messages dropped by a full mailbox (drop-newest,
+                                  drop-oldest, and those that met an overflow kill) */
+    uint64_t mailbox_overflow_kills; /* processes killed with HIVE_OVERFLOWED */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)
@@ -528,6 +554,10 @@ struct hive_process_info {
     size_t   memory;              /* bytes: process record, gen_server context,
                                      link and monitor records, queued messages,
                                      and its stack while it holds one */
+    uint64_t messages_dropped;    /* counted messages sent to it that never reached
+                                     its queue or were dropped from it: rejected,
+                                     dropped (newest or oldest) */
+    uint32_t max_queue;           /* its mailbox limit, 0 = unbounded */
 };
 
 /* Process.info/1: 0, -EINVAL (NULL info, bad pid) or -ESRCH (not alive).

@@ -104,6 +104,8 @@ int hive_process_info(hive_pid pid, struct hive_process_info *info)
         nmons++;
     }
     info->status = status_of(atomic_load_explicit(&p->status, memory_order_relaxed));
+    info->max_queue = atomic_load_explicit(&p->max_queue, memory_order_relaxed);
+    info->messages_dropped = atomic_load_explicit(&p->dropped, memory_order_relaxed);
     proc_unlock(p);
     registry_name_of(p, pid, info->name, sizeof info->name);
 

@@ -40,6 +40,12 @@ struct mbox {
      * exchange, for free; the consumer writes it only when it changes. */
     _Alignas(64) _Atomic(uintptr_t) head;
     _Atomic uint32_t flooded;
+    /* Messages the layer above counts against a limit (runtime/proc/send.c,
+     * "Mailbox limits"): added to by producers before their push, taken
+     * from by the consumer when a counted node leaves. On the producers'
+     * line: a bounded send's add lands on the line its exchange takes
+     * anyway. Untouched for an unbounded mailbox. */
+    _Atomic uint32_t counted;
     /* Consumer's end. */
     _Alignas(64) struct mq_node *tail;
     struct mq_node stub;
@@ -51,6 +57,7 @@ static inline void mbox_init(struct mbox *q)
 {
     atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
     atomic_store_explicit(&q->head, (uintptr_t)&q->stub, memory_order_relaxed);
+    atomic_store_explicit(&q->counted, 0, memory_order_relaxed);
     q->tail = &q->stub;
 }
 

@@ -100,7 +100,8 @@ static void call_forget(struct proc *self, struct call *c)
 /* Monitors the server, activates the alias, sends n (an MK_CALL or
  * MK_SYSTEM whose tag and payload are set). On success the request is in
  * flight and must be ended with call_end. On failure n is freed and
- * nothing is left: -ESRCH (server not alive) or -ENOMEM. */
+ * nothing is left: -ESRCH (server not alive), -EAGAIN (its mailbox is
+ * full under HIVE_OVERFLOW_REJECT) or -ENOMEM. */
 int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call *c,
                       bool use_mark)
 {
@@ -120,7 +121,18 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
     }
     n->msg.from = self_pid(self);
     n->msg.ref = c->ref;
-    rc = proc_send_node(server, n);
+    /* A request counts against the server's mailbox limit; a system
+     * request (stop, exec) does not. */
+    bool flooded;
+    rc = n->kind == MK_CALL ? proc_send_user_node(server, n, &flooded)
+                            : proc_send_node(server, n);
+    if (rc == -EAGAIN) {
+        /* Full, under reject: nothing was queued; the call ends now. */
+        mnode_free(n);
+        alias_remove(self, c->ref);
+        call_forget(self, c);
+        return -EAGAIN;
+    }
     if (rc) {
         /* Dead when we sent (a pid never comes back). Either the monitor
          * found it dead and queued a DOWN(noproc), or it died after the
@@ -278,7 +290,7 @@ hive_reason hive_call_reason(void)
 /* Never fails for a dead server: the cast is dropped, as in OTP. */
 int hive_cast(hive_pid server, uint32_t tag, const void *msg, size_t len)
 {
-    int rc = proc_send_copy(MK_CAST, server, tag, msg, len, (hive_ref){ 0, 0 });
+    int rc = proc_send_copy(MK_CAST, server, tag, msg, len);
     return rc == -ESRCH ? 0 : rc;
 }
 
@@ -298,7 +310,7 @@ int hive_cast_name(const char *name, uint32_t tag, const void *msg, size_t len)
  * ended is dropped at delivery (the alias is no longer active). */
 int hive_reply(hive_from from, uint32_t tag, const void *data, size_t len)
 {
-    int rc = proc_send_copy(MK_REPLY, from.pid, tag, data, len, from.ref);
+    int rc = proc_send_reply(from.pid, tag, data, len, from.ref);
     return rc == -ESRCH ? 0 : rc;
 }
 

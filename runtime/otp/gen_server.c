@@ -320,6 +320,8 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
         return -EINVAL;
     if (name && call_check_name(name))
         return -EINVAL;
+    if (opts && (unsigned)opts->overflow > HIVE_OVERFLOW_KILL)
+        return -EINVAL;
     struct proc *self = cur_proc;
     if (!self)
         return -EPERM;
@@ -345,7 +347,9 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
     /* The monitor is set before the child can run, so an init that exits
      * at once is seen with its own reason, not as noproc. */
     hive_spawn_opts so = { .flags = (flags & HIVE_LINK) | HIVE_MONITOR | PSPAWN_INTERNAL_MONITOR,
-                           .monitor = &refs[1] };
+                           .monitor = &refs[1],
+                           .max_queue = opts ? opts->max_queue : 0,
+                           .overflow = opts ? opts->overflow : HIVE_OVERFLOW_REJECT };
     hive_pid pid;
     int rc = proc_spawn(gs_init_hook, gs_handle, s, &so, &pid);
     if (rc) {

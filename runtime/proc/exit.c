@@ -31,6 +31,8 @@ static void free_queue(struct proc *p)
     struct mnode *n = p->pq_head;
     while (n) {
         struct mnode *nx = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
+        if (mnode_counted(n))
+            proc_uncount(p, n);
         mnode_free(n);
         n = nx;
     }
@@ -43,6 +45,8 @@ static void free_queue(struct proc *p)
             break;
         if (r == MBOX_BUSY)
             continue; /* a sender is mid-push; it finishes in a moment */
+        if (mnode_counted((struct mnode *)qn))
+            proc_uncount(p, (struct mnode *)qn);
         mnode_free((struct mnode *)qn);
     }
 }

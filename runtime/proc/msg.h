@@ -32,6 +32,19 @@ enum mkind {
 
 #define SIGF_LINK 0x1u   /* exit signal from a linked process's exit */
 #define SIGF_KILL 0x2u   /* sent by hive_kill */
+#define SIGF_OVERFLOW 0x4u /* an overflow kill (send.c): dies with HIVE_OVERFLOWED, untrappable */
+
+/* aux2 of a user message (MK_USER, MK_CALL, MK_CAST) that counts against
+ * its receiver's mailbox limit (send.c, "Mailbox limits"): set by the
+ * sender whose add to mbox.counted admitted it, cleared by the sub that
+ * takes it off (proc_uncount). Values no other aux2 can hold (SIGF_* are
+ * small, an I/O request's address is even and in user space), so one
+ * compare, with a sign-extended 32-bit immediate, tells a counted node
+ * whatever its kind. A counted node that drop-oldest dropped while a
+ * receive's mark pointed at it stays linked, already uncounted, as
+ * MN_DROPPED: receives skip it and free it when they pass. */
+#define MN_COUNTED 0xFFFFFFFFC0C0C0C1ull
+#define MN_DROPPED 0xFFFFFFFFC0C0C0C3ull
 
 struct mnode {
     struct mq_node q;       /* must be first: the mailbox link */

@@ -221,6 +221,8 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
         return -EINVAL;
     if ((flags & HIVE_MONITOR) && !opts->monitor)
         return -EINVAL;
+    if (opts && (unsigned)opts->overflow > HIVE_OVERFLOW_KILL)
+        return -EINVAL;
     struct proc *self = cur_proc;
     if ((flags & (HIVE_LINK | HIVE_MONITOR)) && !self)
         return -EPERM;
@@ -272,6 +274,12 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->gs = NULL;
     p->io = NULL;
     atomic_store_explicit(&p->mbox.flooded, 0, memory_order_relaxed);
+    /* The limit; mbox.counted is not reset (send.c: every add has its sub,
+     * whichever process of the slot it lands on). */
+    atomic_store_explicit(&p->max_queue, opts ? opts->max_queue : 0, memory_order_relaxed);
+    atomic_store_explicit(&p->overflow, opts ? (uint8_t)opts->overflow : 0, memory_order_relaxed);
+    atomic_store_explicit(&p->dropped, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->ovf_kill, HIVE_NOPID, memory_order_relaxed);
     proc_unlock(p);
     atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
     proc_count_spawn(cs);

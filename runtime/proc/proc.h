@@ -86,6 +86,17 @@ struct proc {
     _Atomic hive_pid pid;           /* current pid of this slot, 0 when free/dead */
     _Atomic uint32_t status;        /* enum proc_status, for introspection */
     _Atomic bool     lock;          /* spinlock for links/monitors/name/flags */
+    /* Mailbox limit (send.c), set at spawn before the pid is published and
+     * read by senders after they resolve the pid, on this same line: an
+     * unbounded send pays one predictable branch on max_queue. Atomic
+     * (relaxed) only because a sender holding a stale pid may read them
+     * while a spawn rewrites them. */
+    _Atomic uint32_t max_queue;     /* 0 = unbounded */
+    _Atomic uint8_t  overflow;      /* enum hive_overflow */
+    /* Overflow bookkeeping, touched only when a bounded mailbox is full. */
+    _Atomic uint64_t dropped;       /* hive_process_info's messages_dropped */
+    _Atomic hive_pid ovf_kill;      /* the pid an overflow kill was sent to: one
+                                       kill per process, however many senders */
 
     /* --- lock --- */
     uint32_t      flags;
@@ -282,11 +293,13 @@ void proc_hold(struct proc *p, struct mnode *n);
  * ended its wait. n->to must be set. */
 bool proc_deliver(struct proc *p, struct mnode *n); /* true: the receiver is flooded */
 /* The one send path for copied messages: validates, resolves `to` once,
- * delivers a node of `kind` carrying `ref`, counts the send and charges the
- * running sender a reduction. 0, -EINVAL, -EPERM, -EMSGSIZE, -ESRCH (dead
- * target) or -ENOMEM. */
-int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
-                    hive_ref ref);
+ * delivers a node of `kind` (MK_USER or MK_CAST, which count against a
+ * mailbox limit), counts the send and charges the running sender a
+ * reduction. 0, -EINVAL, -EPERM, -EMSGSIZE, -ESRCH (dead target), -EAGAIN
+ * (full mailbox under reject) or -ENOMEM. */
+int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len);
+/* The same for a reply (MK_REPLY carrying ref): never counted. */
+int  proc_send_reply(hive_pid to, uint32_t tag, const void *data, size_t len, hive_ref ref);
 /* Resolve `to` and deliver, also telling whether the receiver is flooded
  * (mbox_flooded); -EINVAL/-ESRCH with n left to the caller. Inline: the
  * call path (call.c) sends every request through it. */
@@ -305,5 +318,41 @@ static inline int proc_send_node(hive_pid to, struct mnode *n)
     bool flooded;
     return proc_send_node_flooded(to, n, &flooded);
 }
+/* The same for a node others send that counts against a mailbox limit
+ * (hive_send_msg, call requests): also -EAGAIN (full, reject: n left to
+ * the caller); a node that a full mailbox dropped is freed and 0 returned.
+ * Inline like proc_send_node_flooded: the unbounded path is its one
+ * branch more; the bounded one is send.c's. */
+int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_t max,
+                           bool *flooded);
+static inline int proc_send_user_node(hive_pid to, struct mnode *n, bool *flooded)
+{
+    struct proc *p;
+    int rc = proc_resolve_live(to, &p);
+    if (rc)
+        return rc;
+    n->to = to;
+    uint32_t max = atomic_load_explicit(&p->max_queue, memory_order_relaxed);
+    if (__builtin_expect(max != 0, 0))
+        return proc_send_user_bounded(p, to, n, max, flooded);
+    *flooded = proc_deliver(p, n);
+    return 0;
+}
+
+/* --- mailbox limits (send.c) --- */
+/* A counted node leaves p's queue (received, dropped, freed): the sub that
+ * pairs with its sender's add. Relaxed, like the add: the counter orders
+ * nothing else, the mailbox's own exchange publishes the node. */
+static inline void proc_uncount(struct proc *p, struct mnode *n)
+{
+    n->aux2 = 0;
+    atomic_fetch_sub_explicit(&p->mbox.counted, 1, memory_order_relaxed);
+}
+static inline bool mnode_counted(const struct mnode *n)
+{
+    return n->aux2 == MN_COUNTED;
+}
+/* Drop-oldest: the receiver dropped a counted message to make room. */
+void proc_note_dropped(struct proc *p);
 
 #endif

@@ -46,6 +46,63 @@ static inline void pq_unlink(struct proc *p, struct mnode *prev, struct mnode *n
     p->pq_len--;
 }
 
+/* A node dropped in place (MN_DROPPED: pq_len and the limit's counter
+ * already left it) is unlinked and freed by whoever passes it. */
+static __attribute__((noinline)) void pq_free_dead(struct proc *p, struct mnode *prev,
+                                                   struct mnode *n)
+{
+    pq_unlink(p, prev, n);
+    p->pq_len++; /* pq_unlink took one; a dead node was no longer counted */
+    mnode_free_on(&p->sched->msgs, n);
+}
+
+static inline bool pq_dead(const struct mnode *n)
+{
+    return n->aux2 == MN_DROPPED;
+}
+
+/* Drop-oldest (send.c, "Mailbox limits"): n, a counted node just taken
+ * from the mailbox, would leave more than max_queue counted messages, so
+ * the oldest go first: the private queue's (all older than n), then n.
+ * Returns n, or NULL if n itself was dropped. The receive in progress
+ * holds two pointers into the private queue: its start (a call's mark,
+ * which the caller uses again) is only marked dead, never unlinked; its
+ * cursor, if unlinked, moves back to the node before it (already looked
+ * at). Nothing else points into the queue while a receive runs. */
+static __attribute__((noinline)) struct mnode *trim_oldest(struct proc *p, struct mnode *n,
+                                                           struct mnode *start,
+                                                           struct mnode **cursor)
+{
+    uint32_t max = atomic_load_explicit(&p->max_queue, memory_order_relaxed);
+    struct mnode *prev = NULL, *v = p->pq_head;
+    while (atomic_load_explicit(&p->mbox.counted, memory_order_relaxed) > max) {
+        while (v && !mnode_counted(v)) {
+            prev = v;
+            v = pq_next(v);
+        }
+        proc_note_dropped(p);
+        if (!v) {
+            proc_uncount(p, n);
+            mnode_free_on(&p->sched->msgs, n);
+            return NULL;
+        }
+        struct mnode *victim = v;
+        proc_uncount(p, victim);
+        v = pq_next(victim);
+        if (victim == start) {
+            victim->aux2 = MN_DROPPED;
+            p->pq_len--;
+            prev = victim;
+            continue;
+        }
+        if (cursor && *cursor == victim)
+            *cursor = prev;
+        pq_unlink(p, prev, victim);
+        mnode_free_on(&p->sched->msgs, victim);
+    }
+    return n;
+}
+
 void proc_queue_append(struct proc *p, struct mnode *n)
 {
     pq_append(p, n);
@@ -57,7 +114,8 @@ void proc_queue_append(struct proc *p, struct mnode *n)
  * and never returned. An exit signal that is trapped becomes a message on
  * the private queue (sig_exit_verdict), so a caller that bypasses the queue
  * must look at pq_head after this returns. */
-static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc *p, hive_pid self)
+static inline __attribute__((always_inline)) struct mnode *
+next_msg(struct proc *p, hive_pid self, struct mnode *start, struct mnode **cursor)
 {
     unsigned busy = 0;
     for (;;) {
@@ -79,6 +137,8 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
         }
         struct mnode *n = (struct mnode *)qn;
         if (n->to != self) { /* sent to an earlier process in this slot */
+            if (mnode_counted(n))
+                proc_uncount(p, n);
             mnode_free_on(&p->sched->msgs, n);
             continue;
         }
@@ -110,6 +170,11 @@ static inline __attribute__((always_inline)) struct mnode *next_msg(struct proc 
             io_delivered(p, n);
             return n;
         default:
+            if (__builtin_expect(mnode_counted(n), 0) &&
+                atomic_load_explicit(&p->overflow, memory_order_relaxed) ==
+                    HIVE_OVERFLOW_DROP_OLDEST &&
+                !(n = trim_oldest(p, n, start, cursor)))
+                continue;
             return n;
         }
     }
@@ -120,7 +185,7 @@ static void drain(struct proc *p)
 {
     hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
     struct mnode *n;
-    while ((n = next_msg(p, self)))
+    while ((n = next_msg(p, self, NULL, NULL)))
         pq_append(p, n);
 }
 
@@ -179,9 +244,12 @@ void proc_timer_drop(struct proc *p)
     }
 }
 
-/* After a receive that got a message. */
-static inline void received(struct proc *p)
+/* After a receive that got a message: it leaves the queue. */
+static inline void received(struct proc *p, hive_msg *m)
 {
+    struct mnode *n = mnode_of(m);
+    if (__builtin_expect(mnode_counted(n), 0))
+        proc_uncount(p, n);
     STAT_INC(p->sched, msgs_received);
     proc_reduce_receive(p);
 }
@@ -198,11 +266,15 @@ int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
     for (;;) {
         struct mnode *n = p->pq_head;
         if (n) {
+            if (__builtin_expect(pq_dead(n), 0)) {
+                pq_free_dead(p, NULL, n);
+                continue;
+            }
             pq_unlink(p, NULL, n);
             *out = &n->msg;
             break;
         }
-        if ((n = next_msg(p, self))) {
+        if ((n = next_msg(p, self, NULL, NULL))) {
             if (!p->pq_head) {
                 *out = &n->msg;
                 break;
@@ -217,7 +289,7 @@ int proc_receive_any(struct proc *p, hive_msg **out, int64_t timeout_ms)
         sched_switch_out(p, Y_WAIT);
     }
     if (rc == 0)
-        received(p);
+        received(p, *out);
     return rc;
 }
 
@@ -236,6 +308,12 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
         struct mnode *prev = cursor;
         struct mnode *n = prev ? pq_next(prev) : p->pq_head;
         while (n) {
+            if (__builtin_expect(pq_dead(n), 0)) {
+                struct mnode *nx = pq_next(n);
+                pq_free_dead(p, prev, n);
+                n = nx;
+                continue;
+            }
             p->examined++;
             if (!match || match(&n->msg, ctx)) {
                 pq_unlink(p, prev, n);
@@ -252,7 +330,7 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
          * queue; those that do not are saved behind the cursor. Whatever
          * arrived after it stays in the mailbox for the next receive. */
         bool rescan = false;
-        while ((n = next_msg(p, self))) {
+        while ((n = next_msg(p, self, start, &cursor))) {
             if (p->pq_tail != cursor) {
                 /* A trapped exit signal became a message before this one. */
                 pq_append(p, n);
@@ -276,7 +354,7 @@ int proc_receive(struct proc *p, match_fn match, void *ctx, struct mnode *start,
     }
 done:
     if (rc == 0)
-        received(p);
+        received(p, *out);
     return rc;
 }
 
@@ -290,8 +368,10 @@ bool proc_flush_one(struct proc *p, match_fn match, void *ctx)
     drain(p);
     struct mnode *prev = NULL;
     for (struct mnode *n = p->pq_head; n; prev = n, n = pq_next(n)) {
-        if (match(&n->msg, ctx)) {
+        if (!pq_dead(n) && match(&n->msg, ctx)) {
             pq_unlink(p, prev, n);
+            if (mnode_counted(n))
+                proc_uncount(p, n);
             mnode_free(n);
             return true;
         }

@@ -12,6 +12,7 @@
 
 #include "runtime/proc/proc.h"
 #include "runtime/proc/receive.h"
+#include "runtime/proc/signal.h"
 #include "runtime/sched/sched.h"
 
 /* The push and the scheduling it may call for, in one place: mbox_push
@@ -46,7 +47,7 @@ static inline void count_sent(struct proc *self)
  * proc_reduce_receive) ends its slice: it is never blocked, but the
  * receiver gets the core before it sends more. */
 #define BP_SLICE 16
-static void send_done(struct proc *self, bool flooded)
+static inline __attribute__((always_inline)) void send_done(struct proc *self, bool flooded)
 {
     count_sent(self);
     if (!self)
@@ -59,6 +60,100 @@ static void send_done(struct proc *self, bool flooded)
         }
     }
     sched_reduce(self);
+}
+
+/* ------------------------------------------------------------------ */
+/* Mailbox limits (hive_spawn_opts.max_queue)                          */
+/* ------------------------------------------------------------------ */
+/*
+ * The counter: p->mbox.counted, the counted nodes (aux2 == MN_COUNTED) in
+ * p's mailbox and private queue, plus the adds of senders that have not
+ * yet pushed or taken their add back. Only sends of user messages by
+ * others count (hive_send, hive_send_msg, hive_cast, call requests);
+ * replies, DOWN and EXIT, timer messages and I/O completions never do.
+ *
+ * Partners. Every add (admit, here, by a sender) has exactly one sub:
+ * the sender's own, when the mailbox refuses the message; or the
+ * receiver's proc_uncount when the counted node leaves: received
+ * (receive.c), dropped by drop-oldest (receive.c, trim_oldest), freed at
+ * exit (exit.c), or freed as stale by a later process in the slot
+ * (next_msg). So the counter is never reset, not even at spawn: nodes on
+ * their way to an earlier process in the slot are counted until the new
+ * one frees them. All relaxed: the counter publishes nothing (the
+ * mailbox's exchange does), and the bound below needs only the single
+ * modification order every atomic has.
+ *
+ * Invariant (reject, drop-newest, kill): a sender pushes only if its add
+ * returned less than max_queue. Each pushed counted node holds the add
+ * that admitted it until its sub, and an add returns at least the number
+ * of such nodes; so at most max_queue counted nodes are ever queued, and
+ * a refused add is taken back at once. (A refused add that is still
+ * outstanding can make another sender see the mailbox full one message
+ * early: it is full to within the senders of that instant.)
+ *
+ * Drop-oldest: a sender cannot take a node out of an MPSC queue (only the
+ * receiver unlinks), so it always pushes, and the receiver makes room:
+ * whenever it takes a counted node from its mailbox it first drops, oldest
+ * first (its private queue, then that node), until the counter is back at
+ * max_queue. What a receive or hive_process_info sees therefore never
+ * holds more than max_queue counted messages plus one per sender caught
+ * between its add and its push; messages pushed while the receiver takes
+ * none wait in its mailbox until its next receive drops the excess, and
+ * their senders end their slice (as under back-pressure) so that it runs.
+ *
+ * Kill: the first sender to find the mailbox full sends an exit signal
+ * that cannot be trapped (SIGF_OVERFLOW); its message and those of any
+ * sender that finds it full before the receiver is gone are dropped.
+ *
+ * The unbounded path pays one predictable branch on max_queue, which
+ * sits on the line of the pid that resolving the receiver loaded.
+ */
+enum admit { ADMIT_PUSH = 0, ADMIT_DROPPED = 1 };
+
+/* Overflow counters: on the sender's scheduler, atomically on the
+ * foreign threads' record (several foreign threads may send). */
+#define LIMIT_STAT(s, f)                                                              \
+    do {                                                                              \
+        if (s)                                                                        \
+            STAT_INC(s, f);                                                           \
+        else                                                                          \
+            atomic_fetch_add_explicit(&g_rt->outside_st.f, 1, memory_order_relaxed); \
+    } while (0)
+
+/* One counted send to p (to: its pid): ADMIT_PUSH (push a node with aux2 =
+ * MN_COUNTED), ADMIT_DROPPED (push nothing, report success) or -EAGAIN.
+ * *over: the mailbox was full (the sender ends its slice). */
+static __attribute__((noinline)) int admit(struct sched *s, struct proc *p, hive_pid to,
+                                           uint32_t max, bool *over)
+{
+    uint32_t was = atomic_fetch_add_explicit(&p->mbox.counted, 1, memory_order_relaxed);
+    unsigned pol = atomic_load_explicit(&p->overflow, memory_order_relaxed);
+    *over = was >= max;
+    if (was < max || pol == HIVE_OVERFLOW_DROP_OLDEST)
+        return ADMIT_PUSH;
+    atomic_fetch_sub_explicit(&p->mbox.counted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+    if (pol == HIVE_OVERFLOW_REJECT) {
+        LIMIT_STAT(s, mailbox_rejected);
+        return -EAGAIN;
+    }
+    LIMIT_STAT(s, mailbox_dropped);
+    if (pol == HIVE_OVERFLOW_KILL &&
+        atomic_exchange_explicit(&p->ovf_kill, to, memory_order_relaxed) != to &&
+        sig_overflow_kill(p, to) == 0)
+        LIMIT_STAT(s, mailbox_overflow_kills);
+    return ADMIT_DROPPED;
+}
+
+void proc_note_dropped(struct proc *p)
+{
+    atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+    STAT_INC(p->sched, mailbox_dropped);
+}
+
+static inline uint32_t limit_of(struct proc *p)
+{
+    return atomic_load_explicit(&p->max_queue, memory_order_relaxed);
 }
 
 /* The pid is resolved once. A receiver that dies between that check and
@@ -85,13 +180,52 @@ int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, str
  * checks the arguments, resolves the pid once, builds the node on the
  * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
  * is an error is the caller's to say. */
-int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len,
-                   hive_ref ref)
+/* A counted copy (MK_USER, MK_CAST: no ref) to a bounded receiver:
+ * admitted first, so a refused message is never built. */
+static __attribute__((noinline)) int send_copy_bounded(struct proc *p, uint32_t kind, hive_pid to,
+                                                       uint32_t tag, const void *data, size_t len)
+{
+    struct proc *self = cur_proc;
+    struct sched *s = self ? self->sched : cur_sched;
+    bool over;
+    int rc = admit(s, p, to, limit_of(p), &over);
+    if (rc < 0) {
+        if (self)
+            sched_reduce(self);
+        return rc;
+    }
+    if (rc == ADMIT_DROPPED) {
+        send_done(self, true);
+        return 0;
+    }
+    struct mnode *n = mnode_make_on(s ? &s->msgs : NULL, kind, tag, data, len);
+    if (!n) {
+        atomic_fetch_sub_explicit(&p->mbox.counted, 1, memory_order_relaxed);
+        return -ENOMEM;
+    }
+    n->aux2 = MN_COUNTED;
+    n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
+    n->to = to;
+    bool flooded = deliver_on(s, p, n);
+    send_done(self, flooded || over);
+    return 0;
+}
+
+/* The one path for copied messages (hive_send, hive_cast, hive_reply):
+ * checks the arguments, resolves the pid once, builds the node on the
+ * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
+ * is an error is the caller's to say. `limited`, a constant, says whether
+ * the message counts against a mailbox limit (a reply does not). */
+static inline __attribute__((always_inline)) int
+send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len, hive_ref ref,
+          bool limited)
 {
     struct proc *p;
     int rc = check_send(to, tag, data, len, &p);
     if (rc)
         return rc;
+    if (limited && __builtin_expect(limit_of(p) != 0, 0))
+        return send_copy_bounded(p, kind, to, tag, data, len);
     struct proc *self = cur_proc;
     struct sched *s = self ? self->sched : cur_sched;
     struct mnode *n = mnode_make_on(s ? &s->msgs : NULL, kind, tag, data, len);
@@ -104,9 +238,37 @@ int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, s
     return 0;
 }
 
+int proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len)
+{
+    return send_copy(kind, to, tag, data, len, (hive_ref){ 0, 0 }, true);
+}
+
+int proc_send_reply(hive_pid to, uint32_t tag, const void *data, size_t len, hive_ref ref)
+{
+    return send_copy(MK_REPLY, to, tag, data, len, ref, false);
+}
+
+int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_t max,
+                           bool *flooded)
+{
+    struct sched *s = cur_sched;
+    bool over;
+    int rc = admit(s, p, to, max, &over);
+    if (rc < 0)
+        return rc;
+    if (rc == ADMIT_DROPPED) {
+        mnode_free(n);
+        *flooded = true;
+        return 0;
+    }
+    n->aux2 = MN_COUNTED;
+    *flooded = deliver_on(s, p, n) || over;
+    return 0;
+}
+
 int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
 {
-    return proc_send_copy(MK_USER, to, tag, data, len, (hive_ref){ 0, 0 });
+    return proc_send_copy(MK_USER, to, tag, data, len);
 }
 
 hive_msg *hive_msg_alloc(size_t len)
@@ -135,9 +297,12 @@ int hive_send_msg(hive_pid to, hive_msg *m)
     struct proc *self = cur_proc;
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     bool flooded;
-    int rc = proc_send_node_flooded(to, n, &flooded);
-    if (rc)
+    int rc = proc_send_user_node(to, n, &flooded);
+    if (rc) {
+        if (rc == -EAGAIN && self)
+            sched_reduce(self);
         return rc;
+    }
     send_done(self, flooded);
     return 0;
 }

@@ -479,6 +479,9 @@ enum sig_verdict sig_exit_verdict(struct proc *p, struct mnode *n, hive_reason *
     } else if (why == HIVE_KILL) {
         *reason = HIVE_KILLED; /* untrappable */
         return SIG_DIE;
+    } else if (flags & SIGF_OVERFLOW) {
+        *reason = HIVE_OVERFLOWED; /* untrappable, like HIVE_KILL */
+        return SIG_DIE;
     }
     if (p->trap_exit) {
         hive_exit_signal es = { .from = from, .reason = why };
@@ -589,6 +592,16 @@ bool hive_trap_exits(bool on)
     bool old = self->trap_exit;
     self->trap_exit = on;
     return old;
+}
+
+int sig_overflow_kill(struct proc *p, hive_pid pid)
+{
+    struct mnode *n = make_exit_signal(hive_self(), HIVE_OVERFLOWED, SIGF_KILL | SIGF_OVERFLOW);
+    if (!n)
+        return -ENOMEM;
+    n->to = pid;
+    proc_deliver(p, n);
+    return 0;
 }
 
 int hive_kill(hive_pid pid, hive_reason reason)

@@ -43,6 +43,9 @@ int  sig_call_monitor(struct proc *self, hive_pid target, hive_ref *out);
 bool sig_call_unmonitor(struct proc *self);
 int  sig_link(struct proc *self, hive_pid target);
 void sig_free_records(struct proc *p);
+/* The overflow kill (send.c): an exit signal with HIVE_OVERFLOWED that p,
+ * whose pid is pid, cannot trap. 0 or -ENOMEM. */
+int  sig_overflow_kill(struct proc *p, hive_pid pid);
 /* Frees a scheduler's cached monitor records (at its teardown). */
 void sig_cache_flush(struct mon_cache *c);
 

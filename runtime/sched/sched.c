@@ -574,6 +574,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(timers_fired); ADD(timers_cancelled); ADD(late_replies_dropped); ADD(spawns);
     ADD(exits); ADD(backpressure_yields); ADD(wake_retries);
     ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
+    ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
 #undef ADD
 }
 

@@ -44,7 +44,8 @@ struct sched_counters {
     _Atomic uint64_t msgs_sent, msgs_received, switches, steals, parks, wakeups_sent,
         ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
         late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
-        io_submitted, io_completed, io_cancels;
+        io_submitted, io_completed, io_cancels, mailbox_rejected, mailbox_dropped,
+        mailbox_overflow_kills;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
