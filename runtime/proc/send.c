@@ -95,11 +95,12 @@ static inline __attribute__((always_inline)) void send_done(struct proc *self, b
  * receiver unlinks), so it always pushes, and the receiver makes room:
  * whenever it takes a counted node from its mailbox it first drops, oldest
  * first (its private queue, then that node), until the counter is back at
- * max_queue. What a receive or hive_process_info sees therefore never
- * holds more than max_queue counted messages plus one per sender caught
- * between its add and its push; messages pushed while the receiver takes
- * none wait in its mailbox until its next receive drops the excess, and
- * their senders end their slice (as under back-pressure) so that it runs.
+ * max_queue. The counter includes every queued counted node (and the adds
+ * of senders still on their way), so the private queue, and so what a
+ * receive or hive_process_info sees, never holds more than max_queue
+ * counted messages; messages pushed while the receiver takes none wait in
+ * its mailbox until its next receive drops the excess, and their senders
+ * end their slice (as under back-pressure) so that it runs.
  *
  * Kill: the first sender to find the mailbox full sends an exit signal
  * that cannot be trapped (SIGF_OVERFLOW); its message and those of any
@@ -176,10 +177,6 @@ int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, str
     return check_send(to, tag, data, len, out);
 }
 
-/* The one path for copied messages (hive_send, hive_cast, hive_reply):
- * checks the arguments, resolves the pid once, builds the node on the
- * sender's scheduler and delivers it. A dead target is -ESRCH; whether that
- * is an error is the caller's to say. */
 /* A counted copy (MK_USER, MK_CAST: no ref) to a bounded receiver:
  * admitted first, so a refused message is never built. */
 static __attribute__((noinline)) int send_copy_bounded(struct proc *p, uint32_t kind, hive_pid to,
