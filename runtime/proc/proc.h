@@ -301,8 +301,9 @@ int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, 
 /* The same for a reply (MK_REPLY carrying ref): never counted. */
 int  proc_send_reply(hive_pid to, uint32_t tag, const void *data, size_t len, hive_ref ref);
 /* Resolve `to` and deliver, also telling whether the receiver is flooded
- * (mbox_flooded); -EINVAL/-ESRCH with n left to the caller. Inline: the
- * call path (call.c) sends every request through it. */
+ * (mbox_flooded); -EINVAL/-ESRCH with n left to the caller. Never counted
+ * against a mailbox limit: timer messages, DOWNs, exit signals, system
+ * requests and I/O completions go this way. */
 static inline int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded)
 {
     struct proc *p;
