@@ -44,11 +44,13 @@ struct iop {
     uint8_t    bflags;         /* IOPB_* */
     struct __kernel_timespec ts; /* uring: the linked timeout's, read by the kernel at submit */
     /* epoll: the op's place while it waits for readiness (io/epoll.c) */
-    struct iop *enext, *eprev;   /* its fd's wait list, or the list of finished ops */
+    struct iop *enext, *eprev;   /* its fd's wait list, or the list of finished ops;
+                                    uring: enext links the ops not yet submitted */
     uint64_t    deadline;        /* CLOCK_MONOTONIC ns its time-out ends at */
     uint32_t    hidx;            /* 1 + its index in the time-out heap; 0: not there */
     uint32_t    progress;        /* bytes sent or written so far */
-    uint32_t    fdgen;           /* the fd's generation when it started */
+    uint32_t    fdgen;           /* the fd's generation when it started (io/fdgen.h) */
+    void       *sqe;             /* uring: its entry, until submitted */
 };
 
 /* Called once per started op when the backend holds no more reference to

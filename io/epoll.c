@@ -28,10 +28,8 @@
  * Descriptor numbers are reused, files are not: the kernel drops a
  * registration when its file closes, and a new file under the same number
  * would never be registered if this ring believed the old registration
- * still stood. So every number has a generation (fd_gen), bumped whenever
- * hive makes a descriptor (accept, socket) and before hive_io_close closes
- * one; a ring's record of a number is good only for the generation it was
- * made in. A descriptor closed with plain close() and reused by a file
+ * still stood. So a ring's record of a number is good only for the
+ * number's generation it was made in (io/fdgen.h). A descriptor closed with plain close() and reused by a file
  * hive did not make (a pipe, a socket of the program's) keeps its stale
  * record; close descriptors that hive I/O used with hive_io_close.
  *
@@ -68,6 +66,7 @@
 #include <unistd.h>
 
 #include "io/backend.h"
+#include "io/fdgen.h"
 #include "io/ring.h"
 
 /* A busy scheduler (one that reaps between processes, not parked) asks
@@ -118,9 +117,8 @@ struct ep {
     _Atomic(struct notice *) notices;
 };
 
-/* Per descriptor number, for every ring of the process; sized to the most
- * descriptors the kernel allows (fs.nr_open), reserved, not committed. */
-static _Atomic uint32_t *fd_gen;
+/* Per descriptor number: one bit per ring (slot % 64) with operations
+ * waiting on it. Sized like the generations (io/fdgen.h). */
 static _Atomic uint64_t *fd_waiters;
 static size_t fd_cap;
 static pthread_once_t fd_once = PTHREAD_ONCE_INIT;
@@ -130,29 +128,20 @@ static _Atomic unsigned eps_high;   /* slots in use are below it */
 
 static void fd_tables_init(void)
 {
-    size_t cap = 1u << 20;
-    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
-    if (f) {
-        unsigned long v;
-        if (fscanf(f, "%lu", &v) == 1 && v > 0)
-            cap = v;
-        fclose(f);
-    }
-    if (cap > (1u << 24))
-        cap = 1u << 24;
-    size_t bytes = cap * (sizeof *fd_gen + sizeof *fd_waiters);
-    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+    fdgen_init();
+    if (!fdgen_cap)
+        return;
+    void *m = mmap(NULL, fdgen_cap * sizeof *fd_waiters, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return; /* fd_cap stays 0: every number takes the slow, safe path */
     fd_waiters = m;
-    fd_gen = (_Atomic uint32_t *)(fd_waiters + cap);
-    fd_cap = cap;
+    fd_cap = fdgen_cap;
 }
 
 static inline uint32_t gen_of(int fd)
 {
-    return (size_t)fd < fd_cap ? atomic_load_explicit(&fd_gen[fd], memory_order_seq_cst) : 0;
+    return (size_t)fd < fd_cap ? fdgen_of(fd) : 0;
 }
 
 static inline uint64_t now_ns(void)
@@ -260,23 +249,6 @@ static void heap_del(struct ep *e, struct iop *op)
 /* ------------------------------------------------------------------ */
 
 static void finish(struct ep *e, struct iop *op);
-
-/* How an operation ends when its number was closed under it: as the
- * close's shutdown would have ended it. */
-static int closed_result(const struct iop *op)
-{
-    switch (op->kind) {
-    case IOP_RECV:
-    case IOP_READ:
-        return 0;
-    case IOP_ACCEPT:
-        return -EINVAL;
-    case IOP_CONNECT:
-        return -ECONNABORTED;
-    default:
-        return op->progress ? (int)op->progress : -EPIPE;
-    }
-}
 
 /* Ends the operations waiting on fd that belong to an older generation. */
 static void end_closed(struct ep *e, int fd)
@@ -543,8 +515,12 @@ static int try_op(struct ring *r, struct fdrec *rec, struct iop *op)
 static void run_list(struct ring *r, struct fdrec *rec, struct oplist *l)
 {
     struct iop *op;
+    if (!l->head)
+        return;
+    ring_fd_enter(r);   /* try_op checks generations: io/fdgen.h */
     while ((op = l->head) && try_op(r, rec, op))
         finish(r->ep, op);
+    ring_fd_leave(r);
 }
 
 /* Registers fd (once per generation) edge-triggered for input, and for
@@ -695,9 +671,14 @@ static int ep_start(struct ring *r, struct iop *op)
     r->inflight++;
     struct oplist *l = list_of(rec, op);
     /* Behind others waiting the same way, it waits its turn untried. */
-    if (!l->head && try_op(r, rec, op)) {
-        finish(e, op);
-        return 0;
+    if (!l->head) {
+        ring_fd_enter(r);
+        int done = try_op(r, rec, op);
+        ring_fd_leave(r);
+        if (done) {
+            finish(e, op);
+            return 0;
+        }
     }
     int rc = arm(r, rec, op->fd, !reads(op));
     if (rc == 0 && op->timeout_ns >= 0) {
@@ -789,20 +770,19 @@ static int ep_wake(struct ring *r, int target)
 
 static void ep_fd_new(int fd)
 {
-    if (fd >= 0 && (size_t)fd < fd_cap)
-        atomic_fetch_add_explicit(&fd_gen[fd], 1, memory_order_seq_cst);
+    fdgen_bump(fd);
 }
 
 static void ep_fd_closing(struct ring *r, int fd)
 {
     if (fd < 0)
         return;
-    uint64_t mask = ~0ull;
-    if ((size_t)fd < fd_cap) {
-        /* seq_cst: the Dekker pair with ep_start's bit, then generation. */
-        atomic_fetch_add_explicit(&fd_gen[fd], 1, memory_order_seq_cst);
-        mask = atomic_load_explicit(&fd_waiters[fd], memory_order_seq_cst);
-    }
+    /* seq_cst: the generation first, then the fd sections (fdgen.h) and
+     * the waiters (the Dekker pair with ep_start's bit). */
+    fdgen_bump(fd);
+    fdgen_close_barrier(r);
+    uint64_t mask = (size_t)fd < fd_cap
+                        ? atomic_load_explicit(&fd_waiters[fd], memory_order_seq_cst) : ~0ull;
     struct ep *own = r ? r->ep : NULL;
     if (own)
         end_closed(own, fd);
@@ -889,6 +869,14 @@ static int ep_init(struct ring *r, unsigned entries, bool sqpoll, const char **w
         ;
     atomic_init(&e->notices, NULL);
     atomic_init(&r->posted, NULL);
+    if (fdgen_register(r)) {
+        atomic_store_explicit(&eps[slot], NULL, memory_order_release);
+        close(e->evfd);
+        close(e->epfd);
+        free(e);
+        *why = "too many rings";
+        return -ENOSPC;
+    }
     r->ep = e;
     r->wake_fd = e->evfd;
     r->ready = true;
@@ -930,6 +918,7 @@ static void ep_fini(struct ring *r)
         return;
     ep_drain(r);
     atomic_store_explicit(&eps[e->slot], NULL, memory_order_release);
+    fdgen_unregister(r);
     take_notices(r);
     close(e->evfd);
     close(e->epfd);

@@ -44,9 +44,15 @@ struct ring {
     /* --- owner thread --- */
     unsigned inflight;              /* ops started and not handed back (backend.h) */
     uint64_t enters;                /* io_uring_enter calls the backend made */
+    struct iop *queued;             /* uring: started, not yet submitted */
     uint64_t sys;                   /* its other system calls (epoll_wait,
                                        epoll_ctl, recv, send, eventfd writes...) */
     /* --- any thread --- */
+    /* 1 while the owner checks descriptor generations and hands numbers
+     * to the kernel (io/fdgen.h); its partner is the closer's load in
+     * fdgen_close_barrier. */
+    _Atomic int fd_section;
+    unsigned fd_slot;               /* in fdgen's ring table */
     /* Cross-thread requests of the layer above (runtime/proc/io.c keeps
      * its cancels here: a Treiber stack, pushed with release by any
      * thread, taken whole by the owner with acquire). */
@@ -92,6 +98,16 @@ static inline void ring_take_counts(struct ring *r, uint64_t *enters, uint64_t *
     *enters = r->enters;
     *sys = r->sys;
     r->enters = r->sys = 0;
+}
+
+/* The ring's half of the close barrier (io/fdgen.h). */
+static inline void ring_fd_enter(struct ring *r)
+{
+    atomic_store_explicit(&r->fd_section, 1, memory_order_seq_cst);
+}
+static inline void ring_fd_leave(struct ring *r)
+{
+    atomic_store_explicit(&r->fd_section, 0, memory_order_release);
 }
 
 #endif

@@ -18,13 +18,48 @@
 #include <time.h>
 
 #include "io/backend.h"
+#include "io/fdgen.h"
 #include "io/ring.h"
 
 #define IOPB_CANCELLING 0x1u   /* a cancel for it is in the kernel */
 #define IOPB_DONE       0x2u   /* its own completion came; res holds it */
 #define IOPB_INFLIGHT   0x4u   /* started and not yet handed back */
+#define IOPB_CLOSED     0x20u  /* its number was closed before it was submitted */
 
 static int ur_reap(struct ring *r);
+
+/* Before every submission: an op whose descriptor hive_io_close closed
+ * since it was queued goes in as a no-op and ends as the close would have
+ * ended it (io/fdgen.h), instead of reaching whatever file the number
+ * names now. */
+static void pre_submit(struct ring *r)
+{
+    for (struct iop *op = r->queued; op; op = op->enext) {
+        if (fdgen_of(op->fd) == op->fdgen)
+            continue;
+        struct io_uring_sqe *sqe = op->sqe;
+        uint8_t flags = sqe->flags;
+        uint64_t ud = sqe->user_data;
+        io_uring_prep_nop(sqe);
+        sqe->flags = flags;
+        sqe->user_data = ud;
+        op->bflags |= IOPB_CLOSED;
+    }
+    r->queued = NULL;
+}
+
+static inline int submit(struct ring *r)
+{
+    if (!r->queued)
+        return io_uring_submit(&r->uring);
+    /* The generations checked and the numbers in the kernel's hands, in
+     * one fd section (io/fdgen.h). */
+    ring_fd_enter(r);
+    pre_submit(r);
+    int rc = io_uring_submit(&r->uring);
+    ring_fd_leave(r);
+    return rc;
+}
 
 /* Room for n SQEs: what is queued goes to the kernel first when the SQ is
  * full. Returns 0, or a negative errno if the kernel takes nothing. */
@@ -33,14 +68,14 @@ static int make_room(struct ring *r, unsigned n)
     for (int tries = 0; io_uring_sq_space_left(&r->uring) < n; tries++) {
         if (r->sqpoll) {
             /* The kernel's thread frees entries as it takes them. */
-            io_uring_submit(&r->uring);
+            submit(r);
             int rc = io_uring_sqring_wait(&r->uring);
             r->enters++;
             if (rc < 0 && rc != -EINTR)
                 return rc;
             continue;
         }
-        int rc = io_uring_submit(&r->uring);
+        int rc = submit(r);
         r->enters++;
         if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR)
             return rc;
@@ -93,6 +128,11 @@ static int ur_start(struct ring *r, struct iop *op)
     io_uring_sqe_set_data(sqe, op);
     op->bflags = IOPB_INFLIGHT;
     op->res = 0;
+    op->progress = 0;
+    op->fdgen = fdgen_of(op->fd);
+    op->sqe = sqe;
+    op->enext = r->queued;
+    r->queued = op;
     if (timed) {
         sqe->flags |= IOSQE_IO_LINK;
         op->ts.tv_sec = op->timeout_ns / 1000000000;
@@ -127,7 +167,7 @@ static int ur_flush(struct ring *r)
      * only to wake it when it went to sleep. */
     bool enters = !r->sqpoll ||
                   (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_NEED_WAKEUP);
-    io_uring_submit(&r->uring);
+    submit(r);
     if (enters)
         r->enters++;
     return enters ? 1 : 0;
@@ -135,6 +175,8 @@ static int ur_flush(struct ring *r)
 
 static void hand_back(struct ring *r, struct iop *op, int res)
 {
+    if (op->bflags & IOPB_CLOSED)
+        res = closed_result(op);
     op->bflags &= (uint8_t)~IOPB_INFLIGHT;
     r->inflight--;
     iob_done(op, res);
@@ -200,6 +242,7 @@ static int ur_reap(struct ring *r)
 
 static int ur_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
 {
+    fdgen_init();
     struct io_uring_params p;
     memset(r, 0, sizeof *r);
     memset(&p, 0, sizeof p);
@@ -272,6 +315,11 @@ static int ur_init(struct ring *r, unsigned entries, bool sqpoll, const char **w
     r->sqpoll = sqpoll;
     r->cq_entries = p.cq_entries;
     r->wake_fd = r->uring.ring_fd;
+    if (fdgen_register(r)) {
+        io_uring_queue_exit(&r->uring);
+        *why = "too many rings";
+        return -ENOSPC;
+    }
     r->ready = true;
     atomic_init(&r->posted, NULL);
     return 0;
@@ -338,7 +386,7 @@ static void ur_drain(struct ring *r)
         if (!asked) {
             struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
             if (!sqe) {
-                io_uring_submit(&r->uring);
+                submit(r);
                 continue;
             }
             io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
@@ -347,6 +395,8 @@ static void ur_drain(struct ring *r)
         }
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
+        if (r->queued)
+            submit(r);
         io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
         ur_reap(r);
         struct timespec t1;
@@ -367,6 +417,7 @@ static void ur_fini(struct ring *r)
         if (r->inflight)
             ur_drain(r);
         io_uring_queue_exit(&r->uring);
+        fdgen_unregister(r);
     }
     r->ready = false;
 }
@@ -380,6 +431,10 @@ static int ur_park(struct ring *r, int64_t timeout_ns)
         ts.tv_nsec = timeout_ns % 1000000000;
         tsp = &ts;
     }
+    /* What is queued goes in by itself (its fd section must not last a
+     * wait); the park's loop submitted it already, nearly always. */
+    if (r->queued)
+        submit(r);
     io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
     r->enters++;
     return ur_reap(r);
@@ -389,7 +444,7 @@ static int ur_wake(struct ring *r, int target_fd)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
     if (!sqe) {
-        io_uring_submit(&r->uring);
+        submit(r);
         sqe = io_uring_get_sqe(&r->uring);
         if (!sqe)
             return -EBUSY;
@@ -398,21 +453,24 @@ static int ur_wake(struct ring *r, int target_fd)
     /* No completion on our side for a wake that worked. */
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(sqe, 0);
-    int rc = io_uring_submit(&r->uring);
+    int rc = submit(r);
     r->enters++;
     return rc < 0 ? rc : 0;
 }
 
 static void ur_fd_new(int fd)
 {
-    (void)fd; /* the kernel holds each op's file: nothing to forget */
+    fdgen_bump(fd);
 }
 
 static void ur_fd_closing(struct ring *r, int fd)
 {
-    (void)fd;
-    /* What this scheduler queued reaches the kernel before the close (a
-     * recv_async just before it ends with EOF, not EBADF). */
+    fdgen_bump(fd);
+    fdgen_close_barrier(r);
+    /* What this scheduler queued on the fd is settled before the close:
+     * it ends as the shutdown ends it (a recv_async just before the close
+     * with EOF, not EBADF). Other schedulers' queued ops see the bump at
+     * their next submission (pre_submit). */
     if (r)
         ur_flush(r);
 }
