@@ -436,12 +436,17 @@ typedef struct hive_sched_stats {
     uint64_t steals;           /* processes taken from other schedulers */
     uint64_t parks;            /* times the scheduler slept in the kernel */
     uint64_t wakeups_sent;     /* wake-ups sent to parked schedulers */
-    uint64_t ring_enters;      /* io_uring_enter system calls */
+    uint64_t ring_enters;      /* io_uring_enter system calls (0 on epoll) */
     uint64_t syscalls;         /* system calls the scheduler loop and the I/O layer
-                                  made on this thread: io_uring_enter to park, to
-                                  wake a peer, to submit and cancel I/O. NOT
+                                  made on this thread: io_uring: io_uring_enter to
+                                  park, to wake a peer, to submit and cancel I/O;
+                                  epoll: epoll_wait/epoll_pwait2, epoll_ctl, the
+                                  eventfd writes that wake a peer, and every
+                                  recv, send, read, write, accept, connect, fcntl,
+                                  fstat and getsockopt an operation made. NOT
                                   counted: hive_io_close's shutdown and close,
-                                  the socket set-up of hive_tcp_*, the allocator's and the stacks' (mmap, munmap,
+                                  the socket set-up of hive_tcp_*, the
+                                  allocator's and the stacks' (mmap, munmap,
                                   mprotect, madvise) and futex waits; count
                                   those with strace -c -f or perf stat -e
                                   raw_syscalls:sys_enter */
