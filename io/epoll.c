@@ -94,6 +94,9 @@ struct fdrec {
     uint32_t events;         /* EPOLL* it is registered for */
     uint8_t  kind;           /* FK_*: whether READ/WRITE wait for readiness */
     uint8_t  nonblock;       /* the file is O_NONBLOCK (we set it, or it was) */
+    uint8_t  rd_dry;         /* the last recv found the socket drained (a short
+                                read or EAGAIN) and no input edge came since:
+                                the next recv waits for one untried */
     struct oplist rd, wr;    /* waiting to read or accept / to send, write, connect */
 };
 
@@ -295,6 +298,7 @@ static struct fdrec *rec_for(struct ep *e, int fd)
             rec->gen = g;
             rec->reg = 0;
             rec->events = 0;
+            rec->rd_dry = 0;
             rec->kind = FK_UNKNOWN;
             rec->nonblock = 0;
         }
@@ -407,6 +411,11 @@ static int try_op(struct ring *r, struct fdrec *rec, struct iop *op)
         case IOP_RECV:
             r->sys++;
             n = recv(fd, op->buf, op->len, MSG_DONTWAIT);
+            /* Short, or nothing: drained until the next input edge. Data
+             * that arrive after this call raise an edge of their own (the
+             * descriptor is registered before any recv is skipped). */
+            if ((n > 0 && (size_t)n < op->len) || (n < 0 && would_block(errno)))
+                rec->rd_dry = 1;
             break;
         case IOP_SEND:
             return put_rest(r, op, true);
@@ -624,8 +633,10 @@ static void poll_events(struct ring *r, int64_t timeout_ns)
         if ((uint32_t)(d >> 32) != rec->gen || !rec->reg)
             continue; /* a registration of a file the number no longer names */
         uint32_t ev = evs[i].events;
-        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            rec->rd_dry = 0;
             run_list(r, rec, &rec->rd);
+        }
         if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
             run_list(r, rec, &rec->wr);
         if ((ev & EPOLLOUT) && !rec->wr.head && (rec->events & EPOLLOUT))
@@ -670,8 +681,11 @@ static int ep_start(struct ring *r, struct iop *op)
     op->enext = op->eprev = NULL;
     r->inflight++;
     struct oplist *l = list_of(rec, op);
-    /* Behind others waiting the same way, it waits its turn untried. */
-    if (!l->head) {
+    /* Behind others waiting the same way, it waits its turn untried; so
+     * does a recv on a socket the last one drained (it would only find
+     * EAGAIN: the edge of the next data tries it). */
+    bool dry = op->kind == IOP_RECV && rec->reg && rec->rd_dry;
+    if (!l->head && !dry) {
         ring_fd_enter(r);
         int done = try_op(r, rec, op);
         ring_fd_leave(r);
