@@ -583,20 +583,26 @@ static void take_notices(struct ring *r)
     }
 }
 
+/* Ends a waiting op as a time-out or a cancel does: -ECANCELED, or the
+ * bytes a send or write moved so far. The next op on its list, if it was
+ * behind this one, never had its try: it gets it now. */
+static void end_wait(struct ring *r, struct iop *op)
+{
+    struct fdrec *rec = &r->ep->recs[op->fd];
+    struct oplist *l = list_of(rec, op);
+    bool head = l->head == op;
+    op->res = (op->kind == IOP_SEND || op->kind == IOP_WRITE) && op->progress
+                  ? (int)op->progress : -ECANCELED;
+    finish(r->ep, op);
+    if (head && l->head)
+        run_list(r, rec, l);
+}
+
 static void expire(struct ring *r, uint64_t now)
 {
     struct ep *e = r->ep;
-    while (e->nheap && e->heap[0]->deadline <= now) {
-        struct iop *op = e->heap[0];
-        struct fdrec *rec = &e->recs[op->fd];
-        struct oplist *l = list_of(rec, op);
-        bool head = l->head == op;
-        op->res = (op->kind == IOP_SEND || op->kind == IOP_WRITE) && op->progress
-                      ? (int)op->progress : -ECANCELED;
-        finish(e, op);
-        if (head && l->head) /* the next one never had its try */
-            run_list(r, rec, l);
-    }
+    while (e->nheap && e->heap[0]->deadline <= now)
+        end_wait(r, e->heap[0]);
 }
 
 /* One epoll_wait (or epoll_pwait2, for ns time-outs): timeout_ns < 0
@@ -721,17 +727,9 @@ static int ep_start(struct ring *r, struct iop *op)
 
 static void ep_cancel(struct ring *r, struct iop *op)
 {
-    struct ep *e = r->ep;
     if (!(op->bflags & IOPB_INFLIGHT) || !(op->bflags & IOPB_WAITING))
         return; /* handed back, or finished and about to be */
-    struct fdrec *rec = &e->recs[op->fd];
-    struct oplist *l = list_of(rec, op);
-    bool head = l->head == op;
-    op->res = (op->kind == IOP_SEND || op->kind == IOP_WRITE) && op->progress
-                  ? (int)op->progress : -ECANCELED;
-    finish(e, op);
-    if (head && l->head)
-        run_list(r, rec, l);
+    end_wait(r, op);
 }
 
 static int ep_flush(struct ring *r)
@@ -912,15 +910,10 @@ static void ep_drain(struct ring *r)
     take_notices(r);
     for (unsigned fd = 0; fd < e->nrecs && e->waiting; fd++) {
         struct fdrec *rec = &e->recs[fd];
-        while (rec->rd.head) {
-            rec->rd.head->res = -ECANCELED;
-            finish(e, rec->rd.head);
-        }
-        while (rec->wr.head) {
-            struct iop *op = rec->wr.head;
-            op->res = op->progress && op->kind != IOP_CONNECT ? (int)op->progress : -ECANCELED;
-            finish(e, op);
-        }
+        while (rec->rd.head)
+            end_wait(r, rec->rd.head);
+        while (rec->wr.head)
+            end_wait(r, rec->wr.head);
     }
     hand_back(r);
 }
