@@ -15,7 +15,7 @@ PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
 SERVER_PKGS       := curl wrk redis-tools clang
 SERVER_BENCH_PKGS := $(SERVER_PKGS) nginx-light redis-server linux-perf
 FUZZ_SECS         ?= 15
-BENCH_PKGS := libgmp-dev
+BENCH_PKGS := libgmp-dev linux-perf
 
 .PHONY: all build test bench deps deps-bench test-layers test-plain test-asan test-tsan test-install \
         test-bench-smoke clean deps-servers test-fuzz fuzz test-servers-asan bench-servers
