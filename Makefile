@@ -15,7 +15,7 @@ PEER_PKGS  := erlang-base erlang-dev golang-go gnuplot-nox
 SERVER_PKGS       := curl wrk redis-tools clang
 SERVER_BENCH_PKGS := $(SERVER_PKGS) nginx-light redis-server linux-perf
 FUZZ_SECS         ?= 15
-BENCH_PKGS := libgmp-dev
+BENCH_PKGS := libgmp-dev linux-perf
 
 .PHONY: all build test bench deps deps-bench test-layers test-plain test-asan test-tsan test-install \
         test-bench-smoke clean deps-servers test-fuzz fuzz test-servers-asan bench-servers
@@ -82,7 +82,7 @@ test-bench-smoke: build
 # integration tests (tests/servers/*.sh; test-plain runs them unsanitized).
 test-servers-asan:
 	cmake -S . -B build-srv-asan -DCMAKE_BUILD_TYPE=Debug -DHIVE_SANITIZE=address,undefined
-	cmake --build build-srv-asan -j$(JOBS) --target echo http_hello kv echo-load
+	cmake --build build-srv-asan -j$(JOBS) --target echo http_hello kv echo-load no-uring
 	cd build-srv-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -R '^server_'
 

@@ -251,9 +251,31 @@ sub human_rate {
 
 # Runs one runtime's command, streaming its stdout; returns the exit
 # status (-1 when it could not start or ran out of time).
+# The kernel's count of every system call a run made (perf stat -e
+# raw_syscalls:sys_enter around the whole process, start-up and teardown
+# included), where perf can count it here.
+my $PERF_OUT = File::Spec->catfile(File::Spec->tmpdir(), "hive-bench-perf-$$.txt");
+my $have_perf = !system('sh', '-c',
+    "perf stat -x, -e raw_syscalls:sys_enter -o '$PERF_OUT' -- true >/dev/null 2>&1");
+note('perf cannot count raw_syscalls:sys_enter here: no kernel system-call counts')
+    unless $have_perf;
+END { unlink $PERF_OUT if defined $PERF_OUT }
+
+sub perf_count {
+    open(my $fh, '<', $PERF_OUT) or return undef;
+    while (my $l = <$fh>) {
+        return $1 if $l =~ /^(\d+),[^,]*,raw_syscalls:sys_enter/;
+    }
+    return undef;
+}
+
 sub run_runtime {
     my ($name, @cmd) = @_;
     note("running $name: @cmd");
+    unlink $PERF_OUT;
+    @cmd = ('perf', 'stat', '-x,', '-e', 'raw_syscalls:sys_enter', '-o', $PERF_OUT, '--', @cmd)
+        if $have_perf;
+    my @mine;
     my $pid = open(my $fh, '-|');
     if (!defined $pid) { push @{ $run_problem{$name} }, "fork: $!"; return -1 }
     if (!$pid) {
@@ -269,8 +291,7 @@ sub run_runtime {
             next unless $line =~ /^\s*\{/;
             my $r = eval { decode_json($line) };
             next unless ref $r eq 'HASH' && defined $r->{bench} && defined $r->{runtime};
-            print $RAW $line, "\n";
-            push @results, $r;
+            push @mine, $r;
             $lines++;
             my $ok = $r->{ok} ? 'ok' : 'FAILED' . (defined $r->{error} ? ": $r->{error}" : '');
             printf STDERR "  %-7s %-22s %10s  %s\n", $r->{runtime}, $r->{bench},
@@ -288,6 +309,16 @@ sub run_runtime {
     };
     close $fh;
     my $st = $?;
+    # One run per process (the default): the kernel's count is that run's.
+    my $k = $have_perf && @mine == 1 ? perf_count() : undef;
+    if (defined $k) {
+        $mine[0]{kernel_syscalls} = $k + 0;
+        $mine[0]{kernel_syscalls_per_op} = $k / $mine[0]{n} if $mine[0]{n};
+    }
+    for my $r (@mine) {
+        print $RAW $JSON->encode($r), "\n";
+        push @results, $r;
+    }
     my $why = $timed_out ? "no result within $opt{timeout} s"
             : $st & 127    ? 'killed by signal ' . ($st & 127)
             : $st != 0     ? 'exit status ' . ($st >> 8)
@@ -418,6 +449,7 @@ field_col('bytes_per_proc', 'bytes/proc', '%.0f', @runtimes);
 field_col('p99_us', 'p99 us', '%.2f', @runtimes);
 field_col('peak_rss_mb', 'peak MB', '%.1f', @runtimes);
 field_col('syscalls_per_msg', 'syscalls/msg', '%.5f', 'hive');
+field_col('kernel_syscalls_per_op', 'kernel syscalls/op', '%.5f', @runtimes);
 if (any_field('leftover', @runtimes)) {
     push @cols, { head => 'leftover', left => 1, cell => sub {
         my ($b) = @_;

@@ -17,10 +17,11 @@
 # resident memory per connection (the server's VmRSS under load, less its
 # VmRSS before the first connection, over the connections). Medians over
 # --repeat runs go to a table on stdout and a markdown table, raw lines to
-# a jsonl file.
+# a jsonl file. Each hive server runs once per I/O backend in --io
+# (HIVE_IO=uring and HIVE_IO=epoll; default both), the baselines once.
 #
 # usage: perl bench/servers.pl --build DIR [--repeat N] [--quick]
-#            [--only echo,http,kv,idle] [--out DIR] [--idle N]
+#            [--only echo,http,kv,idle] [--io io_uring,epoll] [--out DIR] [--idle N]
 # Needs: wrk, nginx, redis-server, redis-benchmark, perf (make
 # deps-servers installs them); a missing baseline is skipped with a note.
 
@@ -39,13 +40,16 @@ use Time::HiRes qw(sleep time);
 
 my $ROOT = dirname(dirname(abs_path($0)));
 my %opt = (repeat => 3, quick => 0, out => "$ROOT/bench/results", idle => 10000,
-           only => 'echo,http,kv,idle');
+           only => 'echo,http,kv,idle', io => 'io_uring,epoll');
 GetOptions('build=s' => \$opt{build}, 'repeat=i' => \$opt{repeat}, 'quick' => \$opt{quick},
-           'only=s' => \$opt{only}, 'out=s' => \$opt{out}, 'idle=i' => \$opt{idle})
-    or die "usage: servers.pl --build DIR [--repeat N] [--quick] [--only LIST] [--out DIR]\n";
+           'only=s' => \$opt{only}, 'out=s' => \$opt{out}, 'idle=i' => \$opt{idle},
+           'io=s' => \$opt{io})
+    or die "usage: servers.pl --build DIR [--repeat N] [--quick] [--only LIST] [--io io_uring,epoll] [--out DIR]\n";
 die "servers.pl: --build DIR (with examples/ and bench/ built) is required\n" unless $opt{build};
 my $B = abs_path($opt{build});
 my %only = map { $_ => 1 } split /,/, $opt{only};
+my @IO = split /,/, $opt{io};
+for (@IO) { die "servers.pl: --io takes io_uring and/or epoll, not '$_'\n" unless /^(io_uring|epoll)$/ }
 my $DUR = $opt{quick} ? 2 : 5;          # seconds of load per run
 my $KV_N = $opt{quick} ? 50000 : 200000; # redis-benchmark requests per run
 my $IDLE = $opt{quick} ? 2000 : $opt{idle};
@@ -236,16 +240,24 @@ sub echo_run {
              rss_per_conn_kib => ($rss - $base) / $conns, requests => $r->{total} };
 }
 
-# The echo servers, both hive styles and the baseline: name, command.
-my @ECHO_SERVERS = (['hive echo (recv_async)', "$B/examples/echo", '--style', 'async'],
-                    ['hive echo (blocking)', "$B/examples/echo", '--style', 'blocking'],
-                    ['epoll-echo (baseline)', "$B/bench/epoll-echo", '--threads', $NCPU]);
+# Every hive server runs on each I/O backend of --io (HIVE_IO); the
+# baselines once. Returns [name, HIVE_IO value, the rest...] entries.
+sub on_backends {
+    my ($name, @rest) = @_;
+    return map { ["$name [$_]", $_ eq 'io_uring' ? 'uring' : $_, @rest] } @IO;
+}
+
+# The echo servers, both hive styles and the baseline: name, HIVE_IO, command.
+my @ECHO_SERVERS = (on_backends('hive echo (recv_async)', "$B/examples/echo", '--style', 'async'),
+                    on_backends('hive echo (blocking)', "$B/examples/echo", '--style', 'blocking'),
+                    ['epoll-echo (baseline)', 'auto', "$B/bench/epoll-echo", '--threads', $NCPU]);
 
 if ($only{echo}) {
     note("echo: 64-byte messages, one in flight per connection, ${DUR}s per run");
     for my $conns (50, 500) {
         for my $s (@ECHO_SERVERS) {
-            my ($name, @cmd) = @$s;
+            my ($name, $io, @cmd) = @$s;
+            local $ENV{HIVE_IO} = $io;
             my @runs;
             for (1 .. $opt{repeat}) {
                 my $srv = start_listening(@cmd, '--port', 0);
@@ -335,10 +347,11 @@ if ($only{http}) {
     $ENV{PATH} .= ':/usr/sbin' unless which('nginx');
     note('nginx not installed: no http baseline') unless $have_nginx;
     for my $conns (50, 500) {
-        my @servers = (['hive http_hello', sub { start_listening("$B/examples/http_hello", '--port', 0) }]);
-        push @servers, ["nginx (baseline, $NCPU workers)", \&start_nginx] if $have_nginx;
+        my @servers = on_backends('hive http_hello', sub { start_listening("$B/examples/http_hello", '--port', 0) });
+        push @servers, ["nginx (baseline, $NCPU workers)", 'auto', \&start_nginx] if $have_nginx;
         for my $s (@servers) {
-            my ($name, $start) = @$s;
+            my ($name, $io, $start) = @$s;
+            local $ENV{HIVE_IO} = $io;
             my @runs;
             for (1 .. $opt{repeat}) {
                 my $srv = $start->();
@@ -386,10 +399,11 @@ if ($only{kv}) {
     note('redis-server not installed: no kv baseline') unless $have_redis;
     for my $pipe (1, 16) {
         for my $test (qw(set get)) {
-            my @servers = (['hive kv', sub { start_listening("$B/examples/kv", '--port', 0) }]);
-            push @servers, ['redis-server (baseline)', \&start_redis] if $have_redis;
+            my @servers = on_backends('hive kv', sub { start_listening("$B/examples/kv", '--port', 0) });
+            push @servers, ['redis-server (baseline)', 'auto', \&start_redis] if $have_redis;
             for my $s (@servers) {
-                my ($name, $start) = @$s;
+                my ($name, $io, $start) = @$s;
+                local $ENV{HIVE_IO} = $io;
                 my @runs;
                 for (1 .. $opt{repeat}) {
                     my $srv = $start->();
@@ -408,7 +422,8 @@ if ($only{kv}) {
 if ($only{idle}) {
     note("idle: $IDLE connections opened, one echo each, then held");
     for my $s (@ECHO_SERVERS) {
-        my ($name, @cmd) = @$s;
+        my ($name, $io, @cmd) = @$s;
+        local $ENV{HIVE_IO} = $io;
         my @runs;
         for (1 .. $opt{repeat}) {
             my $srv = start_listening(@cmd, '--port', 0);

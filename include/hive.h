@@ -82,20 +82,28 @@ typedef struct hive_config {
                               is never blocked, it goes to the back of its run
                               queue so the receiver gets the core; default
                               true */
+    int      io_backend;   /* HIVE_IO_AUTO (default): io_uring when the kernel
+                              lets hive set it up and has every opcode it
+                              needs, else epoll; HIVE_IO_URING: io_uring or
+                              fail with the reason; HIVE_IO_EPOLL */
 } hive_config;
+
+enum { HIVE_IO_AUTO = 0, HIVE_IO_URING = 1, HIVE_IO_EPOLL = 2 };
 
 HIVE_API void hive_config_default(hive_config *cfg);
 /* Overrides cfg fields from HIVE_SCHEDULERS, HIVE_PIN, HIVE_STACK_SIZE,
  * HIVE_MAX_PROCESSES, HIVE_RING_ENTRIES, HIVE_SQPOLL, HIVE_SPIN_US,
  * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET,
- * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE. -EINVAL and a message on
+ * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE, HIVE_IO (auto, uring, epoll). -EINVAL and a message on
  * stderr naming the variable when a value is bad (cfg is then unchanged). */
 HIVE_API int  hive_config_from_env(hive_config *cfg);
 
 /* Start the runtime, run main_fn(arg) as the first process, return when it
  * exits (after shutting every other process down): 0 or -errno. NULL cfg ==
- * defaults. Fails at once, with a message naming the cause, if io_uring is
- * not available. */
+ * defaults. Where io_uring is not available (a seccomp filter, the sysctl
+ * kernel.io_uring_disabled, an old kernel) it runs on epoll and says so in
+ * one line on stderr; with io_backend HIVE_IO_URING it fails at once
+ * instead, with a message naming the cause. */
 HIVE_API int  hive_main(const hive_config *cfg, void (*main_fn)(void *), void *arg);
 
 /* ------------------------------------------------------------------ */
@@ -448,12 +456,17 @@ typedef struct hive_sched_stats {
     uint64_t steals;           /* processes taken from other schedulers */
     uint64_t parks;            /* times the scheduler slept in the kernel */
     uint64_t wakeups_sent;     /* wake-ups sent to parked schedulers */
-    uint64_t ring_enters;      /* io_uring_enter system calls */
+    uint64_t ring_enters;      /* io_uring_enter system calls (0 on epoll) */
     uint64_t syscalls;         /* system calls the scheduler loop and the I/O layer
-                                  made on this thread: io_uring_enter to park, to
-                                  wake a peer, to submit and cancel I/O. NOT
+                                  made on this thread: io_uring: io_uring_enter to
+                                  park, to wake a peer, to submit and cancel I/O;
+                                  epoll: epoll_wait/epoll_pwait2, epoll_ctl, the
+                                  eventfd writes that wake a peer, and every
+                                  recv, send, read, write, accept, connect, fcntl,
+                                  fstat and getsockopt an operation made. NOT
                                   counted: hive_io_close's shutdown and close,
-                                  the socket set-up of hive_tcp_*, the allocator's and the stacks' (mmap, munmap,
+                                  the socket set-up of hive_tcp_*, the
+                                  allocator's and the stacks' (mmap, munmap,
                                   mprotect, madvise) and futex waits; count
                                   those with strace -c -f or perf stat -e
                                   raw_syscalls:sys_enter */
@@ -483,12 +496,20 @@ typedef struct hive_sched_stats {
     uint64_t mailbox_dropped;  /* messages dropped by a full mailbox (drop-newest,
                                   drop-oldest, and those that met an overflow kill) */
     uint64_t mailbox_overflow_kills; /* processes killed with HIVE_OVERFLOWED */
+    uint64_t io_backend;       /* the backend this scheduler's I/O and parking
+                                  run on: HIVE_IO_URING or HIVE_IO_EPOLL (in
+                                  a total: the runtime's) */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)
  * with their sum plus what foreign threads did. Returns the number of
  * schedulers, or -EPERM when no runtime is running. */
 HIVE_API int hive_stats(hive_sched_stats *per_sched, unsigned n, hive_sched_stats *total);
+
+/* The I/O backend the running runtime chose: "io_uring" or "epoll" (NULL
+ * when no runtime runs); *why (if not NULL) is why io_uring does not run,
+ * e.g. "io_uring_setup was refused (EPERM): ...", or NULL. */
+HIVE_API const char *hive_io_backend(const char **why);
 
 /* ------------------------------------------------------------------ */
 /* gen_server state access, process_info (runtime/gen_server.c, info.c) */

@@ -3,7 +3,7 @@
  * completion comes back. The process-facing layer (runtime/proc/io.c) sits
  * above this interface and knows nothing of io_uring; a later epoll backend
  * (non-blocking sockets, readiness, epoll_wait to park) provides the same
- * functions.
+ * functions (io/epoll.c).
  *
  * Ownership. The layer above allocates a struct iop, fills its request
  * fields and hands it to iob_start on the ring of the scheduler it runs
@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 struct ring;
+struct iop;
 
 enum iop_kind { IOP_RECV = 1, IOP_SEND, IOP_READ, IOP_WRITE, IOP_ACCEPT, IOP_CONNECT };
 
@@ -41,7 +42,15 @@ struct iop {
     /* --- backend state (owner thread) --- */
     int        res;            /* the op's result, kept while a cancel is pending */
     uint8_t    bflags;         /* IOPB_* */
-    struct __kernel_timespec ts; /* the linked timeout's, read by the kernel at submit */
+    struct __kernel_timespec ts; /* uring: the linked timeout's, read by the kernel at submit */
+    /* epoll: the op's place while it waits for readiness (io/epoll.c) */
+    struct iop *enext, *eprev;   /* its fd's wait list, or the list of finished ops;
+                                    uring: enext links the ops not yet submitted */
+    uint64_t    deadline;        /* CLOCK_MONOTONIC ns its time-out ends at */
+    uint32_t    hidx;            /* 1 + its index in the time-out heap; 0: not there */
+    uint32_t    progress;        /* bytes sent or written so far */
+    uint32_t    fdgen;           /* the fd's generation when it started (io/fdgen.h) */
+    void       *sqe;             /* uring: its entry, until submitted */
 };
 
 /* Called once per started op when the backend holds no more reference to
@@ -49,26 +58,60 @@ struct iop {
  * or a cancel). Set once, before any ring exists. */
 typedef void (*iob_done_fn)(struct iop *op, int res);
 void iob_set_handler(iob_done_fn fn);
+extern iob_done_fn iob_done;
+
+/* The two backends. Which one runs is chosen once, at start, by ring_select
+ * (io/ring.h); every ring of the runtime uses it. */
+enum io_kind { IO_URING = 1, IO_EPOLL = 2 };
+
+struct io_ops {
+    enum io_kind kind;
+    const char  *name;
+    /* the ring's life and parking: see io/ring.h */
+    int  (*init)(struct ring *r, unsigned entries, bool sqpoll, const char **why);
+    int  (*probe)(struct ring *r, const char **why);
+    void (*drain)(struct ring *r);
+    void (*fini)(struct ring *r);
+    int  (*park)(struct ring *r, int64_t timeout_ns);
+    int  (*wake)(struct ring *r, int target);
+    /* operations: see the wrappers below */
+    int  (*start)(struct ring *r, struct iop *op);
+    void (*cancel)(struct ring *r, struct iop *op);
+    int  (*flush)(struct ring *r);
+    int  (*reap)(struct ring *r);
+    void (*fd_new)(int fd);
+    void (*fd_closing)(struct ring *r, int fd);
+};
+extern const struct io_ops uring_ops, epoll_ops;
+extern const struct io_ops *io_ops;    /* set by ring_select, read-only after */
 
 /* Queues op for the next submission (iob_flush, or the park). 0, or a
  * negative errno: the op was not started and belongs to the caller. The
  * submission queue being full is not an error: what is queued goes to the
- * kernel at once to make room. */
-int  iob_start(struct ring *r, struct iop *op);
+ * kernel at once to make room. The handler is never called for op from
+ * inside this call. */
+static inline int iob_start(struct ring *r, struct iop *op) { return io_ops->start(r, op); }
 /* Asks the kernel to cancel op, started on r. Its completion still comes,
  * through the handler, once the cancel is done. The op may be handed back
  * while this runs (it reaps to make room): the caller must not free it
  * from the handler until this returns. */
-void iob_cancel(struct ring *r, struct iop *op);
+static inline void iob_cancel(struct ring *r, struct iop *op) { io_ops->cancel(r, op); }
 /* Submits what is queued: one io_uring_enter, none when nothing is queued
  * (or with SQPOLL, whose thread is awake). Returns 1 if it entered the
- * kernel, else 0. */
-int  iob_flush(struct ring *r);
-/* Dispatches every completion that is ready, without a system call unless
- * the completion queue overflowed (then one enter flushes the kernel's
- * backlog, and those are dispatched too). Returns how many CQEs it took. */
-int  iob_reap(struct ring *r);
-/* Every io_uring_enter the backend makes is counted in r->enters. */
+ * kernel, else 0. epoll has nothing to submit. */
+static inline int iob_flush(struct ring *r) { return io_ops->flush(r); }
+/* Dispatches every completion that is ready. io_uring: without a system
+ * call unless the completion queue overflowed (then one enter flushes the
+ * kernel's backlog, and those are dispatched too). epoll: one epoll_wait
+ * that does not block, at most every EP_POLL_NS while operations wait.
+ * Returns how many operations it handed back. */
+static inline int iob_reap(struct ring *r) { return io_ops->reap(r); }
+/* The descriptor number fd now names a new file (hive made it: accept,
+ * socket) or is about to stop naming its file (hive_io_close, before
+ * close): whatever a backend knows about the number is stale. Any thread;
+ * r is the caller's ring, or NULL. */
+static inline void iob_fd_new(int fd) { io_ops->fd_new(fd); }
+static inline void iob_fd_closing(struct ring *r, int fd) { io_ops->fd_closing(r, fd); }
 /* Operations started and not yet handed back (owner thread). */
 unsigned iob_inflight(const struct ring *r);
 

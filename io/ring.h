@@ -1,6 +1,9 @@
 /*
- * The per-scheduler io_uring: where a scheduler parks, how other threads
- * wake it, and the queue its processes' I/O goes through (io/backend.h).
+ * The per-scheduler ring: where a scheduler parks, how other threads wake
+ * it, and the queue its processes' I/O goes through (io/backend.h). Two
+ * backends implement it, chosen once at start (ring_select): io_uring
+ * (io/uring.c), described below, and epoll (io/epoll.c: epoll_wait to
+ * park, an eventfd to be woken, non-blocking calls retried on readiness).
  *
  * A scheduler enters the kernel only here: to submit its processes' I/O
  * (at most one io_uring_enter per pass of its loop, iob_flush), to park
@@ -18,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/backend.h"
+
 #define RING_WAKE_UD ((uint64_t)0x77616b65u)   /* "wake" */
 
 /* What the kernel offers beyond the minimum, found at ring_init. */
@@ -25,42 +30,84 @@
 #define RING_F_COOP_TASKRUN  0x2u
 #define RING_F_CANCEL_ANY    0x4u   /* IORING_ASYNC_CANCEL_ANY (5.19) */
 
+struct ep;
+
 struct ring {
-    struct io_uring uring;
+    struct io_uring uring;          /* io_uring backend */
+    struct ep *ep;                  /* epoll backend (io/epoll.c) */
     bool     ready;
     bool     sqpoll;
     unsigned features;              /* RING_F_* */
     unsigned cq_entries;
+    int      wake_fd;               /* what ring_wake aims at: the ring's fd or
+                                       the eventfd */
     /* --- owner thread --- */
     unsigned inflight;              /* ops started and not handed back (backend.h) */
     uint64_t enters;                /* io_uring_enter calls the backend made */
+    struct iop *queued;             /* uring: started, not yet submitted */
+    uint64_t sys;                   /* its other system calls (epoll_wait,
+                                       epoll_ctl, recv, send, eventfd writes...) */
     /* --- any thread --- */
+    /* 1 while the owner checks descriptor generations and hands numbers
+     * to the kernel (io/fdgen.h); its partner is the closer's load in
+     * fdgen_close_barrier. */
+    _Atomic int fd_section;
+    unsigned fd_slot;               /* in fdgen's ring table */
     /* Cross-thread requests of the layer above (runtime/proc/io.c keeps
      * its cancels here: a Treiber stack, pushed with release by any
      * thread, taken whole by the owner with acquire). */
     _Alignas(64) void *_Atomic posted;
 };
 
+/* Chooses the backend and makes the shared ring of the threads outside the
+ * schedulers with it. mode: HIVE_IO_AUTO (io_uring when it can be set up
+ * and has every opcode hive needs, else epoll), HIVE_IO_URING (fail, with
+ * *why, when it cannot), HIVE_IO_EPOLL. On success *why is NULL, or says
+ * why io_uring was passed over. 0 or -errno. */
+int  ring_select(int mode, struct ring *outside, const char **why);
+/* Which backend runs (after ring_select), and why io_uring does not. */
+const char *ring_backend(const char **why);
+
 /* 0 or -errno; on failure *why says what the kernel refused. */
-int  ring_init(struct ring *r, unsigned entries, bool sqpoll, const char **why);
-/* Cancels and waits for whatever I/O is still in flight, then frees the
- * ring. Any thread, once the owner has stopped. */
-void ring_fini(struct ring *r);
+static inline int ring_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
+{
+    return io_ops->init(r, entries, sqpoll, why);
+}
+/* Checks that the kernel has what hive needs (io_uring: MSG_RING, EXT_ARG,
+ * the I/O opcodes, a working io_uring_enter). */
+static inline int ring_probe(struct ring *r, const char **why) { return io_ops->probe(r, why); }
 /* Cancels everything in flight on r and reaps until the backend has handed
  * every op back (teardown; any thread once the owner stopped). */
-void ring_drain(struct ring *r);
-/* Checks that the kernel has what hive needs (MSG_RING, EXT_ARG, the I/O
- * opcodes). */
-int  ring_probe(struct ring *r, const char **why);
-/* Parks until a completion arrives or timeout_ns passes (<0: no timeout),
- * submitting what is queued on the way in. Returns the number of
- * completions reaped. */
-int  ring_park(struct ring *r, int64_t timeout_ns);
-/* Reaps ready completions without entering the kernel (unless its CQ
- * overflowed: see iob_reap). I/O completions go to the backend's handler. */
-int  ring_reap(struct ring *r);
-/* Wakes the ring target_fd from ring r (r must be owned by the caller). */
-int  ring_wake(struct ring *r, int target_fd);
-static inline int ring_fd(const struct ring *r) { return r->uring.ring_fd; }
+static inline void ring_drain(struct ring *r) { io_ops->drain(r); }
+/* Cancels and waits for whatever I/O is still in flight, then frees the
+ * ring. Any thread, once the owner has stopped. */
+static inline void ring_fini(struct ring *r) { io_ops->fini(r); }
+/* Parks until a completion or a wake-up arrives or timeout_ns passes (<0:
+ * no timeout), submitting what is queued on the way in. Returns the number
+ * of operations handed back. */
+static inline int ring_park(struct ring *r, int64_t timeout_ns) { return io_ops->park(r, timeout_ns); }
+/* Reaps ready completions (iob_reap). */
+static inline int ring_reap(struct ring *r) { return io_ops->reap(r); }
+/* Wakes the ring whose ring_fd is target, from ring r (r must be owned by
+ * the caller; the outside ring under its lock). */
+static inline int ring_wake(struct ring *r, int target) { return io_ops->wake(r, target); }
+static inline int ring_fd(const struct ring *r) { return r->wake_fd; }
+/* Takes the system calls the backend counted on r since the last take. */
+static inline void ring_take_counts(struct ring *r, uint64_t *enters, uint64_t *sys)
+{
+    *enters = r->enters;
+    *sys = r->sys;
+    r->enters = r->sys = 0;
+}
+
+/* The ring's half of the close barrier (io/fdgen.h). */
+static inline void ring_fd_enter(struct ring *r)
+{
+    atomic_store_explicit(&r->fd_section, 1, memory_order_seq_cst);
+}
+static inline void ring_fd_leave(struct ring *r)
+{
+    atomic_store_explicit(&r->fd_section, 0, memory_order_release);
+}
 
 #endif

@@ -9,27 +9,56 @@
  * cancel in flight is handed back only once both completions are in, so
  * its address is never reused while any entry in the kernel names it: a
  * cancel can never hit a later op at the same address.
+ *
+ * The ring itself (set-up, probe, park, wake, drain) is at the end.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "io/backend.h"
+#include "io/fdgen.h"
 #include "io/ring.h"
 
 #define IOPB_CANCELLING 0x1u   /* a cancel for it is in the kernel */
 #define IOPB_DONE       0x2u   /* its own completion came; res holds it */
 #define IOPB_INFLIGHT   0x4u   /* started and not yet handed back */
+#define IOPB_CLOSED     0x20u  /* its number was closed before it was submitted */
 
-static iob_done_fn done_fn;
+static int ur_reap(struct ring *r);
 
-void iob_set_handler(iob_done_fn fn)
+/* Before every submission: an op whose descriptor hive_io_close closed
+ * since it was queued goes in as a no-op and ends as the close would have
+ * ended it (io/fdgen.h), instead of reaching whatever file the number
+ * names now. */
+static void pre_submit(struct ring *r)
 {
-    done_fn = fn;
+    for (struct iop *op = r->queued; op; op = op->enext) {
+        if (fdgen_of(op->fd) == op->fdgen)
+            continue;
+        struct io_uring_sqe *sqe = op->sqe;
+        uint8_t flags = sqe->flags;
+        uint64_t ud = sqe->user_data;
+        io_uring_prep_nop(sqe);
+        sqe->flags = flags;
+        sqe->user_data = ud;
+        op->bflags |= IOPB_CLOSED;
+    }
+    r->queued = NULL;
 }
 
-unsigned iob_inflight(const struct ring *r)
+static inline int submit(struct ring *r)
 {
-    return r->inflight;
+    if (!r->queued)
+        return io_uring_submit(&r->uring);
+    /* The generations checked and the numbers in the kernel's hands, in
+     * one fd section (io/fdgen.h). */
+    ring_fd_enter(r);
+    pre_submit(r);
+    int rc = io_uring_submit(&r->uring);
+    ring_fd_leave(r);
+    return rc;
 }
 
 /* Room for n SQEs: what is queued goes to the kernel first when the SQ is
@@ -39,20 +68,20 @@ static int make_room(struct ring *r, unsigned n)
     for (int tries = 0; io_uring_sq_space_left(&r->uring) < n; tries++) {
         if (r->sqpoll) {
             /* The kernel's thread frees entries as it takes them. */
-            io_uring_submit(&r->uring);
+            submit(r);
             int rc = io_uring_sqring_wait(&r->uring);
             r->enters++;
             if (rc < 0 && rc != -EINTR)
                 return rc;
             continue;
         }
-        int rc = io_uring_submit(&r->uring);
+        int rc = submit(r);
         r->enters++;
         if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR)
             return rc;
         if (rc <= 0) {
             /* The kernel wants its completions taken first (a CQ backlog). */
-            iob_reap(r);
+            ur_reap(r);
             if (tries > 1000)
                 return -EAGAIN;
         }
@@ -60,7 +89,7 @@ static int make_room(struct ring *r, unsigned n)
     return 0;
 }
 
-int iob_start(struct ring *r, struct iop *op)
+static int ur_start(struct ring *r, struct iop *op)
 {
     bool timed = op->timeout_ns >= 0;
     int rc = make_room(r, timed ? 2 : 1);
@@ -99,6 +128,11 @@ int iob_start(struct ring *r, struct iop *op)
     io_uring_sqe_set_data(sqe, op);
     op->bflags = IOPB_INFLIGHT;
     op->res = 0;
+    op->progress = 0;
+    op->fdgen = fdgen_of(op->fd);
+    op->sqe = sqe;
+    op->enext = r->queued;
+    r->queued = op;
     if (timed) {
         sqe->flags |= IOSQE_IO_LINK;
         op->ts.tv_sec = op->timeout_ns / 1000000000;
@@ -111,7 +145,7 @@ int iob_start(struct ring *r, struct iop *op)
     return 0;
 }
 
-void iob_cancel(struct ring *r, struct iop *op)
+static void ur_cancel(struct ring *r, struct iop *op)
 {
     if (make_room(r, 1))
         return; /* the kernel takes nothing: the op ends when its fd does */
@@ -125,7 +159,7 @@ void iob_cancel(struct ring *r, struct iop *op)
     op->bflags |= IOPB_CANCELLING;
 }
 
-int iob_flush(struct ring *r)
+static int ur_flush(struct ring *r)
 {
     if (io_uring_sq_ready(&r->uring) == 0)
         return 0;
@@ -133,7 +167,7 @@ int iob_flush(struct ring *r)
      * only to wake it when it went to sleep. */
     bool enters = !r->sqpoll ||
                   (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_NEED_WAKEUP);
-    io_uring_submit(&r->uring);
+    submit(r);
     if (enters)
         r->enters++;
     return enters ? 1 : 0;
@@ -141,9 +175,11 @@ int iob_flush(struct ring *r)
 
 static void hand_back(struct ring *r, struct iop *op, int res)
 {
+    if (op->bflags & IOPB_CLOSED)
+        res = closed_result(op);
     op->bflags &= (uint8_t)~IOPB_INFLIGHT;
     r->inflight--;
-    done_fn(op, res);
+    iob_done(op, res);
 }
 
 static unsigned reap_once(struct ring *r)
@@ -174,7 +210,7 @@ static unsigned reap_once(struct ring *r)
     return n;
 }
 
-int iob_reap(struct ring *r)
+static int ur_reap(struct ring *r)
 {
     /* With COOP_TASKRUN, completions the kernel has ready but not yet
      * posted wait for task work that runs when we enter: the flag says
@@ -197,3 +233,261 @@ int iob_reap(struct ring *r)
     }
     return (int)n;
 }
+
+/* Completions per submission-queue entry: the CQ is sized well above the
+ * SQ, because one pass of a scheduler can have many more operations in
+ * flight (every idle connection's receive) than it submits at once. An
+ * overflow still loses nothing (IORING_FEAT_NODROP, see iob_reap). */
+#define CQ_PER_SQ 16u
+
+static int ur_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
+{
+    fdgen_init();
+    struct io_uring_params p;
+    memset(r, 0, sizeof *r);
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    p.cq_entries = entries * CQ_PER_SQ;
+    /* Completions' task work runs when the scheduler next enters the
+     * kernel (its submit, or get_events when IORING_SQ_TASKRUN says some
+     * wait), not by an interrupt in the middle of a running process.
+     * Measured in docs/io.md; kernels before 5.19 refuse it, and get the
+     * interrupting default. With SQPOLL the kernel's thread runs it (and
+     * the kernel refuses the flags). */
+    if (!sqpoll)
+        p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    if (sqpoll) {
+        p.flags |= IORING_SETUP_SQPOLL;
+        p.sq_thread_idle = 1000;
+    }
+    int rc = io_uring_queue_init_params(entries, &r->uring, &p);
+    if (rc == -EINVAL && !sqpoll) {
+        unsigned want = p.flags & ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+        memset(&p, 0, sizeof p);
+        p.flags = want;
+        p.cq_entries = entries * CQ_PER_SQ;
+        p.sq_thread_idle = 1000;
+        rc = io_uring_queue_init_params(entries, &r->uring, &p);
+        static _Atomic bool said;
+        if (rc == 0 && !atomic_exchange(&said, true))
+            fprintf(stderr, "hive: this kernel's io_uring lacks IORING_SETUP_COOP_TASKRUN "
+                            "(Linux >= 5.19): I/O completions interrupt running schedulers\n");
+    } else if (rc == 0) {
+        r->features |= RING_F_COOP_TASKRUN;
+    }
+    if (rc < 0) {
+        *why = NULL;
+        int disabled = 0;
+        FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+        if (f) {
+            if (fscanf(f, "%d", &disabled) != 1)
+                disabled = 0;
+            fclose(f);
+        }
+        if (disabled)
+            *why = "io_uring is disabled by sysctl kernel.io_uring_disabled "
+                   "(set it to 0, or 1 and run in the io_uring group)";
+        else if (rc == -EPERM)
+            *why = "io_uring_setup was refused (EPERM): a seccomp filter or container "
+                   "policy forbids io_uring";
+        else if (rc == -ENOSYS)
+            *why = "this kernel has no io_uring (ENOSYS): hive needs Linux >= 5.19";
+        else if (rc == -ENOMEM)
+            *why = "io_uring_setup failed with ENOMEM: raise RLIMIT_MEMLOCK (ulimit -l) "
+                   "or lower ring_entries";
+        else if (rc == -EINVAL)
+            *why = "io_uring_setup rejected the parameters (EINVAL): ring_entries too "
+                   "large or sqpoll unsupported";
+        else
+            *why = "io_uring_setup failed";
+        return rc;
+    }
+    if (!(p.features & IORING_FEAT_EXT_ARG)) {
+        io_uring_queue_exit(&r->uring);
+        *why = "this kernel's io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)";
+        return -ENOSYS;
+    }
+    if (!(p.features & IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&r->uring);
+        *why = "this kernel's io_uring lacks IORING_FEAT_NODROP (needs Linux >= 5.5)";
+        return -ENOSYS;
+    }
+    r->sqpoll = sqpoll;
+    r->cq_entries = p.cq_entries;
+    r->wake_fd = r->uring.ring_fd;
+    if (fdgen_register(r)) {
+        io_uring_queue_exit(&r->uring);
+        *why = "too many rings";
+        return -ENOSPC;
+    }
+    r->ready = true;
+    atomic_init(&r->posted, NULL);
+    return 0;
+}
+
+static int ur_probe(struct ring *r, const char **why)
+{
+    static const struct { int op; const char *name; } need[] = {
+        { IORING_OP_MSG_RING, "IORING_OP_MSG_RING (needs Linux >= 5.18)" },
+        { IORING_OP_RECV, "IORING_OP_RECV" },
+        { IORING_OP_SEND, "IORING_OP_SEND" },
+        { IORING_OP_READ, "IORING_OP_READ" },
+        { IORING_OP_WRITE, "IORING_OP_WRITE" },
+        { IORING_OP_ACCEPT, "IORING_OP_ACCEPT" },
+        { IORING_OP_CONNECT, "IORING_OP_CONNECT" },
+        { IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT" },
+        { IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL" },
+    };
+    static char msg[128];
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&r->uring);
+    if (!pr) {
+        *why = "cannot probe io_uring opcodes";
+        return -ENOSYS;
+    }
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        if (!io_uring_opcode_supported(pr, need[i].op)) {
+            io_uring_free_probe(pr);
+            snprintf(msg, sizeof msg, "this kernel's io_uring lacks %s", need[i].name);
+            *why = msg;
+            return -ENOSYS;
+        }
+    }
+    io_uring_free_probe(pr);
+    /* A policy may let the ring be made and refuse to enter it: one no-op
+     * round trip says whether io_uring_enter works. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (!sqe) {
+        *why = "cannot get a submission entry";
+        return -EBUSY;
+    }
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, 0);
+    int rc = io_uring_submit_and_wait(&r->uring, 1);
+    if (rc < 0) {
+        snprintf(msg, sizeof msg, "io_uring_enter was refused (%s): a seccomp filter or "
+                 "container policy forbids io_uring", strerror(-rc));
+        *why = msg;
+        return rc;
+    }
+    ur_reap(r);
+    return 0;
+}
+
+/* Cancels every operation still in the kernel and reaps until the backend
+ * has handed each one back, so that no buffer is freed under the kernel.
+ * Bounded: after 10 s of a kernel that does not answer, what is left
+ * leaks rather than being freed under it. */
+static void ur_drain(struct ring *r)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool asked = false;
+    while (r->inflight) {
+        if (!asked) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+            if (!sqe) {
+                submit(r);
+                continue;
+            }
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data64(sqe, 0);
+            asked = true;
+        }
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
+        if (r->queued)
+            submit(r);
+        io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
+        ur_reap(r);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > 10) {
+            fprintf(stderr, "hive: %u I/O operations did not finish at shutdown\n",
+                    r->inflight);
+            break;
+        }
+        if (t1.tv_sec != t0.tv_sec)
+            asked = false; /* ask again now and then: new ones may have raced */
+    }
+}
+
+static void ur_fini(struct ring *r)
+{
+    if (r->ready) {
+        if (r->inflight)
+            ur_drain(r);
+        io_uring_queue_exit(&r->uring);
+        fdgen_unregister(r);
+    }
+    r->ready = false;
+}
+
+static int ur_park(struct ring *r, int64_t timeout_ns)
+{
+    struct io_uring_cqe *cqe = NULL;
+    struct __kernel_timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
+    }
+    /* What is queued goes in by itself (its fd section must not last a
+     * wait); the park's loop submitted it already, nearly always. */
+    if (r->queued)
+        submit(r);
+    io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
+    r->enters++;
+    return ur_reap(r);
+}
+
+static int ur_wake(struct ring *r, int target_fd)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (!sqe) {
+        submit(r);
+        sqe = io_uring_get_sqe(&r->uring);
+        if (!sqe)
+            return -EBUSY;
+    }
+    io_uring_prep_msg_ring(sqe, target_fd, 0, RING_WAKE_UD, 0);
+    /* No completion on our side for a wake that worked. */
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, 0);
+    int rc = submit(r);
+    r->enters++;
+    return rc < 0 ? rc : 0;
+}
+
+static void ur_fd_new(int fd)
+{
+    fdgen_bump(fd);
+}
+
+static void ur_fd_closing(struct ring *r, int fd)
+{
+    fdgen_bump(fd);
+    fdgen_close_barrier(r);
+    /* What this scheduler queued on the fd is settled before the close:
+     * it ends as the shutdown ends it (a recv_async just before the close
+     * with EOF, not EBADF). Other schedulers' queued ops see the bump at
+     * their next submission (pre_submit). */
+    if (r)
+        ur_flush(r);
+}
+
+const struct io_ops uring_ops = {
+    .kind = IO_URING,
+    .name = "io_uring",
+    .init = ur_init,
+    .probe = ur_probe,
+    .drain = ur_drain,
+    .fini = ur_fini,
+    .park = ur_park,
+    .wake = ur_wake,
+    .start = ur_start,
+    .cancel = ur_cancel,
+    .flush = ur_flush,
+    .reap = ur_reap,
+    .fd_new = ur_fd_new,
+    .fd_closing = ur_fd_closing,
+};

@@ -143,6 +143,11 @@ int config_validate(const hive_config *c)
             return -EINVAL;
         }
     }
+    if (c->io_backend < HIVE_IO_AUTO || c->io_backend > HIVE_IO_EPOLL) {
+        fprintf(stderr, "hive: bad hive_config.io_backend: %d (HIVE_IO_AUTO, HIVE_IO_URING "
+                "or HIVE_IO_EPOLL)\n", c->io_backend);
+        return -EINVAL;
+    }
     if (c->guard_stacks < -1 || c->guard_stacks > (1 << 24)) {
         fprintf(stderr, "hive: bad hive_config.guard_stacks: %d (-1 or 0 .. 16777216)\n",
                 c->guard_stacks);
@@ -173,6 +178,16 @@ int hive_config_from_env(hive_config *cfg)
             return bad("HIVE_GUARD_STACKS", v, "auto or 0 .. 16777216");
         else
             c.guard_stacks = (int)u;
+    }
+    if ((v = getenv("HIVE_IO"))) {
+        if (!strcmp(v, "auto"))
+            c.io_backend = HIVE_IO_AUTO;
+        else if (!strcmp(v, "uring") || !strcmp(v, "io_uring"))
+            c.io_backend = HIVE_IO_URING;
+        else if (!strcmp(v, "epoll"))
+            c.io_backend = HIVE_IO_EPOLL;
+        else
+            return bad("HIVE_IO", v, "auto, uring or epoll");
     }
     if ((v = getenv("HIVE_PIN")) && parse_bool(v, &c.pin))
         return bad("HIVE_PIN", v, "0 or 1");

@@ -138,15 +138,16 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
     atomic_store(&rt->ref_counter, 0);
 
     const char *why = NULL;
-    rc = ring_init(&rt->outside, 8, false, &why);
-    if (rc == 0 && (rc = ring_probe(&rt->outside, &why)) != 0)
-        ring_fini(&rt->outside);
+    rc = ring_select(cfg.io_backend, &rt->outside, &why);
     if (rc) {
         fprintf(stderr, "hive: cannot start: %s (%s)\n", why ? why : "io_uring unavailable",
                 strerror(-rc));
         free(rt);
         return rc;
     }
+    /* One line when io_uring was passed over without being asked to. */
+    if (why && cfg.io_backend == HIVE_IO_AUTO)
+        fprintf(stderr, "hive: I/O on epoll: %s\n", why);
     rt->scheds = aligned_alloc(64, sizeof(struct sched) * rt->n);
     if (!rt->scheds) {
         ring_fini(&rt->outside);

@@ -4,6 +4,8 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -106,10 +108,10 @@ START_TEST(hive_main_rejects_bad_config_and_null_main)
 }
 END_TEST
 
-START_TEST(hive_main_fails_at_once_when_io_uring_is_forbidden)
+/* A seccomp filter that refuses io_uring_setup with EPERM, like a
+ * container policy would. */
+static void forbid_io_uring(void)
 {
-    /* A seccomp filter that refuses io_uring_setup with EPERM, like a
-     * container policy would. hive_main must fail, not hang. */
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
@@ -119,7 +121,72 @@ START_TEST(hive_main_fails_at_once_when_io_uring_is_forbidden)
     struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
     ck_assert_int_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
     ck_assert_int_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
-    ck_assert_int_eq(hive_main(NULL, nothing, NULL), -EPERM);
+}
+
+struct backend_seen {
+    char name[16];
+    char why[160];
+    uint64_t stats_kind;
+};
+
+static void note_backend(void *arg)
+{
+    struct backend_seen *b = arg;
+    const char *why = NULL;
+    const char *name = hive_io_backend(&why);
+    snprintf(b->name, sizeof b->name, "%s", name ? name : "(null)");
+    snprintf(b->why, sizeof b->why, "%s", why ? why : "");
+    hive_sched_stats tot;
+    ck_assert_int_ge(hive_stats(NULL, 0, &tot), 1);
+    b->stats_kind = tot.io_backend;
+}
+
+START_TEST(hive_main_runs_on_epoll_when_io_uring_is_forbidden)
+{
+    forbid_io_uring();
+    struct backend_seen b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(hive_main(NULL, note_backend, &b), 0);
+    ck_assert_str_eq(b.name, "epoll");
+    ck_assert_uint_eq(b.stats_kind, HIVE_IO_EPOLL);
+    ck_assert_msg(strstr(b.why, "EPERM") != NULL, "why: '%s'", b.why);
+    ck_assert_ptr_null(hive_io_backend(NULL)); /* no runtime now */
+}
+END_TEST
+
+START_TEST(hive_main_with_io_uring_required_fails_at_once_when_it_is_forbidden)
+{
+    forbid_io_uring();
+    hive_config c;
+    hive_config_default(&c);
+    c.io_backend = HIVE_IO_URING;
+    ck_assert_int_eq(hive_main(&c, nothing, NULL), -EPERM);
+}
+END_TEST
+
+START_TEST(hive_io_epoll_is_chosen_when_asked_for)
+{
+    hive_config c;
+    hive_config_default(&c);
+    setenv("HIVE_IO", "epoll", 1);
+    ck_assert_int_eq(hive_config_from_env(&c), 0);
+    ck_assert_int_eq(c.io_backend, HIVE_IO_EPOLL);
+    setenv("HIVE_IO", "uring", 1);
+    ck_assert_int_eq(hive_config_from_env(&c), 0);
+    ck_assert_int_eq(c.io_backend, HIVE_IO_URING);
+    setenv("HIVE_IO", "kqueue", 1);
+    ck_assert_int_eq(hive_config_from_env(&c), -EINVAL);
+    ck_assert_int_eq(c.io_backend, HIVE_IO_URING); /* unchanged by the bad value */
+    unsetenv("HIVE_IO");
+    c.io_backend = 7;
+    ck_assert_int_eq(hive_main(&c, nothing, NULL), -EINVAL);
+    c.io_backend = HIVE_IO_EPOLL;
+    struct backend_seen b;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(hive_main(&c, note_backend, &b), 0);
+    ck_assert_str_eq(b.name, "epoll");
+    ck_assert_uint_eq(b.stats_kind, HIVE_IO_EPOLL);
+    ck_assert_str_eq(b.why, "HIVE_IO=epoll");
 }
 END_TEST
 
@@ -186,7 +253,9 @@ static Suite *suite(void)
     tcase_add_test(tc, config_from_env_reads_every_flag);
     tcase_add_test(tc, config_from_env_rejects_bad_values_and_changes_nothing);
     tcase_add_test(tc, hive_main_rejects_bad_config_and_null_main);
-    tcase_add_test(tc, hive_main_fails_at_once_when_io_uring_is_forbidden);
+    tcase_add_test(tc, hive_main_runs_on_epoll_when_io_uring_is_forbidden);
+    tcase_add_test(tc, hive_main_with_io_uring_required_fails_at_once_when_it_is_forbidden);
+    tcase_add_test(tc, hive_io_epoll_is_chosen_when_asked_for);
     tcase_add_test(tc, strerror_names_otp_equivalents);
     tcase_add_test(tc, stats_count_messages_switches_and_syscalls);
     tcase_add_test(tc, stats_outside_a_runtime_is_eperm);

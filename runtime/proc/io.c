@@ -95,15 +95,11 @@ static inline void count(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
-/* The backend's enters (SQ full, CQ overflow, flushes) on the owner's counters. */
-static void count_enters(struct sched *s)
+/* The backend's system calls (SQ full, CQ overflow, flushes, epoll's
+ * calls) on the owner's counters. */
+static inline void count_enters(struct sched *s)
 {
-    struct ring *r = &s->ring;
-    if (r->enters) {
-        count(&s->st.ring_enters, r->enters);
-        count(&s->st.syscalls, r->enters);
-        r->enters = 0;
-    }
+    sched_count_ring(s);
 }
 
 static void req_free(struct ioreq *q)
@@ -273,8 +269,7 @@ static void post_cancel(struct ioreq *q)
 static void wake_owner(struct sched *s, struct sched *o)
 {
     ring_wake(&s->ring, ring_fd(&o->ring));
-    STAT_INC(s, ring_enters);
-    STAT_INC(s, syscalls);
+    sched_count_ring(s);
 }
 
 void io_proc_exit(struct proc *p)
@@ -636,12 +631,13 @@ int hive_io_close(int fd)
      * returns. shutdown() ends them (recv: 0, accept: -EINVAL); for other
      * files it fails harmlessly (ENOTSOCK). */
     struct sched *s = cur_sched;
-    if (s) {
-        /* What this scheduler queued on the fd reaches the kernel first
-         * (a recv_async just before the close ends with EOF, not EBADF). */
-        iob_flush(&s->ring);
+    /* The backend learns first (io_uring: what this scheduler queued on
+     * the fd reaches the kernel, so a recv_async just before the close
+     * ends with EOF, not EBADF; epoll: operations waiting on the number
+     * end as the shutdown ends them, and it forgets the number). */
+    iob_fd_closing(s ? &s->ring : NULL, fd);
+    if (s)
         count_enters(s);
-    }
     shutdown(fd, SHUT_RDWR);
     return close(fd) == 0 ? 0 : -errno;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/backend.h"
 #include "runtime/proc/proc.h"
 #include "runtime/proc/receive.h"
 
@@ -49,6 +50,7 @@ static int listen_on(int family, const struct sockaddr *sa, socklen_t len, int b
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
         return -errno;
+    iob_fd_new(fd);
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     /* Inherited by accepted connections: small replies go out at once. */
@@ -140,6 +142,7 @@ int hive_tcp_connect(const char *host, uint16_t port, int64_t timeout_ms, int *f
             rc = -errno;
             continue;
         }
+        iob_fd_new(s);
         int one = 1;
         setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         rc = hive_io_connect(s, a->ai_addr, a->ai_addrlen, left);

@@ -158,9 +158,11 @@ static int wake_outside(struct sched *target)
 {
     pthread_mutex_lock(&g_rt->outside_lock);
     int rc = ring_wake(&g_rt->outside, ring_fd(&target->ring));
+    uint64_t enters, sys;
+    ring_take_counts(&g_rt->outside, &enters, &sys);
     atomic_fetch_add_explicit(&g_rt->outside_st.wakeups_sent, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&g_rt->outside_st.ring_enters, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&g_rt->outside_st.syscalls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_rt->outside_st.ring_enters, enters, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_rt->outside_st.syscalls, enters + sys, memory_order_relaxed);
     pthread_mutex_unlock(&g_rt->outside_lock);
     return rc;
 }
@@ -173,8 +175,7 @@ static void wake(struct sched *target)
     if (s) {
         rc = ring_wake(&s->ring, ring_fd(&target->ring));
         STAT_INC(s, wakeups_sent);
-        STAT_INC(s, ring_enters);
-        STAT_INC(s, syscalls);
+        sched_count_ring(s);
         if (rc == 0)
             return;
         STAT_INC(s, wake_retries);
@@ -363,17 +364,15 @@ static struct proc *idle(struct sched *s)
                                                      memory_order_relaxed)) {
             /* a waker claimed us: its wake-up will arrive; take it now */
             ring_park(&s->ring, 0);
-            STAT_INC(s, ring_enters);
-            STAT_INC(s, syscalls);
+            sched_count_ring(s);
         }
         atomic_fetch_sub_explicit(&g_rt->n_parked, 1, memory_order_seq_cst);
         return NULL;
     }
     int64_t timeout = sources_timeout(s);
     STAT_INC(s, parks);
-    STAT_INC(s, ring_enters);
-    STAT_INC(s, syscalls);
     ring_park(&s->ring, timeout);
+    sched_count_ring(s);
     atomic_store_explicit(&s->parked, 0, memory_order_seq_cst);
     atomic_fetch_sub_explicit(&g_rt->n_parked, 1, memory_order_seq_cst);
     return NULL;
@@ -584,17 +583,29 @@ int hive_stats(hive_sched_stats *per, unsigned n, hive_sched_stats *total)
         return -EPERM;
     if (n && !per)
         return -EINVAL;
+    uint64_t kind = (uint64_t)io_ops->kind;
     if (total) {
         memset(total, 0, sizeof *total);
         add_counters(total, &g_rt->outside_st);
+        total->io_backend = kind;
     }
     for (unsigned i = 0; i < g_rt->n; i++) {
         if (i < n) {
             memset(&per[i], 0, sizeof per[i]);
             add_counters(&per[i], &g_rt->scheds[i].st);
+            per[i].io_backend = kind;
         }
         if (total)
             add_counters(total, &g_rt->scheds[i].st);
     }
     return (int)g_rt->n;
+}
+
+const char *hive_io_backend(const char **why)
+{
+    if (why)
+        *why = NULL;
+    if (!g_rt)
+        return NULL;
+    return ring_backend(why);
 }

@@ -177,4 +177,19 @@ void  sched_fini(struct sched *s);
 void *sched_thread(void *arg);
 void  sched_install_segv(void);
 
+/* Moves the system calls s's ring counted into s's counters (owner). */
+static inline void sched_count_ring(struct sched *s)
+{
+    uint64_t enters, sys;
+    ring_take_counts(&s->ring, &enters, &sys);
+    if (enters | sys) {
+        atomic_store_explicit(&s->st.ring_enters,
+                              atomic_load_explicit(&s->st.ring_enters, memory_order_relaxed) + enters,
+                              memory_order_relaxed);
+        atomic_store_explicit(&s->st.syscalls,
+                              atomic_load_explicit(&s->st.syscalls, memory_order_relaxed) + enters + sys,
+                              memory_order_relaxed);
+    }
+}
+
 #endif
