@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the built tree into a scratch prefix, checks the installed
-# libhive.so's ABI (exports only hive_* symbols, soname libhive.so.1) and
+# libhive.so's ABI (exports only hive_* symbols, soname libhive.so.2) and
 # builds a tiny program against the installed copy both ways: pkg-config
 # and CMake find_package.
 set -eu
