@@ -2,10 +2,13 @@
  * I/O under pressure: processes killed in the middle of large receives and
  * sends (the kernel lets go before anything of theirs is reused: run under
  * ASan), a tiny ring with many operations at once (a full submission queue
- * and an overflowing completion queue lose nothing), and 10,000
- * concurrent loopback connections.
+ * and an overflowing completion queue lose nothing), 10,000 concurrent
+ * loopback connections, and closes racing receives on four schedulers
+ * (no operation ever reaches a descriptor that reused a closed number).
  */
 #include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -127,6 +130,93 @@ static void t_kill(void *arg)
     hive_stats(NULL, 0, &tot);
     ck_assert_uint_gt(tot.io_cancels, 0); /* some sends may have finished a piece first */
 }
+/* ------------------------------------------------------------------ */
+/* Closes racing receives                                              */
+/* ------------------------------------------------------------------ */
+
+/* Eight workers on four schedulers, each round: a socket pair, a reader
+ * process blocked in one recv on one end, and the worker closing that end
+ * under it, either before or just after writing "w<worker>r<round>" into
+ * the other end. Descriptor numbers are reused at once by the other
+ * workers' pairs, each carrying its own message. The recv may return this
+ * round's message or EOF; it must never return another pair's bytes (an
+ * operation reaching a file that reused the closed number), another
+ * error, or wait out its time-out. */
+enum { CR_WORKERS = 8, CR_ROUNDS = 150 };
+enum { T_CR_RESULT = 0x61, T_CR_WORKER };
+
+struct cr_reader { int fd; hive_pid parent; };
+struct cr_result { ssize_t n; char data[32]; };
+
+static void cr_reader(void *arg)
+{
+    struct cr_reader *c = arg;
+    struct cr_result r;
+    memset(&r, 0, sizeof r);
+    r.n = hive_io_recv(c->fd, r.data, sizeof r.data - 1, 3000);
+    hive_send(c->parent, T_CR_RESULT, &r, sizeof r);
+}
+
+static void cr_worker(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    uint64_t rng = 0x9E3779B97F4A7C15ull * (uint64_t)(id + 1);
+    struct cr_reader c;
+    char bad[96] = "";
+    for (int round = 0; round < CR_ROUNDS && !bad[0]; round++) {
+        int sp[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        char want[32];
+        int wl = snprintf(want, sizeof want, "w%dr%d", id, round);
+        c = (struct cr_reader){ .fd = sp[0], .parent = hive_self() };
+        hive_pid r;
+        ck_assert_int_eq(hive_spawn(cr_reader, &c, &r), 0);
+        struct hive_process_info pi;
+        while (hive_process_info(r, &pi) == 0 && pi.status != HIVE_STATUS_WAITING)
+            hive_yield();
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        if (rng & 1) /* the message, then the close right behind it */
+            ck_assert_int_eq(send(sp[1], want, (size_t)wl, MSG_NOSIGNAL), wl);
+        for (unsigned k = 0; k < (unsigned)(rng >> 8) % 3; k++)
+            hive_yield();
+        ck_assert_int_eq(hive_io_close(sp[0]), 0);
+        hive_msg *m = NULL;
+        ck_assert_int_eq(hive_receive(&m, 10000), 0);
+        ck_assert_uint_eq(m->tag, T_CR_RESULT);
+        struct cr_result res;
+        memcpy(&res, m->data, sizeof res);
+        hive_msg_free(m);
+        if (res.n > 0 && (res.n != wl || memcmp(res.data, want, (size_t)wl) != 0))
+            snprintf(bad, sizeof bad, "round %d: read '%.*s', wanted '%s'", round,
+                     (int)res.n, res.data, want);
+        else if (res.n < 0)
+            snprintf(bad, sizeof bad, "round %d: recv under a close returned %zd", round, res.n);
+        close(sp[1]);
+    }
+    hive_send(hive_whereis("cr_main"), T_CR_WORKER, bad, strlen(bad) + 1);
+}
+
+static void t_close_race(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(hive_register("cr_main", hive_self()), 0);
+    for (int i = 0; i < CR_WORKERS; i++)
+        ck_assert_int_eq(hive_spawn(cr_worker, (void *)(intptr_t)i, NULL), 0);
+    for (int i = 0; i < CR_WORKERS; i++) {
+        hive_msg *m = NULL;
+        ck_assert_int_eq(hive_receive(&m, 60000), 0);
+        ck_assert_uint_eq(m->tag, T_CR_WORKER);
+        ck_assert_msg(((char *)m->data)[0] == 0, "%s", (char *)m->data);
+        hive_msg_free(m);
+    }
+}
+
+START_TEST(closes_racing_receives_never_reach_a_reused_descriptor)
+{
+    run_hive(4, t_close_race, NULL);
+}
+END_TEST
+
 START_TEST(kill_during_large_recv_and_send_cancels_in_kernel) { run_hive(2, t_kill, NULL); }
 END_TEST
 
@@ -377,6 +467,7 @@ static Suite *io_stress_suite(void)
     TCase *tc = tcase_create("io_stress");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, kill_during_large_recv_and_send_cancels_in_kernel);
+    tcase_add_test(tc, closes_racing_receives_never_reach_a_reused_descriptor);
     tcase_add_test(tc, exit_with_recv_async_pending_cancels_it);
     tcase_add_test(tc, tiny_ring_full_sq_and_cq_overflow_lose_nothing);
     tcase_add_test(tc, ten_thousand_concurrent_loopback_connections);
