@@ -1,6 +1,7 @@
 /*
  * Servers that hand work to tasks or other servers: deferred replies
- * (hive_reply from handle_info), tasks linked or only monitored, many
+ * (hive_reply from handle_info), tasks linked or only monitored, a
+ * server's own hive_task_async tasks reporting to handle_info, many
  * servers computing in parallel.
  */
 #include <stdio.h>
@@ -102,6 +103,245 @@ static void body_replier(void *arg)
 START_TEST(async_task_result_is_replied_later_with_reply)
 {
     run_hive(2, body_replier, NULL);
+}
+END_TEST
+
+/* seeds/003, FirstAsyncTaskGsRunner: handle_call starts Task.async and
+ * replies at once; the catch-all handle_info then receives two messages,
+ * the task's {ref, result} and its {:DOWN, ref, :process, pid, :normal}. */
+enum { N_REPLY = 1, N_DOWN, N_OTHER };
+
+struct note {
+    int         kind;
+    bool        ref_is_the_tasks;
+    hive_pid    from;
+    long        result;
+    hive_reason reason;
+};
+
+struct first_runner {
+    hive_task task;      /* the state: the task's ref (and pid) */
+    hive_pid  observer;
+    bool      flush;     /* demonitor(ref, [:flush]) on the reply */
+    int       infos;
+};
+
+static void *async_request(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)1729; /* the slides */
+}
+
+static void first_runner_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    (void)gs;
+    (void)req;
+    struct first_runner *r = state;
+    ck_assert_int_eq(hive_task_async(async_request, NULL, &r->task), 0);
+    ck_assert_uint_eq(r->task.owner, hive_self());
+    char reply[64]; /* "task with pid #{inspect(pid)} sent" */
+    int n = snprintf(reply, sizeof reply, "task with pid %llu sent", (unsigned long long)r->task.pid);
+    hive_reply(from, Q_ASYNC, reply, (size_t)n);
+}
+
+static void first_runner_info(hive_gs *gs, void *state, const hive_msg *msg)
+{
+    (void)gs;
+    struct first_runner *r = state;
+    struct note n = { .kind = N_OTHER, .from = msg->from };
+    void *result;
+    r->infos++;
+    if (hive_task_reply_of(msg, &r->task, &result)) {
+        n.kind = N_REPLY;
+        n.ref_is_the_tasks = hive_ref_eq(msg->ref, r->task.ref);
+        n.result = (long)(intptr_t)result;
+        if (r->flush)
+            ck_assert_int_eq(hive_demonitor(r->task.ref, HIVE_FLUSH), 0);
+    } else if (msg->tag == HIVE_TAG_DOWN) {
+        const hive_down *d = msg->data;
+        n.kind = N_DOWN;
+        n.ref_is_the_tasks = hive_ref_eq(msg->ref, r->task.ref);
+        n.from = d->pid;
+        n.reason = d->reason;
+    }
+    hive_send(r->observer, Q_NOTE, &n, sizeof n); /* Logger.debug(inspect(msg)) */
+}
+
+static void exec_infos(void *state, void *ctx)
+{
+    struct first_runner *r = state;
+    struct hive_process_info pi;
+    hive_process_info(hive_self(), &pi);
+    ((int *)ctx)[0] = r->infos;
+    ((int *)ctx)[1] = (int)pi.message_queue_len;
+}
+
+static struct note recv_note(void)
+{
+    hive_msg *m = recv_tag(Q_NOTE, 5000);
+    struct note n = *(struct note *)m->data;
+    hive_msg_free(m);
+    return n;
+}
+
+static void body_first_runner(void *arg)
+{
+    bool flush = arg != NULL;
+    static const hive_gen_server b = { .init = arg_is_state_init,
+                                       .handle_call = first_runner_call,
+                                       .handle_info = first_runner_info };
+    struct first_runner st = { .observer = hive_self(), .flush = flush };
+    hive_pid pid;
+    ck_assert_int_eq(hive_gs_start(&b, &st, NULL, &pid), 0); /* GenServer.start */
+    for (int round = 0; round < 3; round++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_call(pid, Q_ASYNC, NULL, 0, &m, 5000), 0); /* run(pid) */
+        char want[64];
+        int len = snprintf(want, sizeof want, "task with pid %llu sent",
+                           (unsigned long long)st.task.pid);
+        ck_assert_int_eq(m->len, len);
+        ck_assert(memcmp(m->data, want, m->len) == 0);
+        hive_msg_free(m);
+        hive_pid task = st.task.pid;
+        /* first {ref, result} */
+        struct note n = recv_note();
+        ck_assert_int_eq(n.kind, N_REPLY);
+        ck_assert(n.ref_is_the_tasks);
+        ck_assert_uint_eq(n.from, task);
+        ck_assert_int_eq(n.result, 1729);
+        if (!flush) {
+            /* then {:DOWN, ref, :process, pid, :normal} */
+            n = recv_note();
+            ck_assert_int_eq(n.kind, N_DOWN);
+            ck_assert(n.ref_is_the_tasks);
+            ck_assert_uint_eq(n.from, task);
+            ck_assert_int_eq(n.reason, HIVE_NORMAL);
+        } else {
+            /* demonitor(ref, [:flush]): the task is gone and its DOWN with it */
+            wait_down(monitor(task));
+        }
+        int info[2] = { -1, -1 };
+        ck_assert_int_eq(hive_gs_exec(pid, exec_infos, info, 5000), 0);
+        ck_assert_int_eq(info[0], (round + 1) * (flush ? 1 : 2)); /* nothing else came */
+        ck_assert_int_eq(info[1], 0);
+        ck_assert(!hive_is_alive(task)); /* it delivered and went: nothing lingers */
+    }
+    ck_assert(hive_is_alive(pid));
+    ck_assert_uint_eq(my_queue_len(), 0);
+    hive_ref r = monitor(pid);
+    ck_assert_int_eq(hive_gs_stop(pid, HIVE_SHUTDOWN, 1000), 0);
+    ck_assert_int_eq(wait_down(r), HIVE_SHUTDOWN);
+}
+
+START_TEST(a_servers_async_task_reports_its_reply_then_its_down_to_handle_info)
+{
+    run_hive(2, body_first_runner, NULL);
+}
+END_TEST
+
+START_TEST(a_server_that_demonitors_with_flush_on_the_reply_never_sees_the_down)
+{
+    run_hive(2, body_first_runner, (void *)1);
+}
+END_TEST
+
+/* hive_task_await and friends inside a server keep the contract: the
+ * result, a stopped task on a time-out, the crash's reason, and nothing
+ * of an ended task left in the server's mailbox. */
+static hive_pid g_exec_owner;
+
+static void *slow_until_go(void *arg)
+{
+    hive_msg_free(recv_tag(Q_GO, HIVE_INFINITY));
+    return arg;
+}
+
+static void *dies_with(void *arg)
+{
+    hive_exit((hive_reason)(intptr_t)arg);
+}
+
+static void *tell_then_return(void *arg)
+{
+    hive_send(g_exec_owner, Q_READY, NULL, 0);
+    return arg;
+}
+
+static void exec_await_paths(void *state, void *ctx)
+{
+    (void)state;
+    int *checks = ctx;
+    void *r = NULL;
+    hive_task t;
+    struct hive_process_info pi;
+    g_exec_owner = hive_self();
+    /* await: the result */
+    ck_assert_int_eq(hive_task_async(async_request, NULL, &t), 0);
+    ck_assert_int_eq(hive_task_await(&t, 5000, &r), 0);
+    ck_assert_int_eq((intptr_t)r, 1729);
+    ck_assert_int_eq(hive_task_await(&t, 5000, &r), -ESRCH);
+    /* yield times out and leaves it running; then await gets it */
+    ck_assert_int_eq(hive_task_async(slow_until_go, (void *)(intptr_t)5, &t), 0);
+    ck_assert_int_eq(hive_task_yield(&t, 10, &r), -ETIMEDOUT);
+    ck_assert(hive_is_alive(t.pid));
+    hive_send(t.pid, Q_GO, NULL, 0);
+    ck_assert_int_eq(hive_task_await(&t, 5000, &r), 0);
+    ck_assert_int_eq((intptr_t)r, 5);
+    /* await times out: the task is stopped */
+    ck_assert_int_eq(hive_task_async(slow_until_go, NULL, &t), 0);
+    hive_pid slow = t.pid;
+    ck_assert_int_eq(hive_task_await(&t, 10, &r), -ETIMEDOUT);
+    ck_assert(!hive_is_alive(slow));
+    /* shutdown before the result: stopped without one */
+    ck_assert_int_eq(hive_task_async(slow_until_go, NULL, &t), 0);
+    ck_assert_int_eq(hive_task_shutdown(&t, 1000, &r), -ESRCH);
+    /* shutdown after the result: the result */
+    ck_assert_int_eq(hive_task_async(tell_then_return, (void *)(intptr_t)9, &t), 0);
+    hive_msg_free(recv_tag(Q_READY, 5000));
+    hive_ref w = monitor(t.pid);
+    wait_down(w); /* it replied and exited */
+    r = NULL;
+    ck_assert_int_eq(hive_task_shutdown(&t, 1000, &r), 0);
+    ck_assert_int_eq((intptr_t)r, 9);
+    /* a crash, trapped: -ECONNRESET with its reason; the EXIT is ours */
+    bool was = hive_trap_exits(true);
+    ck_assert_int_eq(hive_task_async(dies_with, (void *)(intptr_t)77, &t), 0);
+    ck_assert_int_eq(hive_task_await(&t, 5000, &r), -ECONNRESET);
+    ck_assert_int_eq(hive_call_reason(), 77);
+    hive_msg *m = recv_tag(HIVE_TAG_EXIT, 5000);
+    ck_assert_int_eq(((const hive_exit_signal *)m->data)->reason, 77);
+    hive_msg_free(m);
+    hive_trap_exits(was);
+    /* many at once, awaited in order */
+    static hive_task ts[100];
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(hive_task_async(async_request, NULL, &ts[i]), 0);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(hive_task_await(&ts[i], 5000, &r), 0);
+        ck_assert_int_eq((intptr_t)r, 1729);
+    }
+    hive_process_info(hive_self(), &pi);
+    checks[0] = (int)pi.message_queue_len;
+    checks[1] = 1;
+}
+
+static void body_await_in_server(void *arg)
+{
+    (void)arg;
+    static const hive_gen_server b = { 0 };
+    hive_pid pid;
+    ck_assert_int_eq(hive_gs_start(&b, NULL, NULL, &pid), 0);
+    int checks[2] = { -1, 0 };
+    ck_assert_int_eq(hive_gs_exec(pid, exec_await_paths, checks, 10000), 0);
+    ck_assert_int_eq(checks[1], 1);
+    ck_assert_int_eq(checks[0], 0); /* no reply, DOWN or EXIT left behind */
+    ck_assert(hive_is_alive(pid));
+    ck_assert_int_eq(hive_gs_stop(pid, HIVE_NORMAL, 1000), 0);
+}
+
+START_TEST(await_yield_and_shutdown_inside_a_server_leave_its_mailbox_empty)
+{
+    run_hive(2, body_await_in_server, NULL);
 }
 END_TEST
 
@@ -359,6 +599,9 @@ static Suite *make_suite(void)
     TCase *tc = tcase_create("gs_tasks");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, async_task_result_is_replied_later_with_reply);
+    tcase_add_test(tc, a_servers_async_task_reports_its_reply_then_its_down_to_handle_info);
+    tcase_add_test(tc, a_server_that_demonitors_with_flush_on_the_reply_never_sees_the_down);
+    tcase_add_test(tc, await_yield_and_shutdown_inside_a_server_leave_its_mailbox_empty);
     tcase_add_test(tc, linked_task_dies_with_its_server_unlinked_survives);
     tcase_add_test(tc, failing_monitored_task_is_a_down_failing_linked_task_kills_the_server);
     tcase_add_test(tc, factorial_by_a_thousand_servers_matches_one_process);

@@ -85,6 +85,13 @@ static hive_pid recv_running(void)
     return p;
 }
 
+static hive_ref monitor_of(hive_pid p)
+{
+    hive_ref r;
+    ck_assert_int_eq(hive_monitor(p, &r), 0);
+    return r;
+}
+
 static void assert_gone(hive_pid p)
 {
     /* an ended task is dead: its DOWN has been taken */
@@ -682,6 +689,64 @@ static void t_stream_infinite(void *arg)
 START_TEST(an_infinite_stream_closed_early_stops_cleanly) { run_hive(2, t_stream_infinite, NULL); }
 END_TEST
 
+/* A task's reply, taken by hand: tag HIVE_TAG_TASK_REPLY, from the task,
+ * ref the task's; hive_task_reply_of tells whose it is; then its DOWN, or
+ * none after hive_demonitor(ref, HIVE_FLUSH). */
+static bool match_task_reply(const hive_msg *m, void *ctx)
+{
+    (void)ctx;
+    return m->tag == HIVE_TAG_TASK_REPLY;
+}
+
+static void t_reply_of(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_pid tsup;
+    ck_assert_int_eq(hive_task_sup_start(NULL, &tsup), 0);
+    for (int flush = 0; flush < 2; flush++) {
+        hive_task t, other = { 0 };
+        ck_assert_int_eq(hive_task_sup_async_nolink(tsup, twice_plus_one, (void *)(intptr_t)4, &t), 0);
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_task_reply, NULL, &m, 5000), 0);
+        ck_assert_uint_eq(m->from, t.pid);
+        ck_assert(hive_ref_eq(m->ref, t.ref));
+        void *r = NULL;
+        ck_assert(hive_task_reply_of(m, &t, &r));
+        ck_assert_int_eq((intptr_t)r, 9);
+        r = NULL;
+        ck_assert(hive_task_reply_of(m, NULL, &r)); /* any task's */
+        ck_assert_int_eq((intptr_t)r, 9);
+        ck_assert(hive_task_reply_of(m, &t, NULL));
+        other.pid = t.pid;
+        ck_assert(!hive_task_reply_of(m, &other, &r)); /* not that ref */
+        other = t;
+        other.pid = hive_self();
+        ck_assert(!hive_task_reply_of(m, &other, &r)); /* not from that task */
+        ck_assert(!hive_task_reply_of(NULL, &t, &r));
+        hive_msg_free(m);
+        if (flush) {
+            ck_assert_int_eq(hive_demonitor(t.ref, HIVE_FLUSH), 0);
+            wait_down(monitor_of(t.pid));
+        } else {
+            ck_assert_int_eq(wait_down(t.ref), HIVE_NORMAL);
+        }
+        ck_assert_uint_eq(queue_len(), 0);
+    }
+    /* something that is not a reply */
+    ck_assert_int_eq(hive_send(hive_self(), HIVE_TAG_TASK_REPLY - 1, &g_owner, sizeof(void *)), 0);
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 5000), 0);
+    ck_assert(!hive_task_reply_of(m, NULL, NULL));
+    hive_msg_free(m);
+    ck_assert_int_eq(hive_gs_stop(tsup, HIVE_SHUTDOWN, 5000), 0);
+}
+START_TEST(a_task_reply_carries_the_tasks_ref_and_reply_of_tells_whose_it_is)
+{
+    run_hive(2, t_reply_of, NULL);
+}
+END_TEST
+
 /* 200,000 items natively (bench/ async_stream runs 1,000,000 and reports
  * the peak RSS). Under TSan fewer: it keeps a shadow call stack per fiber
  * (per process stack), and a pooled stack reused by tens of thousands of
@@ -991,6 +1056,7 @@ Suite *task_suite(void)
     tcase_add_test(tc, async_stream_time_outs_exit_or_kill_the_task);
     tcase_add_test(tc, async_stream_nolink_reports_a_crash_as_that_items_error);
     tcase_add_test(tc, an_infinite_stream_closed_early_stops_cleanly);
+    tcase_add_test(tc, a_task_reply_carries_the_tasks_ref_and_reply_of_tells_whose_it_is);
     tcase_add_test(tc, a_long_stream_keeps_memory_flat);
     tcase_add_test(tc, a_gen_server_takes_nolink_task_replies_in_handle_info);
     tcase_add_test(tc, a_periodic_job_runs_tasks_until_it_is_shut_down);

@@ -172,7 +172,7 @@ static int start_one(struct hive_stream *s)
         if (rc == 0 && (rc = hive_monitor(it->pid, &it->mref)) != 0)
             hive_kill(it->pid, HIVE_KILL);
         if (rc == 0)
-            task_go(it->pid);
+            task_go(it->pid, it->mref);
     }
     if (rc) {
         if (s->unordered) {
