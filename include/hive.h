@@ -423,7 +423,12 @@ HIVE_API int  hive_task_async_stream(size_t n, void *(*fn)(void *ctx, size_t i),
 /* 1 with *index and *result, 0 at the end, or a negative errno (with
  * *index set where it concerns one item). Owner only (-EPERM). */
 HIVE_API int  hive_stream_next(hive_stream *s, size_t *index, void **result);
-/* Stops what still runs and frees the stream (the owner only). */
+/* Stops what still runs and frees the stream. The owner (the process that
+ * started it) may close it at any time. Another process or thread may
+ * close it only once its owner has exited (its running tasks are killed
+ * and it is freed); while the owner lives, such a close does nothing to
+ * the stream, which stays the owner's to use and close, and sets errno to
+ * EPERM. */
 HIVE_API void hive_stream_close(hive_stream *s);
 
 /* ------------------------------------------------------------------ */

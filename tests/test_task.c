@@ -747,6 +747,137 @@ START_TEST(a_task_reply_carries_the_tasks_ref_and_reply_of_tells_whose_it_is)
 }
 END_TEST
 
+/* hive_stream_close by someone other than the owner: refused (errno
+ * EPERM, the stream untouched and still the owner's) while the owner
+ * lives; once the owner is gone, anyone may close it, which kills what
+ * still runs. */
+static void *item_twice(void *ctx, size_t i)
+{
+    (void)ctx;
+    return (void *)(uintptr_t)(i * 2);
+}
+
+static void close_from_process(void *arg)
+{
+    errno = 0;
+    hive_stream_close(arg);
+    int e = errno;
+    hive_send(g_owner, T_DONE, &e, sizeof e);
+}
+
+static void *close_from_thread(void *arg)
+{
+    errno = 0;
+    hive_stream_close(arg);
+    return (void *)(intptr_t)errno;
+}
+
+static void t_stream_close_not_owner(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_stream *s;
+    hive_stream_opts o = { .max_concurrency = 3 };
+    ck_assert_int_eq(hive_task_async_stream(10, item_twice, NULL, &o, &s), 0);
+    size_t idx;
+    void *r;
+    ck_assert_int_eq(hive_stream_next(s, &idx, &r), 1); /* tasks running now */
+    ck_assert_uint_eq(idx, 0);
+    ck_assert_int_eq(hive_spawn(close_from_process, s, NULL), 0);
+    hive_msg *m = recv_tag(T_DONE, 5000);
+    ck_assert_int_eq(*(int *)m->data, EPERM);
+    hive_msg_free(m);
+    pthread_t th;
+    void *e;
+    ck_assert_int_eq(pthread_create(&th, NULL, close_from_thread, s), 0);
+    pthread_join(th, &e);
+    ck_assert_int_eq((intptr_t)e, EPERM);
+    /* untouched: every other item still comes, in order */
+    for (size_t i = 1; i < 10; i++) {
+        ck_assert_int_eq(hive_stream_next(s, &idx, &r), 1);
+        ck_assert_uint_eq(idx, i);
+        ck_assert_uint_eq((uintptr_t)r, i * 2);
+    }
+    ck_assert_int_eq(hive_stream_next(s, &idx, &r), 0);
+    hive_stream_close(s);
+    ck_assert_uint_eq(queue_len(), 0);
+}
+START_TEST(a_stream_close_by_another_process_or_thread_is_refused_while_the_owner_lives)
+{
+    run_hive(2, t_stream_close_not_owner, NULL);
+}
+END_TEST
+
+struct orphan {
+    hive_pid    tsup;   /* HIVE_NOPID: tasks linked to the owner */
+    hive_stream *s;
+};
+
+/* Tells the test it runs, then blocks until killed; trapping exits (ctx
+ * not NULL), a linked item outlives its owner's death. */
+static void *forever_item(void *ctx, size_t i)
+{
+    (void)i;
+    if (ctx)
+        hive_trap_exits(true);
+    hive_pid me = hive_self();
+    hive_send(g_owner, T_RUNNING, &me, sizeof me);
+    hive_msg *m;
+    for (;;)
+        if (hive_receive(&m, HIVE_INFINITY) == 0)
+            hive_msg_free(m);
+    return NULL;
+}
+
+static void orphan_owner(void *arg)
+{
+    struct orphan *o = arg;
+    hive_stream_opts so = { .max_concurrency = 2, .timeout_ms = HIVE_INFINITY,
+                            .supervisor = o->tsup };
+    ck_assert_int_eq(hive_task_async_stream(100, forever_item,
+                                            o->tsup == HIVE_NOPID ? (void *)1 : NULL, &so, &o->s),
+                     0);
+    size_t idx;
+    void *r;
+    hive_stream_next(o->s, &idx, &r); /* starts two items; killed in here */
+}
+
+static void t_stream_close_orphan(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_pid tsup;
+    ck_assert_int_eq(hive_task_sup_start(NULL, &tsup), 0);
+    for (int linked = 0; linked < 2; linked++) {
+        struct orphan o = { .tsup = linked ? HIVE_NOPID : tsup };
+        hive_ref oref;
+        hive_pid owner;
+        ck_assert_int_eq(hive_spawn_opt(orphan_owner, &o,
+                                        &(hive_spawn_opts){ .flags = HIVE_MONITOR, .monitor = &oref },
+                                        &owner),
+                         0);
+        hive_ref tref[2];
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(hive_monitor(recv_running(), &tref[k]), 0);
+        hive_kill(owner, HIVE_KILL);
+        ck_assert_int_eq(wait_down(oref), HIVE_KILLED);
+        /* the owner is gone, its tasks still run (nolink, or linked and
+         * trapping exits): closing the orphan stops them */
+        errno = 0;
+        hive_stream_close(o.s);
+        ck_assert_int_eq(errno, 0);
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(wait_down(tref[k]), HIVE_KILLED);
+    }
+    ck_assert_uint_eq(queue_len(), 0);
+    ck_assert_int_eq(hive_gs_stop(tsup, HIVE_SHUTDOWN, 5000), 0);
+}
+START_TEST(a_stream_whose_owner_exited_can_be_closed_by_anyone_and_its_tasks_stop)
+{
+    run_hive(2, t_stream_close_orphan, NULL);
+}
+END_TEST
+
 /* 200,000 items natively (bench/ async_stream runs 1,000,000 and reports
  * the peak RSS). Under TSan fewer: it keeps a shadow call stack per fiber
  * (per process stack), and a pooled stack reused by tens of thousands of
@@ -1057,6 +1188,8 @@ Suite *task_suite(void)
     tcase_add_test(tc, async_stream_nolink_reports_a_crash_as_that_items_error);
     tcase_add_test(tc, an_infinite_stream_closed_early_stops_cleanly);
     tcase_add_test(tc, a_task_reply_carries_the_tasks_ref_and_reply_of_tells_whose_it_is);
+    tcase_add_test(tc, a_stream_close_by_another_process_or_thread_is_refused_while_the_owner_lives);
+    tcase_add_test(tc, a_stream_whose_owner_exited_can_be_closed_by_anyone_and_its_tasks_stop);
     tcase_add_test(tc, a_long_stream_keeps_memory_flat);
     tcase_add_test(tc, a_gen_server_takes_nolink_task_replies_in_handle_info);
     tcase_add_test(tc, a_periodic_job_runs_tasks_until_it_is_shut_down);
