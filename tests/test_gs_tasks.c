@@ -345,32 +345,41 @@ START_TEST(await_yield_and_shutdown_inside_a_server_leave_its_mailbox_empty)
 }
 END_TEST
 
-/* seeds/003, NoFailAsyncTaskRunner: a task started linked dies with the
- * server stopped with :kill; one started unlinked survives it. */
-static void forever_task(void *arg)
+/* seeds/003, NoFailAsyncTaskRunner: a task the server started linked
+ * (hive_task_async) dies with the server stopped with :kill; one it
+ * started under the task supervisor (async_nolink) survives it. */
+static void *forever_task(void *arg)
 {
     (void)arg;
     hive_msg_free(recv_tag(Q_GO, HIVE_INFINITY));
+    return NULL;
 }
 
 static void runner_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
 {
     (void)gs;
-    (void)state;
-    hive_pid task;
-    hive_spawn_opts o = { .flags = req->tag == Q_LINK ? HIVE_LINK : 0 };
-    ck_assert_int_eq(hive_spawn_opt(forever_task, NULL, &o, &task), 0);
-    hive_reply(from, req->tag, &task, sizeof task);
+    hive_pid tsup = *(hive_pid *)state;
+    hive_task t;
+    if (req->tag == Q_LINK)
+        ck_assert_int_eq(hive_task_async(forever_task, NULL, &t), 0);
+    else
+        ck_assert_int_eq(hive_task_sup_async_nolink(tsup, forever_task, NULL, &t), 0);
+    hive_reply(from, req->tag, &t.pid, sizeof t.pid); /* {:reply, pid, ref} */
 }
 
 static void body_runner(void *arg)
 {
     (void)arg;
-    static const hive_gen_server b = { .handle_call = runner_call };
+    static const hive_gen_server b = { .init = arg_is_state_init, .handle_call = runner_call };
+    hive_pid tsup;
+    hive_sup_opts so;
+    hive_sup_opts_default(&so);
+    so.name = "MyTaskSupervisor";
+    ck_assert_int_eq(hive_task_sup_start(&so, &tsup), 0);
     for (int linked = 1; linked >= 0; linked--) {
         hive_pid pid;
         hive_gs_opts o = { .name = "NoFailAsyncTaskRunner" };
-        ck_assert_int_eq(hive_gs_start(&b, NULL, &o, &pid), 0);
+        ck_assert_int_eq(hive_gs_start(&b, &tsup, &o, &pid), 0);
         hive_msg *m;
         ck_assert_int_eq(hive_call(pid, linked ? Q_LINK : Q_ASYNC, NULL, 0, &m, 1000), 0);
         hive_pid task = *(hive_pid *)m->data;
@@ -382,9 +391,10 @@ static void body_runner(void *arg)
         } else {
             ck_assert(hive_is_alive(task));                /* Is task alive? true */
             hive_send(task, Q_GO, NULL, 0);
-            ck_assert_int_eq(wait_down(rt), HIVE_NORMAL);
+            ck_assert_int_eq(wait_down(rt), HIVE_NORMAL);  /* and it got to its end */
         }
     }
+    ck_assert_int_eq(hive_gs_stop(tsup, HIVE_SHUTDOWN, 1000), 0);
 }
 
 START_TEST(linked_task_dies_with_its_server_unlinked_survives)
@@ -393,27 +403,32 @@ START_TEST(linked_task_dies_with_its_server_unlinked_survives)
 }
 END_TEST
 
-/* seeds/003, AsyncTaskRunner: a failing task that is only monitored reaches
- * handle_info as a :DOWN, the server lives on; a failing linked task takes
- * the server down (a supervisor would restart it). */
+/* seeds/003, AsyncTaskRunner: a failing task that is only monitored (under
+ * the task supervisor) reaches handle_info as a :DOWN with no reply before
+ * it, the server lives on; a failing Task.async, linked, takes the server
+ * down (a supervisor would restart it). */
 struct taskrunner {
     hive_pid observer;
+    hive_pid tsup;
+    int      replies;
 };
 
-static void failing_task(void *arg)
+static void *failing_task(void *arg)
 {
     (void)arg;
     hive_kill(hive_self(), HIVE_KILL); /* Process.exit(self(), :kill) */
+    return NULL;                       /* AsyncTask.request(), never reached */
 }
 
 static void taskrunner_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
 {
     (void)gs;
-    (void)state;
-    hive_pid task;
-    hive_ref ref;
-    hive_spawn_opts o = { .flags = req->tag == Q_LINK ? HIVE_LINK : HIVE_MONITOR, .monitor = &ref };
-    ck_assert_int_eq(hive_spawn_opt(failing_task, NULL, &o, &task), 0);
+    struct taskrunner *tr = state;
+    hive_task t;
+    if (req->tag == Q_LINK)
+        ck_assert_int_eq(hive_task_async(failing_task, NULL, &t), 0);
+    else
+        ck_assert_int_eq(hive_task_sup_async_nolink(tr->tsup, failing_task, NULL, &t), 0);
     bool alive = true;
     hive_reply(from, req->tag, &alive, sizeof alive); /* {:reply, Process.alive?(self()), ref} */
 }
@@ -422,10 +437,17 @@ static void taskrunner_info(hive_gs *gs, void *state, const hive_msg *msg)
 {
     (void)gs;
     struct taskrunner *t = state;
-    if (msg->tag == HIVE_TAG_DOWN) {
+    if (hive_task_reply_of(msg, NULL, NULL)) {
+        t->replies++;
+    } else if (msg->tag == HIVE_TAG_DOWN) {
         hive_reason why = ((const hive_down *)msg->data)->reason;
         hive_send(t->observer, Q_NOTE, &why, sizeof why);
     }
+}
+
+static void exec_replies(void *state, void *ctx)
+{
+    *(int *)ctx = ((struct taskrunner *)state)->replies;
 }
 
 static void body_failing_tasks(void *arg)
@@ -434,6 +456,7 @@ static void body_failing_tasks(void *arg)
     static const hive_gen_server b = { .init = arg_is_state_init, .handle_call = taskrunner_call,
                                        .handle_info = taskrunner_info };
     struct taskrunner st = { .observer = hive_self() };
+    ck_assert_int_eq(hive_task_sup_start(NULL, &st.tsup), 0);
     hive_pid pid;
     ck_assert_int_eq(hive_gs_start(&b, &st, NULL, &pid), 0);
     hive_msg *m;
@@ -442,11 +465,15 @@ static void body_failing_tasks(void *arg)
     m = recv_tag(Q_NOTE, 5000);
     ck_assert_int_eq(*(hive_reason *)m->data, HIVE_KILLED);
     hive_msg_free(m);
+    int replies = -1;
+    ck_assert_int_eq(hive_gs_exec(pid, exec_replies, &replies, 1000), 0);
+    ck_assert_int_eq(replies, 0); /* a task that died sent no reply */
     ck_assert(hive_is_alive(pid)); /* same pid, not restarted */
     hive_ref r = monitor(pid);
     ck_assert_int_eq(hive_call(pid, Q_LINK, NULL, 0, &m, 1000), 0);
     hive_msg_free(m);
     ck_assert_int_eq(wait_down(r), HIVE_KILLED); /* the linked failure took it down */
+    ck_assert_int_eq(hive_gs_stop(st.tsup, HIVE_SHUTDOWN, 1000), 0);
 }
 
 START_TEST(failing_monitored_task_is_a_down_failing_linked_task_kills_the_server)
