@@ -346,6 +346,43 @@ static void t_crash(void *arg)
 START_TEST(a_crashing_task_kills_its_owner_unless_it_traps_exits) { run_hive(2, t_crash, NULL); }
 END_TEST
 
+/* The seed's Email1: Enum.each over the emails with Task.async and no
+ * await: run returns at once (:ok, before any email is sent), and each
+ * task does its work afterwards. */
+static void *send_email1(void *arg)
+{
+    hive_msg_free(recv_tag(T_GO, HIVE_INFINITY)); /* Process.sleep(1_000) */
+    hive_send(g_owner, T_DONE, &arg, sizeof arg); /* Logger.info("... received") */
+    return NULL;
+}
+
+static void t_email1(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    static const char *const emails[2] = { "a@com", "b@com" };
+    hive_task t[2];
+    for (int i = 0; i < 2; i++) /* Email1.run() */
+        ck_assert_int_eq(hive_task_async(send_email1, (void *)emails[i], &t[i]), 0);
+    /* run returned with both still at work: nothing received yet */
+    ck_assert_uint_eq(queue_len(), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert(hive_is_alive(t[i].pid));
+        hive_send(t[i].pid, T_GO, NULL, 0);
+    }
+    bool got[2] = { false, false };
+    for (int i = 0; i < 2; i++) {
+        hive_msg *m = recv_tag(T_DONE, 5000);
+        const char *e = *(const char **)m->data;
+        hive_msg_free(m);
+        got[e == emails[1]] = true;
+    }
+    ck_assert(got[0] && got[1]);
+    ck_assert_uint_eq(queue_len(), 0); /* a task that delivered sends nothing */
+}
+START_TEST(tasks_started_and_never_awaited_run_after_the_caller_moved_on) { run_hive(2, t_email1, NULL); }
+END_TEST
+
 /* The seed's Email2: three nolink tasks under a task supervisor, one raises. */
 static const char *emails[3] = { "a@com", "b@com", "c@com" };
 
@@ -1181,6 +1218,7 @@ Suite *task_suite(void)
     tcase_add_test(tc, yield_times_out_and_leaves_the_task_running_until_it_is_done);
     tcase_add_test(tc, shutdown_before_and_after_the_result);
     tcase_add_test(tc, a_crashing_task_kills_its_owner_unless_it_traps_exits);
+    tcase_add_test(tc, tasks_started_and_never_awaited_run_after_the_caller_moved_on);
     tcase_add_test(tc, nolink_tasks_under_a_task_supervisor_never_hurt_the_caller);
     tcase_add_test(tc, async_stream_in_order_within_max_concurrency_and_lazy);
     tcase_add_test(tc, async_stream_unordered_gives_every_result_once);
