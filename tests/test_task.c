@@ -383,6 +383,51 @@ static void t_email1(void *arg)
 START_TEST(tasks_started_and_never_awaited_run_after_the_caller_moved_on) { run_hive(2, t_email1, NULL); }
 END_TEST
 
+/* A task that delivered but was never awaited goes when its owner exits,
+ * whatever the owner's reason, a normal exit included: it holds nothing
+ * after its owner is gone. */
+static void *report_then_return(void *arg)
+{
+    hive_pid me = hive_self();
+    hive_send(g_owner, T_DONE, &me, sizeof me);
+    return arg;
+}
+
+static void owner_never_awaits(void *arg)
+{
+    hive_reason why = (hive_reason)(intptr_t)arg;
+    hive_task t;
+    ck_assert_int_eq(hive_task_async(report_then_return, NULL, &t), 0);
+    hive_msg_free(recv_tag(T_GO, HIVE_INFINITY));
+    hive_exit(why);
+}
+
+static void t_unawaited(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_reason reasons[3] = { HIVE_NORMAL, HIVE_SHUTDOWN, 55 };
+    for (int i = 0; i < 3; i++) {
+        hive_ref oref;
+        hive_pid owner;
+        ck_assert_int_eq(hive_spawn_opt(owner_never_awaits, (void *)(intptr_t)reasons[i],
+                                        &(hive_spawn_opts){ .flags = HIVE_MONITOR, .monitor = &oref },
+                                        &owner),
+                         0);
+        hive_msg *m = recv_tag(T_DONE, 5000);
+        hive_pid task = *(hive_pid *)m->data;
+        hive_msg_free(m);
+        hive_ref tref = monitor_of(task);
+        hive_send(owner, T_GO, NULL, 0);
+        ck_assert_int_eq(wait_down(oref), reasons[i]);
+        wait_down(tref); /* the task went too */
+        ck_assert(!hive_is_alive(task));
+    }
+    ck_assert_uint_eq(queue_len(), 0);
+}
+START_TEST(a_task_never_awaited_goes_when_its_owner_exits_even_normally) { run_hive(2, t_unawaited, NULL); }
+END_TEST
+
 /* The seed's Email2: three nolink tasks under a task supervisor, one raises. */
 static const char *emails[3] = { "a@com", "b@com", "c@com" };
 
@@ -1219,6 +1264,7 @@ Suite *task_suite(void)
     tcase_add_test(tc, shutdown_before_and_after_the_result);
     tcase_add_test(tc, a_crashing_task_kills_its_owner_unless_it_traps_exits);
     tcase_add_test(tc, tasks_started_and_never_awaited_run_after_the_caller_moved_on);
+    tcase_add_test(tc, a_task_never_awaited_goes_when_its_owner_exits_even_normally);
     tcase_add_test(tc, nolink_tasks_under_a_task_supervisor_never_hurt_the_caller);
     tcase_add_test(tc, async_stream_in_order_within_max_concurrency_and_lazy);
     tcase_add_test(tc, async_stream_unordered_gives_every_result_once);

@@ -154,18 +154,28 @@ static void task_deliver(const struct task_start *st, void *result)
     e->result = result;
     if (!ts_cas(e, me, TS_RUNNING, TS_DONE, NULL) && ts_cas(e, me, TS_WAITING, TS_WOKEN, NULL))
         hive_send(st->owner, TASK_TAG_WAKE, NULL, 0);
-    /* The owner takes us, or its exit does (even if the function left us
-     * trapping exits). */
+    /* The owner takes us, or its exit does, whatever its reason: a normal
+     * exit too, so exits are trapped here (a result nobody can take any
+     * more holds nothing). Another process's exit signal acts as it would
+     * have without the trap. */
+    bool trapping = hive_trap_exits(true);
     hive_msg *m;
     for (;;) {
         if (hive_receive(&m, HIVE_INFINITY) != 0)
             continue;
+        if (m->tag != HIVE_TAG_EXIT) {
+            hive_msg_free(m);
+            continue;
+        }
         /* the owner's exit, or the runtime's stop (from no process) */
-        bool owner_gone = m->tag == HIVE_TAG_EXIT &&
-                          (m->from == st->owner || m->from == HIVE_NOPID);
+        bool owner_gone = m->from == st->owner || m->from == HIVE_NOPID;
+        hive_reason why = m->len >= sizeof(hive_exit_signal)
+                              ? ((const hive_exit_signal *)m->data)->reason : HIVE_NORMAL;
         hive_msg_free(m);
         if (owner_gone)
             return;
+        if (!trapping && why != HIVE_NORMAL)
+            hive_exit(why);
     }
 }
 
