@@ -146,11 +146,10 @@ static bool match_go(const hive_msg *m, void *ctx)
     return m->tag == TASK_TAG_GO && m->from == *(const hive_pid *)ctx;
 }
 
-/* Publishes the result, then waits to be taken (killed by the owner). */
-static void task_deliver(const struct task_start *st, void *result)
+/* Publishes the result in e, the slot of me, then waits to be taken
+ * (killed by the owner). */
+static void task_deliver(const struct task_start *st, struct tslot *e, hive_pid me, void *result)
 {
-    hive_pid me = hive_self();
-    struct tslot *e = tslot_of(me);
     e->result = result;
     if (!ts_cas(e, me, TS_RUNNING, TS_DONE, NULL) && ts_cas(e, me, TS_WAITING, TS_WOKEN, NULL))
         hive_send(st->owner, TASK_TAG_WAKE, NULL, 0);
@@ -199,11 +198,14 @@ static void task_main(void *arg)
     struct task_block *b = arg;
     struct task_start st = b->st;
     block_release(b);
+    hive_pid me = HIVE_NOPID;
+    struct tslot *e = NULL;
     if (st.linger) {
-        hive_pid me = hive_self();
-        struct tslot *e = tslot_of(me);
-        if (e)
-            tslot_claim(e, me);
+        me = hive_self();
+        e = tslot_of(me);
+        if (!e)
+            hive_exit(HIVE_NOMEM); /* the owner gets the DOWN: no result */
+        tslot_claim(e, me);
     }
     if (st.wait_go) {
         hive_msg *m;
@@ -214,7 +216,7 @@ static void task_main(void *arg)
         hive_msg_free(m);
     }
     if (st.linger) {
-        task_deliver(&st, st.fn1(st.arg));
+        task_deliver(&st, e, me, st.fn1(st.arg));
         return;
     }
     struct task_reply r = { .index = st.index, .slot = st.slot };
@@ -373,9 +375,15 @@ static int task_take(hive_task *t, void *value, void **result)
     task_demonitor(t->pid, t->ref); /* it is alive: no DOWN was sent */
     hive_pid pid = t->pid;
     hive_unlink(pid);
-    hive_msg *m;
-    while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
-        hive_msg_free(m); /* only if someone else killed it meanwhile */
+    /* An EXIT trapped from it is possible only if someone else killed it
+     * meanwhile; and only one already on the private queue: the unlink
+     * voids a signal still in the mailbox. Nothing queued, nothing to
+     * take (the common case, and a scan saved). */
+    if (cur_proc->pq_head) {
+        hive_msg *m;
+        while (hive_receive_if(match_exit_from, &pid, &m, 0) == 0)
+            hive_msg_free(m);
+    }
     hive_kill(pid, HIVE_KILL);
     task_ended(t);
     return 0;
