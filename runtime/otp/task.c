@@ -91,24 +91,28 @@ struct tslot {
 static _Atomic(struct tslot *) ts_chunks[TS_NCHUNKS];
 static pthread_mutex_t ts_grow = PTHREAD_MUTEX_INITIALIZER;
 
-static struct tslot *tslot_of(hive_pid pid)
+/* The chunk for index ci, allocated on first use; NULL without memory. */
+static __attribute__((noinline)) struct tslot *tslot_grow(unsigned ci)
+{
+    pthread_mutex_lock(&ts_grow);
+    struct tslot *c = atomic_load_explicit(&ts_chunks[ci], memory_order_relaxed);
+    if (!c) {
+        c = calloc(TS_CHUNK, sizeof *c);
+        if (c)
+            atomic_store_explicit(&ts_chunks[ci], c, memory_order_release);
+    }
+    pthread_mutex_unlock(&ts_grow);
+    return c;
+}
+
+static inline struct tslot *tslot_of(hive_pid pid)
 {
     uint32_t slot = pid_slot(pid);
     unsigned ci = slot >> TS_CHUNK_SHIFT;
-    /* acquire: pairs with the release store below. */
+    /* acquire: pairs with the release store in tslot_grow. */
     struct tslot *c = atomic_load_explicit(&ts_chunks[ci], memory_order_acquire);
-    if (!c) {
-        pthread_mutex_lock(&ts_grow);
-        c = atomic_load_explicit(&ts_chunks[ci], memory_order_relaxed);
-        if (!c) {
-            c = calloc(TS_CHUNK, sizeof *c);
-            if (c)
-                atomic_store_explicit(&ts_chunks[ci], c, memory_order_release);
-        }
-        pthread_mutex_unlock(&ts_grow);
-        if (!c)
-            return NULL;
-    }
+    if (__builtin_expect(!c, 0) && !(c = tslot_grow(ci)))
+        return NULL;
     return &c[slot & (TS_CHUNK - 1)];
 }
 
