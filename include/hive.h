@@ -404,7 +404,8 @@ HIVE_API int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), vo
  * signal). Await, yield and shutdown work the same on both. */
 #define HIVE_TAG_TASK_REPLY (HIVE_TAG_SYSTEM - 0x100u)
 /* True if m is the reply of task t (any task's reply if t is NULL), with
- * its result in *result (result may be NULL). Does not end the task. */
+ * its result in *result (result may be NULL). Does not end the task: a
+ * reply taken this way is not there for a later await of it. */
 HIVE_API bool hive_task_reply_of(const hive_msg *m, const hive_task *t, void **result);
 
 typedef struct hive_stream hive_stream;
