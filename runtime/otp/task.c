@@ -192,8 +192,11 @@ struct task_block {
 
 static void block_release(struct task_block *b)
 {
-    /* acq_rel: the other holder's reads come before the free. */
-    if (atomic_fetch_sub_explicit(&b->holders, 1, memory_order_acq_rel) == 1)
+    /* Alone (the other never held it, or let go already: acquire pairs
+     * with its release), no read-modify-write is needed. acq_rel: the
+     * other holder's reads come before the free. */
+    if (atomic_load_explicit(&b->holders, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&b->holders, 1, memory_order_acq_rel) == 1)
         free(b);
 }
 
@@ -227,6 +230,10 @@ static void task_main(void *arg)
     r.result = st.fn2 ? st.fn2(st.arg, st.index) : st.fn1(st.arg);
     if (st.unlink_owner)
         hive_unlink(st.owner);
+    if (!st.ref_reply) { /* a stream's item: matched by its slot */
+        hive_send(st.owner, TASK_TAG_REPLY, &r, sizeof r);
+        return;
+    }
     hive_msg *m = hive_msg_alloc(sizeof r);
     if (!m)
         hive_exit(HIVE_NOMEM); /* the owner gets the DOWN: no result */
@@ -246,7 +253,7 @@ int task_spawn(const struct task_start *st, const hive_spawn_opts *so, hive_pid 
     b->st.ref = (hive_ref){ 0, 0 };
     hive_spawn_opts o = *so;
     /* A replying task tags its reply with the ref. */
-    bool want_ref = (o.flags & HIVE_MONITOR) && !st->linger;
+    bool want_ref = (o.flags & HIVE_MONITOR) && st->ref_reply;
     if (want_ref)
         o.monitor = &b->st.ref; /* written before the task can run */
     atomic_init(&b->holders, want_ref ? 2u : 1u);
@@ -527,7 +534,8 @@ int hive_task_async(void *(*fn)(void *arg), void *arg, hive_task *out)
     /* A gen_server takes its tasks' replies in handle_info: they come as
      * messages. A plain process takes them with await, yield or shutdown. */
     struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .unlink_owner = true,
-                             .linger = cur_proc->gs == NULL };
+                             .linger = cur_proc->gs == NULL,
+                             .ref_reply = cur_proc->gs != NULL };
     hive_ref ref;
     hive_pid pid;
     int rc = task_spawn(&st, &(hive_spawn_opts){ .flags = HIVE_LINK | HIVE_MONITOR, .monitor = &ref },
@@ -566,7 +574,8 @@ int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, 
     hive_pid self = hive_self();
     if (self == HIVE_NOPID)
         return -EPERM;
-    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true };
+    struct task_start st = { .fn1 = fn, .arg = arg, .owner = self, .wait_go = true,
+                             .ref_reply = true };
     hive_pid pid;
     int rc = sup_start_task(sup, &st, &pid);
     if (rc)

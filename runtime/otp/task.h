@@ -24,13 +24,17 @@ struct task_start {
     size_t   index;
     unsigned slot;          /* the stream's slot for this item */
     hive_pid owner;         /* gets the reply */
-    hive_ref ref;           /* tags the reply: the owner's monitor of the task */
+    hive_ref ref;           /* tags the reply (ref_reply): the owner's monitor
+                               of the task */
     bool     unlink_owner;  /* linked to the owner: unlink before the reply */
     bool     wait_go;       /* wait for TASK_TAG_GO from the owner first */
     bool     linger;        /* a hive_task of a plain process: the result goes
                                to its result slot and the task waits to be
                                taken (task.c); else it is sent as a
                                TASK_TAG_REPLY */
+    bool     ref_reply;     /* the reply carries ref (a hive_task's, which its
+                               owner may take by hand); a stream's items are
+                               matched by their slot and go without */
 };
 
 /* The reply's payload (tag TASK_TAG_REPLY, from = the task, ref = the
