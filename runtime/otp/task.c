@@ -230,15 +230,13 @@ static void task_main(void *arg)
     r.result = st.fn2 ? st.fn2(st.arg, st.index) : st.fn1(st.arg);
     if (st.unlink_owner)
         hive_unlink(st.owner);
-    if (!st.ref_reply) { /* a stream's item: matched by its slot */
-        hive_send(st.owner, TASK_TAG_REPLY, &r, sizeof r);
-        return;
-    }
+    /* Built in place rather than copied by hive_send: a payload over 16
+     * bytes takes the copy's slow path. */
     hive_msg *m = hive_msg_alloc(sizeof r);
     if (!m)
         hive_exit(HIVE_NOMEM); /* the owner gets the DOWN: no result */
     m->tag = TASK_TAG_REPLY;
-    m->ref = st.ref;
+    m->ref = st.ref; /* zero for a stream's item, matched by its slot */
     memcpy(m->data, &r, sizeof r);
     if (hive_send_msg(st.owner, m) != 0)
         hive_msg_free(m); /* the owner is gone */
