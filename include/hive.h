@@ -416,15 +416,25 @@ HIVE_API int hive_task_sup_start(const hive_sup_opts *opts, hive_pid *out);
 HIVE_API int hive_task_sup_async_nolink(hive_pid sup, void *(*fn)(void *arg), void *arg, hive_task *out);
 
 /* How a task reports, until an await, yield or shutdown takes it:
- * - hive_task_async: the result waits in the task (which lingers, holding
- *   its process, until taken or until its owner exits); the owner gets no
- *   message for a task that delivered, a DOWN for one that did not.
- * - hive_task_sup_async_nolink: as in Elixir, a message with tag
- *   HIVE_TAG_TASK_REPLY from the task (msg->from == task.pid; the payload
- *   starts with the result, a void *), then its DOWN (msg->ref ==
- *   task.ref), so a gen_server that starts tasks can take both in
- *   handle_info (and hive_demonitor(task.ref, HIVE_FLUSH) the DOWN). */
+ * - As in Elixir, a message with tag HIVE_TAG_TASK_REPLY from the task
+ *   (msg->from == task.pid, msg->ref == task.ref; the payload starts with
+ *   the result, a void *), then its DOWN (msg->ref == task.ref, reason
+ *   HIVE_NORMAL): the tasks of hive_task_sup_async_nolink, and those that
+ *   a gen_server starts with hive_task_async (which unlink themselves
+ *   before they reply). A gen_server that does not await them takes both
+ *   in handle_info: hive_task_reply_of, then hive_demonitor(task.ref,
+ *   HIVE_FLUSH) to drop the DOWN.
+ * - hive_task_async from any other process: the result waits in the task
+ *   (which lingers, holding its process, until taken or until its owner
+ *   exits); the owner gets no message for a task that delivered, so that
+ *   awaiting any one of many tasks costs O(1).
+ * A task that dies without a result sends its DOWN (and, linked, its exit
+ * signal). Await, yield and shutdown work the same on both. */
 #define HIVE_TAG_TASK_REPLY (HIVE_TAG_SYSTEM - 0x100u)
+/* True if m is the reply of task t (any task's reply if t is NULL), with
+ * its result in *result (result may be NULL). Does not end the task: a
+ * reply taken this way is not there for a later await of it. */
+HIVE_API bool hive_task_reply_of(const hive_msg *m, const hive_task *t, void **result);
 
 typedef struct hive_stream hive_stream;
 typedef struct hive_stream_opts {
@@ -442,7 +452,12 @@ HIVE_API int  hive_task_async_stream(size_t n, void *(*fn)(void *ctx, size_t i),
 /* 1 with *index and *result, 0 at the end, or a negative errno (with
  * *index set where it concerns one item). Owner only (-EPERM). */
 HIVE_API int  hive_stream_next(hive_stream *s, size_t *index, void **result);
-/* Stops what still runs and frees the stream (the owner only). */
+/* Stops what still runs and frees the stream. The owner (the process that
+ * started it) may close it at any time. Another process or thread may
+ * close it only once its owner has exited (its running tasks are killed
+ * and it is freed); while the owner lives, such a close does nothing to
+ * the stream, which stays the owner's to use and close, and sets errno to
+ * EPERM. */
 HIVE_API void hive_stream_close(hive_stream *s);
 
 /* ------------------------------------------------------------------ */

@@ -854,6 +854,99 @@ static void t_killed(void *arg)
 START_TEST(a_killed_supervisor_takes_its_children_with_it) { run_hive(2, t_killed, NULL); }
 END_TEST
 
+/* seeds/003's application tree: MySupervisor (one_for_one) over a
+ * DynamicSupervisor DynSup and a Task.Supervisor MyTaskSupervisor, both
+ * found by name: a dynamic child under DynSup is restarted there, a nolink
+ * task under MyTaskSupervisor runs and is awaited, count_children and
+ * which_children describe the tree, and stopping the root stops it all. */
+static int start_dynsup(void *arg, hive_pid *out)
+{
+    (void)arg;
+    hive_sup_opts o;
+    hive_sup_opts_default(&o);
+    o.name = "DynSup";
+    o.flags = HIVE_LINK;
+    return hive_dynsup_start(&o, out);
+}
+
+static int start_tasksup(void *arg, hive_pid *out)
+{
+    (void)arg;
+    hive_sup_opts o;
+    hive_sup_opts_default(&o);
+    o.name = "MyTaskSupervisor";
+    o.flags = HIVE_LINK;
+    return hive_task_sup_start(&o, out);
+}
+
+static void *email(void *arg)
+{
+    return (void *)((intptr_t)arg + 1);
+}
+
+static void t_app_tree(void *arg)
+{
+    (void)arg;
+    g_obs = hive_self();
+    hive_child_spec tree[2] = {
+        { .id = "DynSup", .start = start_dynsup, .type = HIVE_SUPERVISOR },
+        { .id = "MyTaskSupervisor", .start = start_tasksup, .type = HIVE_SUPERVISOR },
+    };
+    hive_sup_opts o;
+    hive_sup_opts_default(&o);
+    o.name = "MySupervisor";
+    hive_pid top;
+    ck_assert_int_eq(hive_sup_start(tree, 2, &o, &top), 0);
+    ck_assert_uint_eq(hive_whereis("MySupervisor"), top);
+    hive_pid dynsup = hive_whereis("DynSup"), tsup = hive_whereis("MyTaskSupervisor");
+    ck_assert_uint_ne(dynsup, HIVE_NOPID);
+    ck_assert_uint_ne(tsup, HIVE_NOPID);
+    ck_assert_uint_eq(child_pid(top, "DynSup"), dynsup);
+    ck_assert_uint_eq(child_pid(top, "MyTaskSupervisor"), tsup);
+    hive_child_counts k;
+    ck_assert_int_eq(hive_sup_count_children(top, &k), 0);
+    ck_assert_uint_eq(k.specs, 2);
+    ck_assert_uint_eq(k.active, 2);
+    ck_assert_uint_eq(k.supervisors, 2);
+    ck_assert_uint_eq(k.workers, 0);
+    /* DynSupGs under DynSup: stopped with :shutdown, a permanent child is back */
+    struct wcfg w = { .id = 7, .trap = true };
+    hive_child_spec ws = wspec(NULL, &w, HIVE_PERMANENT);
+    hive_pid child;
+    ck_assert_int_eq(hive_dynsup_start_child(dynsup, &ws, &child), 0);
+    ck_assert_uint_eq(recv_ev(T_STARTED).pid, child);
+    crash_wait(child, HIVE_SHUTDOWN);
+    hive_pid again = recv_ev(T_STARTED).pid;
+    ck_assert_uint_ne(again, child);
+    ck_assert_int_eq(hive_sup_which_children(dynsup, NULL, 0), 1);
+    /* a task under MyTaskSupervisor, looked up by name */
+    hive_task t;
+    ck_assert_int_eq(hive_task_sup_async_nolink(hive_whereis("MyTaskSupervisor"), email,
+                                                (void *)(intptr_t)41, &t), 0);
+    void *r;
+    ck_assert_int_eq(hive_task_await(&t, 5000, &r), 0);
+    ck_assert_int_eq((intptr_t)r, 42);
+    ck_assert_uint_eq(my_queue_len(), 0);
+    /* neither supervisor was restarted */
+    ck_assert_uint_eq(child_pid(top, "DynSup"), dynsup);
+    ck_assert_uint_eq(child_pid(top, "MyTaskSupervisor"), tsup);
+    hive_ref rd, rt;
+    ck_assert_int_eq(hive_monitor(dynsup, &rd), 0);
+    ck_assert_int_eq(hive_monitor(tsup, &rt), 0);
+    ck_assert_int_eq(stop_sup(top), HIVE_SHUTDOWN);
+    ck_assert_int_eq(recv_ev(T_STOPPING).reason, HIVE_SHUTDOWN); /* the dynamic child */
+    ck_assert_int_eq(wait_down(rt), HIVE_SHUTDOWN);               /* reverse order */
+    ck_assert_int_eq(wait_down(rd), HIVE_SHUTDOWN);
+    ck_assert_uint_eq(hive_whereis("DynSup"), HIVE_NOPID);
+    ck_assert_uint_eq(hive_whereis("MyTaskSupervisor"), HIVE_NOPID);
+    ck_assert_uint_eq(my_queue_len(), 0);
+}
+START_TEST(the_seeds_application_tree_holds_a_dynamic_and_a_task_supervisor_by_name)
+{
+    run_hive(2, t_app_tree, NULL);
+}
+END_TEST
+
 Suite *supervisor_suite(void)
 {
     Suite *s = suite_create("supervisor");
@@ -870,6 +963,7 @@ Suite *supervisor_suite(void)
     tcase_add_test(tc, hive_main_returns_with_a_tree_running);
     tcase_add_test(tc, a_named_child_reregisters_its_name_on_every_restart);
     tcase_add_test(tc, a_killed_supervisor_takes_its_children_with_it);
+    tcase_add_test(tc, the_seeds_application_tree_holds_a_dynamic_and_a_task_supervisor_by_name);
     suite_add_tcase(s, tc);
     return s;
 }

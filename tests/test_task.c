@@ -85,6 +85,13 @@ static hive_pid recv_running(void)
     return p;
 }
 
+static hive_ref monitor_of(hive_pid p)
+{
+    hive_ref r;
+    ck_assert_int_eq(hive_monitor(p, &r), 0);
+    return r;
+}
+
 static void assert_gone(hive_pid p)
 {
     /* an ended task is dead: its DOWN has been taken */
@@ -337,6 +344,88 @@ static void t_crash(void *arg)
     ck_assert_uint_eq(queue_len(), 0);
 }
 START_TEST(a_crashing_task_kills_its_owner_unless_it_traps_exits) { run_hive(2, t_crash, NULL); }
+END_TEST
+
+/* The seed's Email1: Enum.each over the emails with Task.async and no
+ * await: run returns at once (:ok, before any email is sent), and each
+ * task does its work afterwards. */
+static void *send_email1(void *arg)
+{
+    hive_msg_free(recv_tag(T_GO, HIVE_INFINITY)); /* Process.sleep(1_000) */
+    hive_send(g_owner, T_DONE, &arg, sizeof arg); /* Logger.info("... received") */
+    return NULL;
+}
+
+static void t_email1(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    static const char *const emails[2] = { "a@com", "b@com" };
+    hive_task t[2];
+    for (int i = 0; i < 2; i++) /* Email1.run() */
+        ck_assert_int_eq(hive_task_async(send_email1, (void *)emails[i], &t[i]), 0);
+    /* run returned with both still at work: nothing received yet */
+    ck_assert_uint_eq(queue_len(), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert(hive_is_alive(t[i].pid));
+        hive_send(t[i].pid, T_GO, NULL, 0);
+    }
+    bool got[2] = { false, false };
+    for (int i = 0; i < 2; i++) {
+        hive_msg *m = recv_tag(T_DONE, 5000);
+        const char *e = *(const char **)m->data;
+        hive_msg_free(m);
+        got[e == emails[1]] = true;
+    }
+    ck_assert(got[0] && got[1]);
+    ck_assert_uint_eq(queue_len(), 0); /* a task that delivered sends nothing */
+}
+START_TEST(tasks_started_and_never_awaited_run_after_the_caller_moved_on) { run_hive(2, t_email1, NULL); }
+END_TEST
+
+/* A task that delivered but was never awaited goes when its owner exits,
+ * whatever the owner's reason, a normal exit included: it holds nothing
+ * after its owner is gone. */
+static void *report_then_return(void *arg)
+{
+    hive_pid me = hive_self();
+    hive_send(g_owner, T_DONE, &me, sizeof me);
+    return arg;
+}
+
+static void owner_never_awaits(void *arg)
+{
+    hive_reason why = (hive_reason)(intptr_t)arg;
+    hive_task t;
+    ck_assert_int_eq(hive_task_async(report_then_return, NULL, &t), 0);
+    hive_msg_free(recv_tag(T_GO, HIVE_INFINITY));
+    hive_exit(why);
+}
+
+static void t_unawaited(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_reason reasons[3] = { HIVE_NORMAL, HIVE_SHUTDOWN, 55 };
+    for (int i = 0; i < 3; i++) {
+        hive_ref oref;
+        hive_pid owner;
+        ck_assert_int_eq(hive_spawn_opt(owner_never_awaits, (void *)(intptr_t)reasons[i],
+                                        &(hive_spawn_opts){ .flags = HIVE_MONITOR, .monitor = &oref },
+                                        &owner),
+                         0);
+        hive_msg *m = recv_tag(T_DONE, 5000);
+        hive_pid task = *(hive_pid *)m->data;
+        hive_msg_free(m);
+        hive_ref tref = monitor_of(task);
+        hive_send(owner, T_GO, NULL, 0);
+        ck_assert_int_eq(wait_down(oref), reasons[i]);
+        wait_down(tref); /* the task went too */
+        ck_assert(!hive_is_alive(task));
+    }
+    ck_assert_uint_eq(queue_len(), 0);
+}
+START_TEST(a_task_never_awaited_goes_when_its_owner_exits_even_normally) { run_hive(2, t_unawaited, NULL); }
 END_TEST
 
 /* The seed's Email2: three nolink tasks under a task supervisor, one raises. */
@@ -682,6 +771,195 @@ static void t_stream_infinite(void *arg)
 START_TEST(an_infinite_stream_closed_early_stops_cleanly) { run_hive(2, t_stream_infinite, NULL); }
 END_TEST
 
+/* A task's reply, taken by hand: tag HIVE_TAG_TASK_REPLY, from the task,
+ * ref the task's; hive_task_reply_of tells whose it is; then its DOWN, or
+ * none after hive_demonitor(ref, HIVE_FLUSH). */
+static bool match_task_reply(const hive_msg *m, void *ctx)
+{
+    (void)ctx;
+    return m->tag == HIVE_TAG_TASK_REPLY;
+}
+
+static void t_reply_of(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_pid tsup;
+    ck_assert_int_eq(hive_task_sup_start(NULL, &tsup), 0);
+    for (int flush = 0; flush < 2; flush++) {
+        hive_task t, other = { 0 };
+        ck_assert_int_eq(hive_task_sup_async_nolink(tsup, twice_plus_one, (void *)(intptr_t)4, &t), 0);
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_task_reply, NULL, &m, 5000), 0);
+        ck_assert_uint_eq(m->from, t.pid);
+        ck_assert(hive_ref_eq(m->ref, t.ref));
+        void *r = NULL;
+        ck_assert(hive_task_reply_of(m, &t, &r));
+        ck_assert_int_eq((intptr_t)r, 9);
+        r = NULL;
+        ck_assert(hive_task_reply_of(m, NULL, &r)); /* any task's */
+        ck_assert_int_eq((intptr_t)r, 9);
+        ck_assert(hive_task_reply_of(m, &t, NULL));
+        other.pid = t.pid;
+        ck_assert(!hive_task_reply_of(m, &other, &r)); /* not that ref */
+        other = t;
+        other.pid = hive_self();
+        ck_assert(!hive_task_reply_of(m, &other, &r)); /* not from that task */
+        ck_assert(!hive_task_reply_of(NULL, &t, &r));
+        hive_msg_free(m);
+        if (flush) {
+            ck_assert_int_eq(hive_demonitor(t.ref, HIVE_FLUSH), 0);
+            wait_down(monitor_of(t.pid));
+        } else {
+            ck_assert_int_eq(wait_down(t.ref), HIVE_NORMAL);
+        }
+        ck_assert_uint_eq(queue_len(), 0);
+    }
+    /* something that is not a reply */
+    ck_assert_int_eq(hive_send(hive_self(), HIVE_TAG_TASK_REPLY - 1, &g_owner, sizeof(void *)), 0);
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 5000), 0);
+    ck_assert(!hive_task_reply_of(m, NULL, NULL));
+    hive_msg_free(m);
+    ck_assert_int_eq(hive_gs_stop(tsup, HIVE_SHUTDOWN, 5000), 0);
+}
+START_TEST(a_task_reply_carries_the_tasks_ref_and_reply_of_tells_whose_it_is)
+{
+    run_hive(2, t_reply_of, NULL);
+}
+END_TEST
+
+/* hive_stream_close by someone other than the owner: refused (errno
+ * EPERM, the stream untouched and still the owner's) while the owner
+ * lives; once the owner is gone, anyone may close it, which kills what
+ * still runs. */
+static void *item_twice(void *ctx, size_t i)
+{
+    (void)ctx;
+    return (void *)(uintptr_t)(i * 2);
+}
+
+static void close_from_process(void *arg)
+{
+    errno = 0;
+    hive_stream_close(arg);
+    int e = errno;
+    hive_send(g_owner, T_DONE, &e, sizeof e);
+}
+
+static void *close_from_thread(void *arg)
+{
+    errno = 0;
+    hive_stream_close(arg);
+    return (void *)(intptr_t)errno;
+}
+
+static void t_stream_close_not_owner(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_stream *s;
+    hive_stream_opts o = { .max_concurrency = 3 };
+    ck_assert_int_eq(hive_task_async_stream(10, item_twice, NULL, &o, &s), 0);
+    size_t idx;
+    void *r;
+    ck_assert_int_eq(hive_stream_next(s, &idx, &r), 1); /* tasks running now */
+    ck_assert_uint_eq(idx, 0);
+    ck_assert_int_eq(hive_spawn(close_from_process, s, NULL), 0);
+    hive_msg *m = recv_tag(T_DONE, 5000);
+    ck_assert_int_eq(*(int *)m->data, EPERM);
+    hive_msg_free(m);
+    pthread_t th;
+    void *e;
+    ck_assert_int_eq(pthread_create(&th, NULL, close_from_thread, s), 0);
+    pthread_join(th, &e);
+    ck_assert_int_eq((intptr_t)e, EPERM);
+    /* untouched: every other item still comes, in order */
+    for (size_t i = 1; i < 10; i++) {
+        ck_assert_int_eq(hive_stream_next(s, &idx, &r), 1);
+        ck_assert_uint_eq(idx, i);
+        ck_assert_uint_eq((uintptr_t)r, i * 2);
+    }
+    ck_assert_int_eq(hive_stream_next(s, &idx, &r), 0);
+    hive_stream_close(s);
+    ck_assert_uint_eq(queue_len(), 0);
+}
+START_TEST(a_stream_close_by_another_process_or_thread_is_refused_while_the_owner_lives)
+{
+    run_hive(2, t_stream_close_not_owner, NULL);
+}
+END_TEST
+
+struct orphan {
+    hive_pid    tsup;   /* HIVE_NOPID: tasks linked to the owner */
+    hive_stream *s;
+};
+
+/* Tells the test it runs, then blocks until killed; trapping exits (ctx
+ * not NULL), a linked item outlives its owner's death. */
+static void *forever_item(void *ctx, size_t i)
+{
+    (void)i;
+    if (ctx)
+        hive_trap_exits(true);
+    hive_pid me = hive_self();
+    hive_send(g_owner, T_RUNNING, &me, sizeof me);
+    hive_msg *m;
+    for (;;)
+        if (hive_receive(&m, HIVE_INFINITY) == 0)
+            hive_msg_free(m);
+    return NULL;
+}
+
+static void orphan_owner(void *arg)
+{
+    struct orphan *o = arg;
+    hive_stream_opts so = { .max_concurrency = 2, .timeout_ms = HIVE_INFINITY,
+                            .supervisor = o->tsup };
+    ck_assert_int_eq(hive_task_async_stream(100, forever_item,
+                                            o->tsup == HIVE_NOPID ? (void *)1 : NULL, &so, &o->s),
+                     0);
+    size_t idx;
+    void *r;
+    hive_stream_next(o->s, &idx, &r); /* starts two items; killed in here */
+}
+
+static void t_stream_close_orphan(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_pid tsup;
+    ck_assert_int_eq(hive_task_sup_start(NULL, &tsup), 0);
+    for (int linked = 0; linked < 2; linked++) {
+        struct orphan o = { .tsup = linked ? HIVE_NOPID : tsup };
+        hive_ref oref;
+        hive_pid owner;
+        ck_assert_int_eq(hive_spawn_opt(orphan_owner, &o,
+                                        &(hive_spawn_opts){ .flags = HIVE_MONITOR, .monitor = &oref },
+                                        &owner),
+                         0);
+        hive_ref tref[2];
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(hive_monitor(recv_running(), &tref[k]), 0);
+        hive_kill(owner, HIVE_KILL);
+        ck_assert_int_eq(wait_down(oref), HIVE_KILLED);
+        /* the owner is gone, its tasks still run (nolink, or linked and
+         * trapping exits): closing the orphan stops them */
+        errno = 0;
+        hive_stream_close(o.s);
+        ck_assert_int_eq(errno, 0);
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(wait_down(tref[k]), HIVE_KILLED);
+    }
+    ck_assert_uint_eq(queue_len(), 0);
+    ck_assert_int_eq(hive_gs_stop(tsup, HIVE_SHUTDOWN, 5000), 0);
+}
+START_TEST(a_stream_whose_owner_exited_can_be_closed_by_anyone_and_its_tasks_stop)
+{
+    run_hive(2, t_stream_close_orphan, NULL);
+}
+END_TEST
+
 /* 200,000 items natively (bench/ async_stream runs 1,000,000 and reports
  * the peak RSS). Under TSan fewer: it keeps a shadow call stack per fiber
  * (per process stack), and a pooled stack reused by tens of thousands of
@@ -985,12 +1263,17 @@ Suite *task_suite(void)
     tcase_add_test(tc, yield_times_out_and_leaves_the_task_running_until_it_is_done);
     tcase_add_test(tc, shutdown_before_and_after_the_result);
     tcase_add_test(tc, a_crashing_task_kills_its_owner_unless_it_traps_exits);
+    tcase_add_test(tc, tasks_started_and_never_awaited_run_after_the_caller_moved_on);
+    tcase_add_test(tc, a_task_never_awaited_goes_when_its_owner_exits_even_normally);
     tcase_add_test(tc, nolink_tasks_under_a_task_supervisor_never_hurt_the_caller);
     tcase_add_test(tc, async_stream_in_order_within_max_concurrency_and_lazy);
     tcase_add_test(tc, async_stream_unordered_gives_every_result_once);
     tcase_add_test(tc, async_stream_time_outs_exit_or_kill_the_task);
     tcase_add_test(tc, async_stream_nolink_reports_a_crash_as_that_items_error);
     tcase_add_test(tc, an_infinite_stream_closed_early_stops_cleanly);
+    tcase_add_test(tc, a_task_reply_carries_the_tasks_ref_and_reply_of_tells_whose_it_is);
+    tcase_add_test(tc, a_stream_close_by_another_process_or_thread_is_refused_while_the_owner_lives);
+    tcase_add_test(tc, a_stream_whose_owner_exited_can_be_closed_by_anyone_and_its_tasks_stop);
     tcase_add_test(tc, a_long_stream_keeps_memory_flat);
     tcase_add_test(tc, a_gen_server_takes_nolink_task_replies_in_handle_info);
     tcase_add_test(tc, a_periodic_job_runs_tasks_until_it_is_shut_down);

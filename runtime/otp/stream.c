@@ -26,6 +26,7 @@
  * killed and its DOWN (and a reply that raced the kill) taken. Nothing of
  * a stream is left behind after it ends or is closed.
  */
+#include <errno.h>
 #include <hive.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -172,7 +173,7 @@ static int start_one(struct hive_stream *s)
         if (rc == 0 && (rc = hive_monitor(it->pid, &it->mref)) != 0)
             hive_kill(it->pid, HIVE_KILL);
         if (rc == 0)
-            task_go(it->pid);
+            task_go(it->pid, it->mref);
     }
     if (rc) {
         if (s->unordered) {
@@ -333,11 +334,28 @@ int hive_stream_next(hive_stream *s, size_t *index, void **result)
     }
 }
 
+/* The owner stops its running tasks and takes what they left in its
+ * mailbox. Anyone else may close only a stream whose owner is gone: no one
+ * can be using it then, and its mailbox is gone with it; what still runs
+ * (nolink tasks, or linked ones that outlived a normal exit) is killed.
+ * While the owner lives, a close from another process or thread could
+ * free the stream under the owner's feet and could not take the owner's
+ * messages: it is refused (errno = EPERM) and the stream stays the
+ * owner's, whole. */
 void hive_stream_close(hive_stream *s)
 {
-    if (!s || hive_self() != s->owner)
+    if (!s)
         return;
-    stop_all(s);
+    if (hive_self() != s->owner) {
+        if (hive_is_alive(s->owner)) {
+            errno = EPERM;
+            return;
+        }
+        for (struct sitem *it = s->run_head; it; it = it->rnext)
+            hive_kill(it->pid, HIVE_KILL);
+    } else {
+        stop_all(s);
+    }
     free(s->doneq);
     free(s);
 }
