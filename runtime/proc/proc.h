@@ -63,10 +63,13 @@ struct mon {
     bool     internal;      /* a call's monitor: not listed by process_info */
 };
 
-/* Free monitor records of one scheduler (signal.c), owner thread only. */
+/* Free monitor and link records of one scheduler (signal.c), owner
+ * thread only. */
 struct mon_cache {
-    struct mon *head;
-    unsigned    n;
+    struct mon  *head;
+    unsigned     n;
+    unsigned     nlinks;
+    struct link *links;
 };
 
 struct alias_set {          /* refs of calls in flight: replies to others are dropped */

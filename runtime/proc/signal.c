@@ -68,12 +68,14 @@ static void link_unlink(struct link *l)
         l->next->pprev = l->pprev;
 }
 
-static bool link_remove(struct link **head, hive_pid pid)
+static void link_free(struct sched *s, struct link *l);
+
+static bool link_remove(struct sched *s, struct link **head, hive_pid pid)
 {
     for (struct link *l = *head; l; l = l->next) {
         if (l->pid == pid) {
             link_unlink(l);
-            mem_free(l, sizeof *l);
+            link_free(s, l);
             return true;
         }
     }
@@ -142,6 +144,34 @@ static void mon_free(struct sched *s, struct mon *m)
     mem_free(m, sizeof *m);
 }
 
+/* Link records the same way: a linked spawn (a task, a supervised child)
+ * makes two and its exit frees two. */
+static struct link *link_alloc(struct sched *s)
+{
+    struct mon_cache *c = s ? &s->mons : NULL;
+    struct link *l = c ? c->links : NULL;
+    if (l) {
+        c->links = l->next;
+        c->nlinks--;
+        return l;
+    }
+    return mem_alloc(sizeof *l);
+}
+
+static void link_free(struct sched *s, struct link *l)
+{
+    if (!l)
+        return;
+    struct mon_cache *c = s ? &s->mons : NULL;
+    if (c && c->nlinks < MON_CACHE_MAX) {
+        l->next = c->links;
+        c->links = l;
+        c->nlinks++;
+        return;
+    }
+    mem_free(l, sizeof *l);
+}
+
 void sig_cache_flush(struct mon_cache *c)
 {
     while (c->head) {
@@ -150,6 +180,12 @@ void sig_cache_flush(struct mon_cache *c)
         mem_free(m, sizeof *m);
     }
     c->n = 0;
+    while (c->links) {
+        struct link *l = c->links;
+        c->links = l->next;
+        mem_free(l, sizeof *l);
+    }
+    c->nlinks = 0;
 }
 
 /* The target's list, under its lock. */
@@ -199,10 +235,11 @@ int sig_link(struct proc *self, hive_pid target)
     int rc = proc_resolve(target, &t);
     if (rc)
         return rc;
-    struct link *a = mem_alloc(sizeof *a), *b = mem_alloc(sizeof *b);
+    struct sched *s = self->sched;
+    struct link *a = link_alloc(s), *b = link_alloc(s);
     if (!a || !b) {
-        mem_free(a, sizeof *a);
-        mem_free(b, sizeof *b);
+        link_free(s, a);
+        link_free(s, b);
         return -ENOMEM;
     }
     lock2(self, t);
@@ -223,8 +260,8 @@ int sig_link(struct proc *self, hive_pid target)
         a = b = NULL;
     }
     unlock2(self, t);
-    mem_free(a, sizeof *a);
-    mem_free(b, sizeof *b);
+    link_free(s, a);
+    link_free(s, b);
     return rc;
 }
 
@@ -447,7 +484,7 @@ void sig_on_exit(struct proc *p, hive_pid self, hive_reason reason)
         struct mnode *n = make_exit_signal(self, reason, SIGF_LINK);
         if (n && proc_send_node(l->pid, n))
             mnode_free(n);
-        mem_free(l, sizeof *l);
+        link_free(p->sched, l);
     }
 
     /* Monitors this process held: drop their records on the targets. A
@@ -470,7 +507,7 @@ enum sig_verdict sig_exit_verdict(struct proc *p, struct mnode *n, hive_reason *
     mnode_free(n);
     if (flags & SIGF_LINK) {
         proc_lock(p);
-        bool linked = link_remove(&p->links, from);
+        bool linked = link_remove(p->sched, &p->links, from);
         proc_unlock(p);
         if (!linked) /* unlinked meanwhile: the signal is void */
             return SIG_IGNORE;
@@ -553,11 +590,11 @@ int hive_unlink(hive_pid pid)
                 struct link *b = a->peer;
                 link_unlink(a);
                 link_unlink(b);
-                mem_free(a, sizeof *a);
-                mem_free(b, sizeof *b);
+                link_free(self->sched, a);
+                link_free(self->sched, b);
             }
         } else {
-            link_remove(&self->links, pid);
+            link_remove(self->sched, &self->links, pid);
         }
         unlock2(self, t);
     }
