@@ -7,11 +7,19 @@
 
 #include "alloc/stack.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__)
+/* A fiber each, and TSan allows 8128 threads and fibers: no cache, so that
+ * stacks beyond the pool reach the arenas, too few to pass RESIDENT_MAX. */
 #define SANITIZED 1
-#define N_STACKS 12000u    /* a fiber each under TSan */
+#define N_STACKS 7000u
+#define CACHE(c) NULL
+#elif defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#define N_STACKS 12000u
+#define CACHE(c) (c)
 #else
 #define N_STACKS 40000u
+#define CACHE(c) (c)
 #endif
 /* What stack.c may keep warm: a cache, the pool, the idle arena stacks. */
 #define KEPT_WARM (2048u + 4096u + 4096u)
@@ -58,12 +66,12 @@ static void check_rss_near(size_t rss, size_t base, size_t stacks_resident)
 START_TEST(a_burst_of_exits_releases_whole_arenas)
 {
     stack_global_init(SIZE, 0);
-    struct stack_cache c = { 0 };
+    struct stack_cache c0 = { 0 }, *c = CACHE(&c0);
     struct stack **v = malloc(N_STACKS * sizeof *v);
     size_t rss0 = rss_bytes();
     uint64_t calls0 = stack_mmaps();
     for (unsigned i = 0; i < N_STACKS; i++) {
-        v[i] = stack_get(&c, 0);
+        v[i] = stack_get(c, 0);
         ck_assert_ptr_nonnull(v[i]);
         ck_assert_ptr_nonnull(v[i]->arena);
         touch(v[i], i + 1);
@@ -72,7 +80,7 @@ START_TEST(a_burst_of_exits_releases_whole_arenas)
     uint64_t calls1 = stack_mmaps();
     ck_assert_uint_le(calls1 - calls0, N_STACKS / 64 + 1);
     for (unsigned i = 0; i < N_STACKS; i++)
-        stack_put(&c, v[i]);
+        stack_put(c, v[i]);
     ck_assert_int_eq(stack_in_use(), 0);
     /* one system call per arena at most, not one per stack */
     uint64_t calls2 = stack_mmaps();
@@ -82,7 +90,7 @@ START_TEST(a_burst_of_exits_releases_whole_arenas)
     /* Everything comes back without a new mapping; released stacks are
      * fresh zero pages, warm ones keep what they held. */
     for (unsigned i = 0; i < N_STACKS; i++) {
-        v[i] = stack_get(&c, 0);
+        v[i] = stack_get(c, 0);
         ck_assert_ptr_nonnull(v[i]);
         ck_assert(stack_intact(v[i]));
     }
@@ -90,11 +98,11 @@ START_TEST(a_burst_of_exits_releases_whole_arenas)
     unsigned zeroed = 0;
     for (unsigned i = 0; i < N_STACKS; i++)
         zeroed += mark_of(v[i]) == 0;
-    ck_assert_uint_ge(zeroed, N_STACKS - KEPT_WARM);
+    ck_assert_uint_ge(zeroed, N_STACKS > KEPT_WARM ? N_STACKS - KEPT_WARM : 0);
     for (unsigned i = 0; i < N_STACKS; i++)
-        stack_put(&c, v[i]);
+        stack_put(c, v[i]);
     ck_assert_int_eq(stack_in_use(), 0);
-    stack_cache_flush(&c);
+    stack_cache_flush(&c0);
     stack_global_fini();
     free(v);
 }
