@@ -31,11 +31,11 @@ struct stack {
     size_t  map_size;
     char   *lo;             /* lowest usable byte (the canary lives here) */
     size_t  size;           /* usable bytes */
-    bool    guarded;
     struct stack_arena *arena; /* carved from this arena (never unmapped
                                 * alone), NULL for a stack mapped alone */
     void   *tsan_fiber;
     unsigned vg_id;
+    bool    guarded;
 };
 
 struct stack_cache {        /* per scheduler, owner thread only */
