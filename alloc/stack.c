@@ -1,3 +1,24 @@
+/*
+ * Process stacks: where they come from and how their memory goes back.
+ *
+ * A stack given back goes, in order of preference, to its scheduler's
+ * cache (CACHE_MAX), to the global pool (POOL_MAX), and, for an arena stack
+ * beyond those, onto its arena's idle list: still resident and reused as it
+ * is, with no system call. An arena's pages go back to the kernel in
+ * batches, never one stack per exit:
+ *  - when every stack of an arena is free (idle or already released), one
+ *    madvise(MADV_DONTNEED) over the whole arena releases all 64;
+ *  - when more than RESIDENT_MAX stacks sit idle across the arenas (free
+ *    stacks scattered among live ones), whole arenas' idle stacks are
+ *    released, one madvise per run of adjacent free stacks, until half
+ *    that many are left.
+ * Released stacks stay on their arena's cold list and are reused last
+ * (fresh zero pages). Stacks being released are on no list while the lock
+ * is dropped around the system calls, so none is handed out then, and no
+ * range given to madvise ever holds a stack that is in use or being
+ * carved. A guarded stack (its own mapping) beyond the cache and the pool
+ * is unmapped.
+ */
 #include "alloc/stack.h"
 
 #include "alloc/alloc.h"
@@ -39,7 +60,10 @@
  * run; a cache that size keeps them off the global pool's lock, and the
  * children's exits refill it for the next slice. */
 #define CACHE_MAX 2048u
-#define POOL_MAX  4096u    /* stacks kept globally; more are unmapped */
+#define POOL_MAX  4096u    /* stacks kept globally, any kind */
+/* Idle arena stacks kept resident beyond the caches and the pool; past
+ * this, idle stacks are released down to half of it. */
+#define RESIDENT_MAX 4096u
 
 static size_t g_default_size;
 static size_t g_page;
@@ -51,16 +75,28 @@ static _Atomic long g_in_use;
 static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct stack *g_pool;      /* warm: pages still resident */
 static unsigned g_pool_count;
-static struct stack *g_cold;      /* arena stacks whose pages were given back */
 
-#define ARENA_STACKS 64u
-struct arena {
-    struct arena *next;
-    char  *map;
-    size_t size;
-    unsigned used;
+#define ARENA_STACKS 64u    /* one bit each in the masks below */
+struct stack_arena {        /* everything under g_pool_lock */
+    struct stack_arena *next;       /* g_arenas: all of them */
+    struct stack_arena *warm_next;  /* g_warm, while on_warm */
+    struct stack_arena *cold_next;  /* g_cold, while on_cold */
+    char    *map;
+    size_t   size;                  /* the whole mapping */
+    size_t   stack_size;
+    unsigned used;                  /* stacks carved so far */
+    unsigned nidle;
+    bool     on_warm, on_cold;
+    uint64_t idle_bits;             /* stacks on idle, by index */
+    uint64_t cold_bits;             /* stacks on cold, by index */
+    struct stack *idle;             /* free, pages maybe resident */
+    struct stack *cold;             /* free, pages given back */
 };
-static struct arena *g_arenas;    /* under g_pool_lock; the head is being carved */
+static struct stack_arena *g_arenas;    /* the head is being carved */
+/* Arenas that may have idle (warm) or cold stacks: an arena whose list has
+ * emptied stays until a search passes it. */
+static struct stack_arena *g_warm, *g_cold;
+static unsigned g_idle_count;           /* stacks on the arenas' idle lists */
 /* Caches whose in_use counts are part of stack_in_use, under g_pool_lock. */
 static struct stack_cache *g_caches;
 
@@ -100,7 +136,7 @@ static void stack_register(struct stack *s)
 /* Carves a stack from the current arena (g_pool_lock held). */
 static struct stack *arena_carve(struct stack *s, size_t size)
 {
-    struct arena *a = g_arenas;
+    struct stack_arena *a = g_arenas;
     if (!a || a->used == ARENA_STACKS) {
         a = mem_alloc(sizeof *a);
         if (!a)
@@ -113,7 +149,12 @@ static struct stack *arena_carve(struct stack *s, size_t size)
             mem_free(a, sizeof *a);
             return NULL;
         }
+        a->stack_size = size;
         a->used = 0;
+        a->nidle = 0;
+        a->on_warm = a->on_cold = false;
+        a->idle_bits = a->cold_bits = 0;
+        a->idle = a->cold = NULL;
         a->next = g_arenas;
         g_arenas = a;
     }
@@ -122,8 +163,136 @@ static struct stack *arena_carve(struct stack *s, size_t size)
     s->lo = s->map;
     s->size = size;
     s->guarded = false;
-    s->arena = true;
+    s->arena = a;
     return s;
+}
+
+static uint64_t arena_bit(const struct stack_arena *a, const struct stack *s)
+{
+    return 1ull << ((size_t)(s->map - a->map) / a->stack_size);
+}
+
+static void arena_push_idle(struct stack *s)
+{
+    struct stack_arena *a = s->arena;
+    s->next = a->idle;
+    a->idle = s;
+    a->nidle++;
+    a->idle_bits |= arena_bit(a, s);
+    g_idle_count++;
+    if (!a->on_warm) {
+        a->on_warm = true;
+        a->warm_next = g_warm;
+        g_warm = a;
+    }
+}
+
+static void arena_push_cold(struct stack *s)
+{
+    struct stack_arena *a = s->arena;
+    s->next = a->cold;
+    a->cold = s;
+    a->cold_bits |= arena_bit(a, s);
+    if (!a->on_cold) {
+        a->on_cold = true;
+        a->cold_next = g_cold;
+        g_cold = a;
+    }
+}
+
+/* An idle stack (pages likely resident) or NULL; g_pool_lock held. */
+static struct stack *take_idle(void)
+{
+    while (g_warm) {
+        struct stack_arena *a = g_warm;
+        struct stack *s = a->idle;
+        if (!s) {
+            g_warm = a->warm_next;
+            a->on_warm = false;
+            continue;
+        }
+        a->idle = s->next;
+        a->nidle--;
+        a->idle_bits &= ~arena_bit(a, s);
+        g_idle_count--;
+        return s;
+    }
+    return NULL;
+}
+
+/* A released stack or NULL; g_pool_lock held. */
+static struct stack *take_cold(void)
+{
+    while (g_cold) {
+        struct stack_arena *a = g_cold;
+        struct stack *s = a->cold;
+        if (!s) {
+            g_cold = a->cold_next;
+            a->on_cold = false;
+            continue;
+        }
+        a->cold = s->next;
+        a->cold_bits &= ~arena_bit(a, s);
+        return s;
+    }
+    return NULL;
+}
+
+static void give_back(char *p, size_t n)
+{
+    UNPOISON(p, n);
+    madvise(p, n, MADV_DONTNEED);
+}
+
+/* Releases the pages of a's idle stacks: the whole arena with one call
+ * when all of its stacks are free, else one call per run of adjacent free
+ * stacks that holds an idle one. Called and returns with g_pool_lock held,
+ * dropping it around the system calls; meanwhile the stacks concerned are
+ * on no list and their bits are clear, so no one takes them and no other
+ * release covers them. */
+static void arena_release(struct stack_arena *a)
+{
+    while (a->idle_bits) {
+        uint64_t idle = a->idle_bits, all = idle | a->cold_bits;
+        struct stack *lists[2] = { a->idle, a->cold };
+        a->idle = a->cold = NULL;
+        a->idle_bits = a->cold_bits = 0;
+        g_idle_count -= a->nidle;
+        a->nidle = 0;
+        pthread_mutex_unlock(&g_pool_lock);
+        unsigned calls = 0;
+        if (all == ~0ull) {
+            give_back(a->map, a->size);
+            calls = 1;
+        } else {
+            for (unsigned i = 0; i < ARENA_STACKS;) {
+                if (!(all >> i & 1)) {
+                    i++;
+                    continue;
+                }
+                unsigned j = i;
+                bool any_idle = false;
+                while (j < ARENA_STACKS && (all >> j & 1))
+                    any_idle |= (idle >> j++ & 1) != 0;
+                if (any_idle) {
+                    give_back(a->map + (size_t)i * a->stack_size, (size_t)(j - i) * a->stack_size);
+                    calls++;
+                }
+                i = j;
+            }
+        }
+        atomic_fetch_add_explicit(&g_syscalls, calls, memory_order_relaxed);
+        pthread_mutex_lock(&g_pool_lock);
+        for (int k = 0; k < 2; k++) {
+            for (struct stack *s = lists[k], *n; s; s = n) {
+                n = s->next;
+                arena_push_cold(s);
+            }
+        }
+        /* Stacks put back meanwhile may have made the arena all free. */
+        if ((a->idle_bits | a->cold_bits) != ~0ull)
+            break;
+    }
 }
 
 static struct stack *stack_new(size_t size)
@@ -170,7 +339,7 @@ static struct stack *stack_new(size_t size)
     s->lo = m + (map_size - size);
     s->size = size;
     s->guarded = guard;
-    s->arena = false;
+    s->arena = NULL;
     stack_register(s);
     return s;
 }
@@ -250,18 +419,26 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size)
     if (s) {
         g_pool = s->next;
         g_pool_count--;
-        /* take a few more for the cache while we hold the lock */
-        while (c && g_pool && c->count < CACHE_MAX / 2) {
+    } else {
+        s = take_idle();
+    }
+    if (s) {
+        /* take a few more warm ones for the cache while we hold the lock */
+        while (c && c->count < CACHE_MAX / 2) {
             struct stack *t = g_pool;
-            g_pool = t->next;
-            g_pool_count--;
+            if (t) {
+                g_pool = t->next;
+                g_pool_count--;
+            } else if (!(t = take_idle())) {
+                break;
+            }
             t->next = c->head;
             c->head = t;
             c->count++;
         }
+    } else {
+        s = take_cold();
     }
-    if (!s && (s = g_cold))
-        g_cold = s->next;
     pthread_mutex_unlock(&g_pool_lock);
     if (s)
         return s;
@@ -287,22 +464,27 @@ void stack_put(struct stack_cache *c, struct stack *s)
         g_pool = s;
         g_pool_count++;
         s = NULL;
+    } else if (s->arena) {
+        struct stack_arena *a = s->arena;
+        arena_push_idle(s);
+        s = NULL;
+        if ((a->idle_bits | a->cold_bits) == ~0ull) {
+            arena_release(a);
+        } else if (g_idle_count > RESIDENT_MAX) {
+            while (g_warm && g_idle_count > RESIDENT_MAX / 2) {
+                a = g_warm;
+                if (a->idle) {
+                    arena_release(a);
+                } else {
+                    g_warm = a->warm_next;
+                    a->on_warm = false;
+                }
+            }
+        }
     }
     pthread_mutex_unlock(&g_pool_lock);
-    if (!s)
-        return;
-    if (s->arena) {
-        /* Give the pages back but keep the address range for reuse. */
-        UNPOISON(s->map, s->map_size);
-        madvise(s->map, s->map_size, MADV_DONTNEED);
-        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
-        pthread_mutex_lock(&g_pool_lock);
-        s->next = g_cold;
-        g_cold = s;
-        pthread_mutex_unlock(&g_pool_lock);
-        return;
-    }
-    stack_destroy(s);
+    if (s)
+        stack_destroy(s);
 }
 
 void stack_cache_flush(struct stack_cache *c)
@@ -333,22 +515,29 @@ void stack_cache_flush(struct stack_cache *c)
 void stack_global_fini(void)
 {
     pthread_mutex_lock(&g_pool_lock);
-    struct stack *lists[2] = { g_pool, g_cold };
-    g_pool = g_cold = NULL;
+    struct stack *s = g_pool;
+    g_pool = NULL;
     g_pool_count = 0;
-    struct arena *a = g_arenas;
-    g_arenas = NULL;
+    struct stack_arena *a = g_arenas;
+    g_arenas = g_warm = g_cold = NULL;
+    g_idle_count = 0;
     pthread_mutex_unlock(&g_pool_lock);
-    for (int i = 0; i < 2; i++) {
-        struct stack *s = lists[i];
-        while (s) {
-            struct stack *n = s->next;
-            stack_destroy(s);
-            s = n;
+    while (s) {
+        struct stack *n = s->next;
+        stack_destroy(s);
+        s = n;
+    }
+    for (struct stack_arena *b = a; b; b = b->next) {
+        struct stack *lists[2] = { b->idle, b->cold };
+        for (int i = 0; i < 2; i++) {
+            for (struct stack *t = lists[i], *n; t; t = n) {
+                n = t->next;
+                stack_destroy(t);
+            }
         }
     }
     while (a) {
-        struct arena *n = a->next;
+        struct stack_arena *n = a->next;
         UNPOISON(a->map, a->size);
         munmap(a->map, a->size);
         mem_free(a, sizeof *a);

@@ -23,16 +23,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct stack_arena;
+
 struct stack {
     struct stack *next;     /* pool link */
     char   *map;            /* whole mapping, guard included */
     size_t  map_size;
     char   *lo;             /* lowest usable byte (the canary lives here) */
     size_t  size;           /* usable bytes */
-    bool    guarded;
-    bool    arena;          /* carved from an arena: never unmapped alone */
+    struct stack_arena *arena; /* carved from this arena (never unmapped
+                                * alone), NULL for a stack mapped alone */
     void   *tsan_fiber;
     unsigned vg_id;
+    bool    guarded;
 };
 
 struct stack_cache {        /* per scheduler, owner thread only */

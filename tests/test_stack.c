@@ -1,0 +1,160 @@
+/* Stack allocator: how arena stacks' memory goes back to the kernel. */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "alloc/stack.h"
+
+#if defined(__SANITIZE_THREAD__)
+/* A fiber each, and TSan allows 8128 threads and fibers: no cache, so that
+ * stacks beyond the pool reach the arenas, too few to pass RESIDENT_MAX. */
+#define SANITIZED 1
+#define N_STACKS 7000u
+#define CACHE(c) NULL
+#elif defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#define N_STACKS 12000u
+#define CACHE(c) (c)
+#else
+#define N_STACKS 40000u
+#define CACHE(c) (c)
+#endif
+/* What stack.c may keep warm: a cache, the pool, the idle arena stacks. */
+#define KEPT_WARM (2048u + 4096u + 4096u)
+#define SIZE (64u * 1024u)
+
+static long page_size(void) { return sysconf(_SC_PAGESIZE); }
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return (size_t)rss * (size_t)page_size();
+}
+
+/* Dirties the stack's top page, as a process's first frames do. */
+static void touch(struct stack *s, uint64_t mark)
+{
+    *(volatile uint64_t *)(s->lo + s->size - sizeof mark) = mark;
+}
+
+static uint64_t mark_of(const struct stack *s)
+{
+    return *(const volatile uint64_t *)(s->lo + s->size - sizeof(uint64_t));
+}
+
+static void check_rss_near(size_t rss, size_t base, size_t stacks_resident)
+{
+#ifndef SANITIZED
+    size_t bound = base + stacks_resident * (size_t)page_size() + 16u * 1024 * 1024;
+    ck_assert_msg(rss <= bound, "resident %zu kB, expected at most %zu kB", rss / 1024, bound / 1024);
+#else
+    /* the sanitizers' shadow memory grows with the ranges touched */
+    (void)rss;
+    (void)base;
+    (void)stacks_resident;
+#endif
+}
+
+START_TEST(a_burst_of_exits_releases_whole_arenas)
+{
+    stack_global_init(SIZE, 0);
+    struct stack_cache c0 = { 0 }, *c = CACHE(&c0);
+    struct stack **v = malloc(N_STACKS * sizeof *v);
+    size_t rss0 = rss_bytes();
+    uint64_t calls0 = stack_mmaps();
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        v[i] = stack_get(c, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        ck_assert_ptr_nonnull(v[i]->arena);
+        touch(v[i], i + 1);
+    }
+    ck_assert_int_eq(stack_in_use(), N_STACKS);
+    uint64_t calls1 = stack_mmaps();
+    ck_assert_uint_le(calls1 - calls0, N_STACKS / 64 + 1);
+    for (unsigned i = 0; i < N_STACKS; i++)
+        stack_put(c, v[i]);
+    ck_assert_int_eq(stack_in_use(), 0);
+    /* one system call per arena at most, not one per stack */
+    uint64_t calls2 = stack_mmaps();
+    ck_assert_uint_le(calls2 - calls1, N_STACKS / 64 + 1);
+    check_rss_near(rss_bytes(), rss0, KEPT_WARM);
+
+    /* Everything comes back without a new mapping; released stacks are
+     * fresh zero pages, warm ones keep what they held. */
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        v[i] = stack_get(c, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        ck_assert(stack_intact(v[i]));
+    }
+    ck_assert_uint_eq(stack_mmaps(), calls2);
+    unsigned zeroed = 0;
+    for (unsigned i = 0; i < N_STACKS; i++)
+        zeroed += mark_of(v[i]) == 0;
+    ck_assert_uint_ge(zeroed, N_STACKS > KEPT_WARM ? N_STACKS - KEPT_WARM : 0);
+    for (unsigned i = 0; i < N_STACKS; i++)
+        stack_put(c, v[i]);
+    ck_assert_int_eq(stack_in_use(), 0);
+    stack_cache_flush(&c0);
+    stack_global_fini();
+    free(v);
+}
+END_TEST
+
+START_TEST(scattered_exits_stay_bounded_and_spare_live_stacks)
+{
+    stack_global_init(SIZE, 0);
+    struct stack **v = malloc(N_STACKS * sizeof *v);
+    size_t rss0 = rss_bytes();
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        v[i] = stack_get(NULL, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        touch(v[i], i + 1);
+    }
+    /* Every 16th stays in use: no arena is ever all free. */
+    uint64_t calls0 = stack_mmaps();
+    unsigned live = 0;
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        if (i % 16 == 0)
+            live++;
+        else
+            stack_put(NULL, v[i]);
+    }
+    ck_assert_int_eq(stack_in_use(), live);
+    /* released in runs between the live ones: four per arena, and a few
+     * arenas released twice as they fill */
+    ck_assert_uint_le(stack_mmaps() - calls0, 5 * (N_STACKS / 64 + 1));
+    check_rss_near(rss_bytes(), rss0, KEPT_WARM + live);
+    for (unsigned i = 0; i < N_STACKS; i += 16) {
+        ck_assert_uint_eq(mark_of(v[i]), i + 1);
+        ck_assert(stack_intact(v[i]));
+    }
+    for (unsigned i = 0; i < N_STACKS; i += 16)
+        stack_put(NULL, v[i]);
+    ck_assert_int_eq(stack_in_use(), 0);
+    check_rss_near(rss_bytes(), rss0, KEPT_WARM);
+    stack_global_fini();
+    free(v);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("stack");
+    TCase *tc = tcase_create("release");
+    tcase_add_test(tc, a_burst_of_exits_releases_whole_arenas);
+    tcase_add_test(tc, scattered_exits_stay_bounded_and_spare_live_stacks);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
