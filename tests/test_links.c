@@ -443,6 +443,10 @@ static void t_registry_first_use_race(void *arg)
             if (i % 8 == 0)
                 hive_yield();
         }
+        /* Every name is up: the readers' calls by name must get answers
+         * before the servers go (waiting on the count, not on time). */
+        while (atomic_load(&calls_ok) == 0)
+            hive_yield();
         for (int i = 0; i < NAMED; i++)
             ck_assert_int_eq(hive_gs_stop(srv[i], HIVE_NORMAL, 5000), 0);
     }
