@@ -79,7 +79,8 @@ struct io_ops {
     void (*cancel)(struct ring *r, struct iop *op);
     int  (*flush)(struct ring *r);
     int  (*reap)(struct ring *r);
-    void (*fd_new)(int fd);
+    /* what a backend does for a number about to be closed, after the
+     * common part (the generation bumped, the close barrier passed) */
     void (*fd_closing)(struct ring *r, int fd);
 };
 extern const struct io_ops uring_ops, epoll_ops;
@@ -110,8 +111,8 @@ static inline int iob_reap(struct ring *r) { return io_ops->reap(r); }
  * socket) or is about to stop naming its file (hive_io_close, before
  * close): whatever a backend knows about the number is stale. Any thread;
  * r is the caller's ring, or NULL. */
-static inline void iob_fd_new(int fd) { io_ops->fd_new(fd); }
-static inline void iob_fd_closing(struct ring *r, int fd) { io_ops->fd_closing(r, fd); }
+void iob_fd_new(int fd);
+void iob_fd_closing(struct ring *r, int fd);
 /* Operations started and not yet handed back (owner thread). */
 unsigned iob_inflight(const struct ring *r);
 

@@ -75,7 +75,6 @@
 #define EP_POLL_NS 20000u
 #define EP_EVENTS  256
 #define EP_WAKE    UINT64_MAX      /* the eventfd's epoll data */
-#define EP_MAX     1088            /* rings: schedulers (<= 1024) and the outside one */
 
 #define IOPB_INFLIGHT 0x4u   /* started and not yet handed back */
 #define IOPB_WAITING  0x8u   /* on its descriptor's wait list */
@@ -107,8 +106,9 @@ struct notice {              /* a descriptor hive_io_close closed elsewhere */
 
 struct ep {
     int epfd, evfd;
-    unsigned slot;           /* in eps[]; its bit in fd_waiters is slot % 64 */
     bool pwait2;             /* epoll_pwait2 works (ns time-outs) */
+    uint64_t bit;            /* its bit in fd_waiters: its ring's slot in
+                                fdgen's ring table, modulo 64 */
     struct fdrec *recs;      /* by descriptor number */
     unsigned nrecs;
     struct oplist fin;       /* finished, handed back at the next reap */
@@ -120,14 +120,11 @@ struct ep {
     _Atomic(struct notice *) notices;
 };
 
-/* Per descriptor number: one bit per ring (slot % 64) with operations
- * waiting on it. Sized like the generations (io/fdgen.h). */
+/* Per descriptor number: one bit per ring (its slot in fdgen's ring
+ * table, modulo 64) with operations waiting on it. Sized like the generations (io/fdgen.h). */
 static _Atomic uint64_t *fd_waiters;
 static size_t fd_cap;
 static pthread_once_t fd_once = PTHREAD_ONCE_INIT;
-/* The rings, for notices; a slot is set at init and cleared at fini. */
-static struct ep *_Atomic eps[EP_MAX];
-static _Atomic unsigned eps_high;   /* slots in use are below it */
 
 static void fd_tables_init(void)
 {
@@ -312,9 +309,8 @@ static void waiters_clear(struct ep *e, int fd)
 {
     /* Bits are shared by slots 64 apart: with that many rings, leave them
      * set (a spare notice costs a look, a missing one a stuck operation). */
-    if ((size_t)fd < fd_cap && atomic_load_explicit(&eps_high, memory_order_relaxed) <= 64)
-        atomic_fetch_and_explicit(&fd_waiters[fd], ~(1ull << (e->slot & 63)),
-                                  memory_order_relaxed);
+    if ((size_t)fd < fd_cap && fdgen_rings_high() <= 64)
+        atomic_fetch_and_explicit(&fd_waiters[fd], ~e->bit, memory_order_relaxed);
 }
 
 /* Moves op from wherever it waits to the finished list. */
@@ -451,7 +447,7 @@ static int try_op(struct ring *r, struct fdrec *rec, struct iop *op)
             r->sys++;
             n = accept4(fd, (struct sockaddr *)op->buf, op->addrlen, SOCK_CLOEXEC);
             if (n >= 0)
-                io_ops->fd_new((int)n);
+                fdgen_bump((int)n);
             else if (errno == ECONNABORTED)
                 continue;
             break;
@@ -717,8 +713,7 @@ static int ep_start(struct ring *r, struct iop *op)
     if (first && (size_t)op->fd < fd_cap) {
         /* seq_cst, then the generation again: the Dekker pair with
          * ep_fd_closing (see the top of this file). */
-        atomic_fetch_or_explicit(&fd_waiters[op->fd], 1ull << (e->slot & 63),
-                                 memory_order_seq_cst);
+        atomic_fetch_or_explicit(&fd_waiters[op->fd], e->bit, memory_order_seq_cst);
         if (gen_of(op->fd) != op->fdgen)
             end_closed(e, op->fd);
     }
@@ -780,19 +775,11 @@ static int ep_wake(struct ring *r, int target)
     return write(target, &one, sizeof one) == (ssize_t)sizeof one ? 0 : -errno;
 }
 
-static void ep_fd_new(int fd)
-{
-    fdgen_bump(fd);
-}
-
+/* After iob_fd_closing bumped fd's generation and passed the barrier. */
 static void ep_fd_closing(struct ring *r, int fd)
 {
-    if (fd < 0)
-        return;
-    /* seq_cst: the generation first, then the fd sections (fdgen.h) and
-     * the waiters (the Dekker pair with ep_start's bit). */
-    fdgen_bump(fd);
-    fdgen_close_barrier(r);
+    /* seq_cst: after the bump, the other half of the Dekker pair with
+     * ep_start's bit. */
     uint64_t mask = (size_t)fd < fd_cap
                         ? atomic_load_explicit(&fd_waiters[fd], memory_order_seq_cst) : ~0ull;
     struct ep *own = r ? r->ep : NULL;
@@ -800,11 +787,12 @@ static void ep_fd_closing(struct ring *r, int fd)
         end_closed(own, fd);
     if (!mask)
         return;
-    unsigned high = atomic_load_explicit(&eps_high, memory_order_acquire);
+    unsigned high = fdgen_rings_high();
     for (unsigned i = 0; i < high; i++) {
         if (!(mask & (1ull << (i & 63))))
             continue;
-        struct ep *e = atomic_load_explicit(&eps[i], memory_order_acquire);
+        struct ring *o = fdgen_ring_at(i);
+        struct ep *e = o ? o->ep : NULL;
         if (!e || e == own)
             continue;
         struct notice *n = malloc(sizeof *n);
@@ -859,37 +847,20 @@ static int ep_init(struct ring *r, unsigned entries, bool sqpoll, const char **w
     struct timespec zero = { 0, 0 };
     struct epoll_event one;
     e->pwait2 = epoll_pwait2(e->epfd, &one, 1, &zero, NULL) >= 0;
-    unsigned slot = 0;
-    for (;; slot++) {
-        if (slot == EP_MAX) {
-            close(e->evfd);
-            close(e->epfd);
-            free(e);
-            *why = "too many epoll rings";
-            return -ENOSPC;
-        }
-        struct ep *none = NULL;
-        if (atomic_compare_exchange_strong_explicit(&eps[slot], &none, e, memory_order_acq_rel,
-                                                    memory_order_relaxed))
-            break;
-    }
-    e->slot = slot;
-    unsigned high = atomic_load_explicit(&eps_high, memory_order_relaxed);
-    while (high <= slot &&
-           !atomic_compare_exchange_weak_explicit(&eps_high, &high, slot + 1,
-                                                  memory_order_release, memory_order_relaxed))
-        ;
     atomic_init(&e->notices, NULL);
     atomic_init(&r->posted, NULL);
+    /* r->ep before the ring is published in fdgen's table (its release):
+     * closers on other threads reach e through it. */
+    r->ep = e;
     if (fdgen_register(r)) {
-        atomic_store_explicit(&eps[slot], NULL, memory_order_release);
+        r->ep = NULL;
         close(e->evfd);
         close(e->epfd);
         free(e);
         *why = "too many rings";
         return -ENOSPC;
     }
-    r->ep = e;
+    e->bit = 1ull << (r->fd_slot & 63);
     r->wake_fd = e->evfd;
     r->ready = true;
     return 0;
@@ -924,7 +895,6 @@ static void ep_fini(struct ring *r)
     if (!r->ready || !e)
         return;
     ep_drain(r);
-    atomic_store_explicit(&eps[e->slot], NULL, memory_order_release);
     fdgen_unregister(r);
     take_notices(r);
     close(e->evfd);
@@ -949,6 +919,5 @@ const struct io_ops epoll_ops = {
     .cancel = ep_cancel,
     .flush = ep_flush,
     .reap = ep_reap,
-    .fd_new = ep_fd_new,
     .fd_closing = ep_fd_closing,
 };

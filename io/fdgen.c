@@ -15,6 +15,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct ring *_Atomic rings[RINGS_MAX];
 static _Atomic unsigned rings_high;   /* registered slots are below it */
 
+unsigned fdgen_rings_high(void);
+struct ring *fdgen_ring_at(unsigned slot);
+
 static void make(void)
 {
     /* As many numbers as the kernel hands out (fs.nr_open). */
@@ -69,9 +72,9 @@ void fdgen_unregister(struct ring *r)
 
 void fdgen_close_barrier(const struct ring *own)
 {
-    unsigned high = atomic_load_explicit(&rings_high, memory_order_acquire);
+    unsigned high = fdgen_rings_high();
     for (unsigned i = 0; i < high; i++) {
-        struct ring *r = atomic_load_explicit(&rings[i], memory_order_acquire);
+        struct ring *r = fdgen_ring_at(i);
         if (!r || r == own)
             continue;
         /* seq_cst: the closer's half of the pair (see fdgen.h). The
@@ -79,4 +82,14 @@ void fdgen_close_barrier(const struct ring *own)
         while (atomic_load_explicit(&r->fd_section, memory_order_seq_cst))
             sched_yield();
     }
+}
+
+unsigned fdgen_rings_high(void)
+{
+    return atomic_load_explicit(&rings_high, memory_order_acquire);
+}
+
+struct ring *fdgen_ring_at(unsigned slot)
+{
+    return atomic_load_explicit(&rings[slot], memory_order_acquire);
 }

@@ -42,6 +42,10 @@ void fdgen_unregister(struct ring *r);
 /* After fdgen_bump of a number about to be closed: waits until no ring
  * but own (may be NULL) is inside its fd section. */
 void fdgen_close_barrier(const struct ring *own);
+/* The registered rings: slots below fdgen_rings_high(), each NULL or a
+ * ring (acquire: what the ring's owner set before registering is seen). */
+unsigned     fdgen_rings_high(void);
+struct ring *fdgen_ring_at(unsigned slot);
 
 static inline uint32_t fdgen_of(int fd)
 {

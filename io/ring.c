@@ -6,6 +6,7 @@
 #include <hive.h>
 
 #include "io/backend.h"
+#include "io/fdgen.h"
 
 const struct io_ops *io_ops = &uring_ops;
 iob_done_fn iob_done;
@@ -19,6 +20,22 @@ void iob_set_handler(iob_done_fn fn)
 unsigned iob_inflight(const struct ring *r)
 {
     return r->inflight;
+}
+
+void iob_fd_new(int fd)
+{
+    fdgen_bump(fd);
+}
+
+void iob_fd_closing(struct ring *r, int fd)
+{
+    if (fd < 0)
+        return;
+    /* seq_cst: the generation first, then the other rings' fd sections
+     * (io/fdgen.h), then what the backend does. */
+    fdgen_bump(fd);
+    fdgen_close_barrier(r);
+    io_ops->fd_closing(r, fd);
 }
 
 int ring_select(int mode, struct ring *outside, const char **why)

@@ -458,15 +458,9 @@ static int ur_wake(struct ring *r, int target_fd)
     return rc < 0 ? rc : 0;
 }
 
-static void ur_fd_new(int fd)
-{
-    fdgen_bump(fd);
-}
-
 static void ur_fd_closing(struct ring *r, int fd)
 {
-    fdgen_bump(fd);
-    fdgen_close_barrier(r);
+    (void)fd;
     /* What this scheduler queued on the fd is settled before the close:
      * it ends as the shutdown ends it (a recv_async just before the close
      * with EOF, not EBADF). Other schedulers' queued ops see the bump at
@@ -488,6 +482,5 @@ const struct io_ops uring_ops = {
     .cancel = ur_cancel,
     .flush = ur_flush,
     .reap = ur_reap,
-    .fd_new = ur_fd_new,
     .fd_closing = ur_fd_closing,
 };
