@@ -98,7 +98,7 @@ fuzz: deps
 # each workload, one table, raw results and an SVG chart in bench/results/.
 bench: deps-bench
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHIVE_BUILD_TESTS=OFF
-	cmake --build build-release -j$(JOBS) --target hive-bench
+	cmake --build build-release -j$(JOBS) --target hive-bench c2c-probe
 	perl bench/run.pl --hive build-release/bench/hive-bench --peers $(PEERS) \
 	     --repeat $(REPEAT) --build-dir build-release/peers --out bench/results \
 	     --chart bench/results/latest.svg $(if $(QUICK),--quick,)

@@ -21,6 +21,8 @@
 #   --timeout S       wall-clock limit per runtime invocation (default 3600)
 #   --no-isolate      run each runtime once with --repeat N for the whole
 #                     suite, instead of once per workload and repetition
+#   --probe PATH      the core-to-core probe (default: c2c-probe next to
+#                     hive-bench; "none": no probe)
 #
 # By default every workload run gets a fresh process (the runtime is run
 # as `CMD --json --repeat 1 [--quick] --only NAME`, the names coming from
@@ -28,6 +30,18 @@
 # and the resident-memory figures (bytes_per_proc) of later runs come out
 # too small, for every runtime. --no-isolate runs
 # `CMD --json --repeat N [--quick] [--only NAMES]` once per runtime.
+#
+# The runs are interleaved: repetition by repetition, workload by
+# workload, every runtime's run of a workload right after the other's, so
+# that the runtimes compared in one repetition ran minutes, not an hour,
+# apart. Before and after every run the core-to-core probe (c2c-probe)
+# measures how long a cache line takes to move between two CPUs: on a
+# virtual machine the host can change that by 4x while the guest runs, and
+# every workload whose messages cross cores moves with it, for every
+# runtime alike (docs/performance.md). Each raw line gets rep,
+# c2c_ns_before and c2c_ns_after; the table adds, per peer, the range of
+# hive's ratio over the repetitions (each repetition's runs paired), and
+# the range of the probe's readings.
 #
 # A peer whose toolchain is missing is skipped with a note. The exit
 # status is 0 unless hive-bench failed to run or reported "ok":false.
@@ -55,6 +69,7 @@ my %opt = (
     build_dir => File::Spec->catdir($ROOT, 'build', 'peers'),
     timeout   => 3600,
     isolate   => 1,
+    probe     => undef,
 );
 
 sub usage {
@@ -63,7 +78,7 @@ sub usage {
     print STDERR <<'EOF';
 usage: perl bench/run.pl --hive PATH_TO_hive-bench [--peers erlang,go|none]
            [--repeat N] [--quick] [--only NAMES] [--out DIR] [--chart FILE.svg]
-           [--build-dir DIR] [--timeout SECONDS] [--no-isolate]
+           [--build-dir DIR] [--timeout SECONDS] [--no-isolate] [--probe PATH|none]
 EOF
     exit 2;
 }
@@ -79,6 +94,7 @@ GetOptions(
     'build-dir=s' => \$opt{build_dir},
     'timeout=i'   => \$opt{timeout},
     'isolate!'    => \$opt{isolate},
+    'probe=s'     => \$opt{probe},
     'help|h'      => sub { usage() },
 ) or usage();
 usage('unexpected argument: ' . join(' ', @ARGV)) if @ARGV;
@@ -100,6 +116,16 @@ if ($opt{hive} ne 'none') {
         unless defined $hive && -f $hive && -x $hive;
 }
 my $build_dir = File::Spec->rel2abs($opt{build_dir});
+
+my $probe;
+if (defined $opt{probe}) {
+    $probe = $opt{probe} eq 'none' ? undef : abs_path($opt{probe});
+    die "run.pl: probe not found or not executable: $opt{probe}\n"
+        if $opt{probe} ne 'none' && !(defined $probe && -x $probe);
+} elsif (defined $hive) {
+    my $p = File::Spec->catfile(dirname($hive), 'c2c-probe');
+    $probe = $p if -x $p;
+}
 
 # ---------------------------------------------------------------------
 # helpers
@@ -269,9 +295,17 @@ sub perf_count {
     return undef;
 }
 
+# The core-to-core probe's reading (ns per cache-line transfer), or undef.
+sub c2c_ns {
+    return undef unless $probe;
+    my ($st, $out) = run_quiet(undef, {}, $probe, '--json');
+    return $st == 0 && $out =~ /"c2c_ns":([\d.]+)/ ? $1 + 0 : undef;
+}
+
 sub run_runtime {
-    my ($name, @cmd) = @_;
+    my ($name, $rep, @cmd) = @_;
     note("running $name: @cmd");
+    my $c2c_before = c2c_ns();
     unlink $PERF_OUT;
     @cmd = ('perf', 'stat', '-x,', '-e', 'raw_syscalls:sys_enter', '-o', $PERF_OUT, '--', @cmd)
         if $have_perf;
@@ -315,7 +349,11 @@ sub run_runtime {
         $mine[0]{kernel_syscalls} = $k + 0;
         $mine[0]{kernel_syscalls_per_op} = $k / $mine[0]{n} if $mine[0]{n};
     }
+    my $c2c_after = c2c_ns();
     for my $r (@mine) {
+        $r->{rep} = $rep if defined $rep;
+        $r->{c2c_ns_before} = $c2c_before if defined $c2c_before;
+        $r->{c2c_ns_after} = $c2c_after if defined $c2c_after;
         print $RAW $JSON->encode($r), "\n";
         push @results, $r;
     }
@@ -341,33 +379,42 @@ sub list_of {
     return map { /^\s*([a-z][a-z0-9_]*)(?:\s|$)/ ? ($1) : () } split /\n/, $out;
 }
 
-sub run_all {
-    my ($name, @cmd) = @_;
-    if (!$opt{isolate}) {
-        run_runtime($name, @cmd, '--json', '--repeat', $opt{repeat}, @quick,
+my @runtimes;
+my @inv;    # [name, command...] of every runtime that runs
+push @inv, ['hive', $hive] if defined $hive;
+for my $p (@peers) {
+    push @inv, [$p, @{ $peer_cmd{$p} }] if $peer_cmd{$p};
+}
+push @runtimes, map { $_->[0] } @inv;
+if (!$opt{isolate}) {
+    for my $i (@inv) {
+        my ($name, @cmd) = @$i;
+        run_runtime($name, undef, @cmd, '--json', '--repeat', $opt{repeat}, @quick,
                     defined $opt{only} ? ('--only', $opt{only}) : ());
-        return;
     }
-    my @names = defined $opt{only} ? (grep { $_ ne '' } split /,/, $opt{only}) : list_of(@cmd);
-    if (!@names) {
-        note("$name: --list gave no workload names; running the whole suite in one process");
-        run_runtime($name, @cmd, '--json', '--repeat', $opt{repeat}, @quick);
-        return;
+} else {
+    # The workloads each runtime knows; the order is the first runtime's.
+    my (%knows, @order);
+    for my $i (@inv) {
+        my ($name, @cmd) = @$i;
+        my @names = defined $opt{only} ? (grep { $_ ne '' } split /,/, $opt{only}) : list_of(@cmd);
+        if (!@names) {
+            note("$name: --list gave no workload names; running the whole suite in one process");
+            run_runtime($name, undef, @cmd, '--json', '--repeat', $opt{repeat}, @quick);
+            next;
+        }
+        $knows{$name}{$_} = 1 for @names;
+        for my $n (@names) { push @order, $n unless grep { $_ eq $n } @order }
     }
     for my $rep (1 .. $opt{repeat}) {
-        run_runtime($name, @cmd, '--json', '--repeat', 1, @quick, '--only', $_) for @names;
+        for my $w (@order) {
+            for my $i (@inv) {
+                my ($name, @cmd) = @$i;
+                next unless $knows{$name}{$w};
+                run_runtime($name, $rep, @cmd, '--json', '--repeat', 1, @quick, '--only', $w);
+            }
+        }
     }
-}
-
-my @runtimes;
-if (defined $hive) {
-    push @runtimes, 'hive';
-    run_all('hive', $hive);
-}
-for my $p (@peers) {
-    next unless $peer_cmd{$p};
-    push @runtimes, $p;
-    run_all($p, @{ $peer_cmd{$p} });
 }
 close $RAW;
 
@@ -421,6 +468,40 @@ if (grep { $_ eq 'hive' } @runtimes) {
             return sprintf($x >= 1 ? '%.1fx' : '%.2fx', $x);
         } };
     }
+}
+# Per peer, hive's ratio in each repetition (the two runs of a workload
+# made one after the other), as "lowest-highest": what "in every run"
+# means, where the machine changes between repetitions.
+sub rep_ratios {
+    my ($w, $p) = @_;
+    my %at;
+    for my $rt ('hive', $p) {
+        for my $r (grep { $_->{ok} && defined $_->{rep} } @{ $by{$w}{$rt} // [] }) {
+            $at{ $r->{rep} }{$rt} = $r->{rate_per_s};
+        }
+    }
+    return map { $at{$_}{hive} / $at{$_}{$p} }
+           grep { $at{$_}{hive} && $at{$_}{$p} } sort { $a <=> $b } keys %at;
+}
+if ($opt{repeat} > 1 && grep { $_ eq 'hive' } @runtimes) {
+    for my $p (@peer_rts) {
+        push @cols, { head => "hive/$p per run", cell => sub {
+            my @x = sort { $a <=> $b } rep_ratios($_[0], $p);
+            return '' unless @x;
+            my $f = sub { sprintf($_[0] >= 1 ? '%.1f' : '%.2f', $_[0]) };
+            return $f->($x[0]) . '-' . $f->($x[-1]) . 'x';
+        } };
+    }
+}
+# The probe's readings around every run of a workload, all runtimes.
+if (grep { defined $_->{c2c_ns_before} } @results) {
+    push @cols, { head => 'c2c ns', cell => sub {
+        my @v = sort { $a <=> $b } grep { defined }
+                map { ($_->{c2c_ns_before}, $_->{c2c_ns_after}) }
+                map { @{ $by{ $_[0] }{$_} // [] } } @runtimes;
+        return '' unless @v;
+        return sprintf('%.0f-%.0f', $v[0], $v[-1]);
+    } };
 }
 sub any_field {
     my ($field, @rts) = @_;
