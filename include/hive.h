@@ -82,6 +82,15 @@ typedef struct hive_config {
                               is never blocked, it goes to the back of its run
                               queue so the receiver gets the core; default
                               true */
+    bool     defer_taskrun; /* io_uring: make each scheduler's ring
+                              SINGLE_ISSUER | DEFER_TASKRUN (completions'
+                              work runs only when the scheduler enters the
+                              kernel to take it); default false: measured no
+                              faster than COOP_TASKRUN on the example servers
+                              (docs/io.md). Kernels before 6.1 fall back with
+                              a line on stderr. In the padding after
+                              backpressure: the struct's size and layout are
+                              unchanged */
     int      io_backend;   /* HIVE_IO_AUTO (default): io_uring when the kernel
                               lets hive set it up and has every opcode it
                               needs, else epoll; HIVE_IO_URING: io_uring or

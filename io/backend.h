@@ -68,7 +68,9 @@ struct io_ops {
     enum io_kind kind;
     const char  *name;
     /* the ring's life and parking: see io/ring.h */
-    int  (*init)(struct ring *r, unsigned entries, bool sqpoll, const char **why);
+    int  (*init)(struct ring *r, unsigned entries, unsigned flags, const char **why);
+    /* on the thread that will own the ring, before its first use */
+    int  (*bind)(struct ring *r, const char **why);
     int  (*probe)(struct ring *r, const char **why);
     void (*drain)(struct ring *r);
     void (*fini)(struct ring *r);

@@ -814,10 +814,17 @@ static void ep_fd_closing(struct ring *r, int fd)
     }
 }
 
-static int ep_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
+static int ep_bind(struct ring *r, const char **why)
+{
+    (void)r;
+    (void)why;
+    return 0; /* any thread may use an epoll instance */
+}
+
+static int ep_init(struct ring *r, unsigned entries, unsigned flags, const char **why)
 {
     (void)entries;
-    (void)sqpoll; /* no submission thread to poll with: the flag has no effect */
+    (void)flags; /* no submission thread to poll with, no owner to name: no effect */
     memset(r, 0, sizeof *r);
     pthread_once(&fd_once, fd_tables_init);
     struct ep *e = calloc(1, sizeof *e);
@@ -910,6 +917,7 @@ const struct io_ops epoll_ops = {
     .kind = IO_EPOLL,
     .name = "epoll",
     .init = ep_init,
+    .bind = ep_bind,
     .probe = ep_probe,
     .drain = ep_drain,
     .fini = ep_fini,

@@ -44,7 +44,7 @@ int ring_select(int mode, struct ring *outside, const char **why)
     passed_over = NULL;
     if (mode != HIVE_IO_EPOLL) {
         io_ops = &uring_ops;
-        int rc = ring_init(outside, 8, false, why);
+        int rc = ring_init(outside, 8, 0, why);
         if (rc == 0 && (rc = ring_probe(outside, why)) != 0)
             ring_fini(outside);
         if (rc == 0 || mode == HIVE_IO_URING)
@@ -55,7 +55,7 @@ int ring_select(int mode, struct ring *outside, const char **why)
     }
     io_ops = &epoll_ops;
     *why = NULL;
-    int rc = ring_init(outside, 8, false, why);
+    int rc = ring_init(outside, 8, 0, why);
     if (rc == 0)
         *why = passed_over;
     return rc;

@@ -29,6 +29,15 @@
 #define RING_F_SINGLE_ISSUER 0x1u
 #define RING_F_COOP_TASKRUN  0x2u
 #define RING_F_CANCEL_ANY    0x4u   /* IORING_ASYNC_CANCEL_ANY (5.19) */
+#define RING_F_DEFER_TASKRUN 0x8u   /* SINGLE_ISSUER | DEFER_TASKRUN (6.1) */
+
+/* ring_init's flags. */
+#define RING_INIT_SQPOLL 0x1u   /* a kernel thread polls the SQ (HIVE_SQPOLL) */
+/* A scheduler's own ring: only its thread (after ring_bind) will submit to
+ * it, reap it and drain it, so io_uring may be told so
+ * (IORING_SETUP_SINGLE_ISSUER, and DEFER_TASKRUN with RING_INIT_DEFER). */
+#define RING_INIT_OWNED  0x2u
+#define RING_INIT_DEFER  0x4u
 
 struct ep;
 
@@ -37,6 +46,7 @@ struct ring {
     struct ep *ep;                  /* epoll backend (io/epoll.c) */
     bool     ready;
     bool     sqpoll;
+    bool     disabled;              /* uring: made R_DISABLED, not bound yet */
     unsigned features;              /* RING_F_* */
     unsigned cq_entries;
     int      wake_fd;               /* what ring_wake aims at: the ring's fd or
@@ -69,10 +79,12 @@ int  ring_select(int mode, struct ring *outside, const char **why);
 const char *ring_backend(const char **why);
 
 /* 0 or -errno; on failure *why says what the kernel refused. */
-static inline int ring_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
+static inline int ring_init(struct ring *r, unsigned entries, unsigned flags, const char **why)
 {
-    return io_ops->init(r, entries, sqpoll, why);
+    return io_ops->init(r, entries, flags, why);
 }
+/* On the owner thread, before anything else touches an OWNED ring. */
+static inline int ring_bind(struct ring *r, const char **why) { return io_ops->bind(r, why); }
 /* Checks that the kernel has what hive needs (io_uring: MSG_RING, EXT_ARG,
  * the I/O opcodes, a working io_uring_enter). */
 static inline int ring_probe(struct ring *r, const char **why) { return io_ops->probe(r, why); }

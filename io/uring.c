@@ -20,6 +20,7 @@
 #include "io/backend.h"
 #include "io/fdgen.h"
 #include "io/ring.h"
+#include "io/uring_compat.h"
 
 #define IOPB_CANCELLING 0x1u   /* a cancel for it is in the kernel */
 #define IOPB_DONE       0x2u   /* its own completion came; res holds it */
@@ -27,6 +28,8 @@
 #define IOPB_CLOSED     0x20u  /* its number was closed before it was submitted */
 
 static int ur_reap(struct ring *r);
+static int ur_setup_done(struct ring *r, const struct io_uring_params *pp, bool sqpoll,
+                         const char **why);
 
 /* Before every submission: an op whose descriptor hive_io_close closed
  * since it was queued goes in as a no-op and ends as the close would have
@@ -48,15 +51,27 @@ static void pre_submit(struct ring *r)
     r->queued = NULL;
 }
 
+/* One enter: the SQ to the kernel. On a DEFER_TASKRUN ring the same
+ * enter also runs the completions' deferred work (GETEVENTS), which on
+ * such a ring happens only when its owner asks: what a plain submit does
+ * by itself on a COOP_TASKRUN ring, where any return from the kernel runs
+ * pending task work. */
+static inline int enter_submit(struct ring *r)
+{
+    if (r->features & RING_F_DEFER_TASKRUN)
+        return io_uring_submit_and_get_events(&r->uring);
+    return io_uring_submit(&r->uring);
+}
+
 static inline int submit(struct ring *r)
 {
     if (!r->queued)
-        return io_uring_submit(&r->uring);
+        return enter_submit(r);
     /* The generations checked and the numbers in the kernel's hands, in
      * one fd section (io/fdgen.h). */
     ring_fd_enter(r);
     pre_submit(r);
-    int rc = io_uring_submit(&r->uring);
+    int rc = enter_submit(r);
     ring_fd_leave(r);
     return rc;
 }
@@ -240,14 +255,43 @@ static int ur_reap(struct ring *r)
  * overflow still loses nothing (IORING_FEAT_NODROP, see iob_reap). */
 #define CQ_PER_SQ 16u
 
-static int ur_init(struct ring *r, unsigned entries, bool sqpoll, const char **why)
+static int ur_init(struct ring *r, unsigned entries, unsigned flags, const char **why)
 {
     fdgen_init();
+    bool sqpoll = flags & RING_INIT_SQPOLL;
     struct io_uring_params p;
     memset(r, 0, sizeof *r);
     memset(&p, 0, sizeof p);
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     p.cq_entries = entries * CQ_PER_SQ;
+    /* A scheduler's ring with DEFER_TASKRUN: completions' work is queued
+     * on the ring itself and run only when its owner enters with
+     * GETEVENTS (no task-work notification per completion, no wake-up of
+     * a parked owner before it has something to take). It needs
+     * SINGLE_ISSUER, and the issuer is the thread that enables the ring:
+     * created disabled here, on the main thread, it is enabled by
+     * ur_bind on its scheduler's thread, which also drains it at the end
+     * (runtime/sched/sched.c). Kernels before 6.1 refuse the flags: the
+     * ring is made without them, with a line on stderr. */
+    bool defer = !sqpoll && (flags & RING_INIT_OWNED) && (flags & RING_INIT_DEFER);
+    if (defer) {
+        p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                   IORING_SETUP_R_DISABLED | IORING_SETUP_COOP_TASKRUN |
+                   IORING_SETUP_TASKRUN_FLAG;
+        int rc = io_uring_queue_init_params(entries, &r->uring, &p);
+        if (rc == 0) {
+            r->features |= RING_F_DEFER_TASKRUN | RING_F_SINGLE_ISSUER | RING_F_COOP_TASKRUN;
+            r->disabled = true;
+            return ur_setup_done(r, &p, sqpoll, why);
+        }
+        static _Atomic bool said_defer;
+        if (rc == -EINVAL && !atomic_exchange(&said_defer, true))
+            fprintf(stderr, "hive: this kernel's io_uring lacks IORING_SETUP_DEFER_TASKRUN "
+                            "(Linux >= 6.1): completions run as COOP_TASKRUN task work\n");
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.cq_entries = entries * CQ_PER_SQ;
+    }
     /* Completions' task work runs when the scheduler next enters the
      * kernel (its submit, or get_events when IORING_SQ_TASKRUN says some
      * wait), not by an interrupt in the middle of a running process.
@@ -302,6 +346,14 @@ static int ur_init(struct ring *r, unsigned entries, bool sqpoll, const char **w
             *why = "io_uring_setup failed";
         return rc;
     }
+    return ur_setup_done(r, &p, sqpoll, why);
+}
+
+/* What every successful set-up checks and records. */
+static int ur_setup_done(struct ring *r, const struct io_uring_params *pp, bool sqpoll,
+                         const char **why)
+{
+    struct io_uring_params p = *pp;
     if (!(p.features & IORING_FEAT_EXT_ARG)) {
         io_uring_queue_exit(&r->uring);
         *why = "this kernel's io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)";
@@ -322,6 +374,20 @@ static int ur_init(struct ring *r, unsigned entries, bool sqpoll, const char **w
     }
     r->ready = true;
     atomic_init(&r->posted, NULL);
+    return 0;
+}
+
+static int ur_bind(struct ring *r, const char **why)
+{
+    if (!r->disabled)
+        return 0;
+    /* SINGLE_ISSUER: the thread that enables the ring is its issuer. */
+    int rc = hive_uring_enable_rings(&r->uring);
+    if (rc < 0) {
+        *why = "io_uring_register(IORING_REGISTER_ENABLE_RINGS) failed";
+        return rc;
+    }
+    r->disabled = false;
     return 0;
 }
 
@@ -397,7 +463,14 @@ static void ur_drain(struct ring *r)
         struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
         if (r->queued)
             submit(r);
-        io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
+        int rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
+        if (rc == -EEXIST) {
+            /* a SINGLE_ISSUER ring entered from another thread: its owner
+             * should have drained it (sched_thread); nothing can be done */
+            fprintf(stderr, "hive: %u I/O operations left on a ring drained off its thread\n",
+                    r->inflight);
+            break;
+        }
         ur_reap(r);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -473,6 +546,7 @@ const struct io_ops uring_ops = {
     .kind = IO_URING,
     .name = "io_uring",
     .init = ur_init,
+    .bind = ur_bind,
     .probe = ur_probe,
     .drain = ur_drain,
     .fini = ur_fini,

@@ -195,6 +195,8 @@ int hive_config_from_env(hive_config *cfg)
         return bad("HIVE_SQPOLL", v, "0 or 1");
     if ((v = getenv("HIVE_BACKPRESSURE")) && parse_bool(v, &c.backpressure))
         return bad("HIVE_BACKPRESSURE", v, "0 or 1");
+    if ((v = getenv("HIVE_DEFER_TASKRUN")) && parse_bool(v, &c.defer_taskrun))
+        return bad("HIVE_DEFER_TASKRUN", v, "0 or 1");
     *cfg = c;
     return 0;
 }

@@ -14,8 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* HIVE_TEST_DEFER_TASKRUN=1 (set by tests/CMakeLists.txt for the NAME@defer
+ * runs of the I/O suites) runs every runtime of the test with
+ * hive_config.defer_taskrun: the same tests on DEFER_TASKRUN rings. */
 static inline void run_hive_cfg(hive_config *cfg, void (*fn)(void *), void *arg)
 {
+    const char *d = getenv("HIVE_TEST_DEFER_TASKRUN");
+    if (d && !strcmp(d, "1"))
+        cfg->defer_taskrun = true;
     int rc = hive_main(cfg, fn, arg);
     ck_assert_msg(rc == 0, "hive_main failed: %d (%s)", rc, hive_strerror(rc));
 }

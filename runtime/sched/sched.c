@@ -459,7 +459,10 @@ int sched_init(struct sched *s, unsigned id, const char **why)
     runq_init(&s->rq);
     timer_sched_init(s);
     atomic_store(&s->parked, 0);
-    int rc = ring_init(&s->ring, g_rt->cfg.ring_entries, g_rt->cfg.sqpoll, why);
+    unsigned flags = RING_INIT_OWNED | (g_rt->cfg.sqpoll ? RING_INIT_SQPOLL : 0);
+    if (g_rt->cfg.defer_taskrun)
+        flags |= RING_INIT_DEFER;
+    int rc = ring_init(&s->ring, g_rt->cfg.ring_entries, flags, why);
     return rc;
 }
 
@@ -491,6 +494,14 @@ void *sched_thread(void *arg)
             pthread_setaffinity_np(pthread_self(), sizeof set, &set);
         }
     }
+    /* The ring is this thread's from here (its SINGLE_ISSUER). */
+    const char *why = NULL;
+    int brc = ring_bind(&s->ring, &why);
+    if (brc) {
+        fprintf(stderr, "hive: scheduler %u: %s: %s\n", s->id, why ? why : "ring_bind",
+                strerror(-brc));
+        abort();
+    }
     char name[16];
     snprintf(name, sizeof name, "hive-sched-%u", s->id);
     pthread_setname_np(pthread_self(), name);
@@ -517,6 +528,10 @@ void *sched_thread(void *arg)
         sigaltstack(&ss, NULL);
 #endif
     loop(s);
+    /* Every process is gone: what is left in the kernel is cancelled and
+     * reaped here, by the ring's own thread (the only one a SINGLE_ISSUER
+     * ring lets in); sched_fini finds nothing left. */
+    io_sched_fini(s);
 #if !defined(HIVE_ASAN) && !defined(HIVE_TSAN)
     if (ss.ss_sp) {
         stack_t off = { .ss_flags = SS_DISABLE };
