@@ -190,6 +190,14 @@ int srv_main(srv *s, int argc, char **argv)
     }
     hive_config cfg;
     hive_config_default(&cfg);
+    /* The servers leave their schedulers unpinned (HIVE_PIN=1 pins them),
+     * as nginx and redis-server leave theirs: on a machine that also runs
+     * other busy threads (a load generator, other services) a pinned
+     * scheduler cannot move off a core another thread wants, and is
+     * queued behind it. Measured on the 2-core bench machine with the
+     * client on the same host: echo 54k -> 95k requests/s, kv GET 29k ->
+     * 45k (bench/servers.pl, docs/io.md). */
+    cfg.pin = false;
     if (hive_config_from_env(&cfg))
         return 2;
 
