@@ -283,13 +283,13 @@ static void t_chaos(void *arg)
     }
     /* back to the baseline: processes, and the tree's memory (but the one
      * stack per scheduler that the last idle handler there keeps lent) */
-    ck_assert_int_eq(live_processes(), base_procs);
+    ck_assert_int_eq(live_processes_settled(base_procs), base_procs);
     size_t mem = tree_memory(sups1, nsup, w1);
     ck_assert_msg(mem <= base_mem + 2 * 256 * 1024 + 4096, "tree memory %zu, was %zu", mem, base_mem);
     fprintf(stderr, "chaos: %ld kills, %ld calls answered, %ld to a dead worker; tree memory %zu -> %zu\n",
             kills, all.ok, all.gone, base_mem, mem);
     ck_assert_int_eq(hive_gs_stop(top, HIVE_SHUTDOWN, 60000), 0);
-    ck_assert_int_eq(live_processes(), 1);
+    ck_assert_int_eq(live_processes_settled(1), 1);
 }
 START_TEST(a_tree_of_1000_workers_survives_random_kills_under_call_load) { run_hive(2, t_chaos, NULL); }
 END_TEST
