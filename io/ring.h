@@ -33,11 +33,9 @@
 
 /* ring_init's flags. */
 #define RING_INIT_SQPOLL 0x1u   /* a kernel thread polls the SQ (HIVE_SQPOLL) */
-/* A scheduler's own ring: only its thread (after ring_bind) will submit to
- * it, reap it and drain it, so io_uring may be told so
- * (IORING_SETUP_SINGLE_ISSUER, and DEFER_TASKRUN with RING_INIT_DEFER). */
-#define RING_INIT_OWNED  0x2u
-#define RING_INIT_DEFER  0x4u
+/* A scheduler's own ring, which only its thread (after ring_bind) submits
+ * to, reaps and drains: made SINGLE_ISSUER | DEFER_TASKRUN. */
+#define RING_INIT_DEFER  0x2u
 
 struct ep;
 

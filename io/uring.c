@@ -28,7 +28,7 @@
 #define IOPB_CLOSED     0x20u  /* its number was closed before it was submitted */
 
 static int ur_reap(struct ring *r);
-static int ur_setup_done(struct ring *r, const struct io_uring_params *pp, bool sqpoll,
+static int ur_setup_done(struct ring *r, const struct io_uring_params *p, bool sqpoll,
                          const char **why);
 
 /* Before every submission: an op whose descriptor hive_io_close closed
@@ -273,7 +273,7 @@ static int ur_init(struct ring *r, unsigned entries, unsigned flags, const char 
      * ur_bind on its scheduler's thread, which also drains it at the end
      * (runtime/sched/sched.c). Kernels before 6.1 refuse the flags: the
      * ring is made without them, with a line on stderr. */
-    bool defer = !sqpoll && (flags & RING_INIT_OWNED) && (flags & RING_INIT_DEFER);
+    bool defer = !sqpoll && (flags & RING_INIT_DEFER);
     if (defer) {
         p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                    IORING_SETUP_R_DISABLED | IORING_SETUP_COOP_TASKRUN |
@@ -350,22 +350,21 @@ static int ur_init(struct ring *r, unsigned entries, unsigned flags, const char 
 }
 
 /* What every successful set-up checks and records. */
-static int ur_setup_done(struct ring *r, const struct io_uring_params *pp, bool sqpoll,
+static int ur_setup_done(struct ring *r, const struct io_uring_params *p, bool sqpoll,
                          const char **why)
 {
-    struct io_uring_params p = *pp;
-    if (!(p.features & IORING_FEAT_EXT_ARG)) {
+    if (!(p->features & IORING_FEAT_EXT_ARG)) {
         io_uring_queue_exit(&r->uring);
         *why = "this kernel's io_uring lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)";
         return -ENOSYS;
     }
-    if (!(p.features & IORING_FEAT_NODROP)) {
+    if (!(p->features & IORING_FEAT_NODROP)) {
         io_uring_queue_exit(&r->uring);
         *why = "this kernel's io_uring lacks IORING_FEAT_NODROP (needs Linux >= 5.5)";
         return -ENOSYS;
     }
     r->sqpoll = sqpoll;
-    r->cq_entries = p.cq_entries;
+    r->cq_entries = p->cq_entries;
     r->wake_fd = r->uring.ring_fd;
     if (fdgen_register(r)) {
         io_uring_queue_exit(&r->uring);

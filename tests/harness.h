@@ -39,7 +39,15 @@ static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
     run_hive_cfg(&cfg, fn, arg);
 }
 
-/* Processes alive by hive_stats (spawns - exits), once it reads `want` or
+/* Processes alive by hive_stats: spawns - exits. */
+static inline long live_processes(void)
+{
+    hive_sched_stats t;
+    hive_stats(NULL, 0, &t);
+    return (long)(t.spawns - t.exits);
+}
+
+/* live_processes(), once it reads `want` or
  * after 5 s, whichever comes first. A process's exit is counted when its
  * slot is freed, just after its DOWN and EXIT signals went out
  * (runtime/proc/exit.c): a test that has seen every DOWN can still read
@@ -47,10 +55,8 @@ static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
  * another scheduler. The caller asserts on the value returned. */
 static inline long live_processes_settled(long want)
 {
-    hive_sched_stats t;
     for (int i = 0;; i++) {
-        hive_stats(NULL, 0, &t);
-        long live = (long)(t.spawns - t.exits);
+        long live = live_processes();
         if (live == want || i == 5000)
             return live;
         hive_sleep(1);

@@ -160,13 +160,6 @@ static void killer(void *arg)
     hive_send(g_main, T_KILLS, &kills, sizeof kills);
 }
 
-static long live_processes(void)
-{
-    hive_sched_stats t;
-    hive_stats(NULL, 0, &t);
-    return (long)(t.spawns - t.exits);
-}
-
 /* Walks the tree: the pids of every supervisor (root first), checking that
  * each lists its full set of children. */
 static int tree_pids(hive_pid top, hive_pid *sups, hive_pid *wpids)

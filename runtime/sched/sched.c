@@ -459,7 +459,7 @@ int sched_init(struct sched *s, unsigned id, const char **why)
     runq_init(&s->rq);
     timer_sched_init(s);
     atomic_store(&s->parked, 0);
-    unsigned flags = RING_INIT_OWNED | (g_rt->cfg.sqpoll ? RING_INIT_SQPOLL : 0);
+    unsigned flags = g_rt->cfg.sqpoll ? RING_INIT_SQPOLL : 0;
     if (g_rt->cfg.defer_taskrun)
         flags |= RING_INIT_DEFER;
     int rc = ring_init(&s->ring, g_rt->cfg.ring_entries, flags, why);
