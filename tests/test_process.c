@@ -431,6 +431,51 @@ START_TEST(slot_of_a_process_seen_dead_can_be_reused_at_once)
 }
 END_TEST
 
+/* ---- a polling loop is preempted like any other ---- */
+
+/* On one scheduler, a process that polls with zero time-outs (a receive
+ * that finds nothing, a call to a name nobody holds) until another process
+ * on the same scheduler tells it to stop: the polls cost reductions, so
+ * the poller's slice ends and the other gets to run. Were a failed poll
+ * free, the poller would keep the scheduler and the test would never
+ * end. */
+static void poller(void *arg)
+{
+    hive_pid parent = (hive_pid)(uintptr_t)arg;
+    hive_msg *m, *reply;
+    unsigned long polls = 0;
+    while (hive_receive(&m, 0) == -ETIMEDOUT) {
+        ck_assert_int_eq(hive_call_name("nobody-holds-this", T_SEQ, NULL, 0, &reply, 1000), -ESRCH);
+        polls++;
+    }
+    ck_assert_uint_eq(m->tag, T_SEQ);
+    hive_msg_free(m);
+    ck_assert_uint_gt(polls, 0);
+    hive_send(parent, T_SEQ, NULL, 0);
+}
+
+static void stopper(void *arg)
+{
+    hive_send((hive_pid)(uintptr_t)arg, T_SEQ, NULL, 0);
+}
+
+static void t_poll_preempted(void *arg)
+{
+    (void)arg;
+    hive_pid p;
+    ck_assert_int_eq(hive_spawn(poller, (void *)(uintptr_t)hive_self(), &p), 0);
+    /* Let the poller start first: it runs until its slice ends. */
+    hive_yield();
+    ck_assert_int_eq(hive_spawn(stopper, (void *)(uintptr_t)p, NULL), 0);
+    hive_msg *m = recv_tag(T_SEQ, 10000);
+    hive_msg_free(m);
+}
+START_TEST(process_polling_with_zero_timeouts_is_preempted)
+{
+    run_hive(1, t_poll_preempted, NULL);
+}
+END_TEST
+
 /* ---- back-pressure: a send to a flooded receiver ends the slice ---- */
 
 static uint64_t backpressure_yields(void)
@@ -802,6 +847,7 @@ static Suite *suite(void)
     tcase_add_test(tc, spawn_past_max_processes_is_eagain);
     tcase_add_test(tc, spawn_without_stack_memory_is_enomem_and_leaves_nothing);
     tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);
+    tcase_add_test(tc, process_polling_with_zero_timeouts_is_preempted);
     tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
     tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);
     tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);

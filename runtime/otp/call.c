@@ -256,8 +256,10 @@ int hive_call_name(const char *name, uint32_t tag, const void *req, size_t len, 
     /* A name that goes away between the lookup and the monitor gives the
      * call's DOWN(noproc): -ESRCH, like a name that was never there. */
     hive_pid server = hive_whereis(name);
-    if (server == HIVE_NOPID)
+    if (server == HIVE_NOPID) {
+        sched_reduce(self); /* a reduction, like the send it did not make */
         return -ESRCH;
+    }
     return do_call(self, server, tag, req, len, reply, timeout_ms);
 }
 

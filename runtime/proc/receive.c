@@ -458,11 +458,22 @@ static inline int receive_start(hive_msg **out, int64_t timeout_ms, struct proc 
     return proc_check_timeout(timeout_ms);
 }
 
+/* A receive that finds nothing costs a reduction too, as one that gets a
+ * message does (received): a process polling its mailbox with a zero
+ * time-out still ends its slice, so the processes queued behind it on its
+ * scheduler run. */
+static int receive_done(struct proc *p, int rc)
+{
+    if (rc == -ETIMEDOUT)
+        sched_reduce(p);
+    return rc;
+}
+
 int hive_receive(hive_msg **out, int64_t timeout_ms)
 {
     struct proc *p;
     int rc = receive_start(out, timeout_ms, &p);
-    return rc ? rc : proc_receive_any(p, out, timeout_ms);
+    return rc ? rc : receive_done(p, proc_receive_any(p, out, timeout_ms));
 }
 
 int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg **out,
@@ -472,7 +483,7 @@ int hive_receive_if(bool (*match)(const hive_msg *, void *), void *ctx, hive_msg
         return -EINVAL;
     struct proc *p;
     int rc = receive_start(out, timeout_ms, &p);
-    return rc ? rc : proc_receive(p, match, ctx, NULL, out, timeout_ms);
+    return rc ? rc : receive_done(p, proc_receive(p, match, ctx, NULL, out, timeout_ms));
 }
 
 static bool match_nothing(const hive_msg *m, void *ctx)
