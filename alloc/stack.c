@@ -12,12 +12,19 @@
  *    stacks scattered among live ones), whole arenas' idle stacks are
  *    released, one madvise per run of adjacent free stacks, until half
  *    that many are left.
- * Released stacks stay on their arena's cold list and are reused last
+ * Released stacks stay on their arena's cold mask and are reused last
  * (fresh zero pages). Stacks being released are on no list while the lock
  * is dropped around the system calls, so none is handed out then, and no
  * range given to madvise ever holds a stack that is in use or being
  * carved. A guarded stack (its own mapping) beyond the cache and the pool
  * is unmapped.
+ *
+ * A stack's descriptor (struct stack) lives in its own top 64 bytes, on
+ * the page a process's first frames dirty anyway: a process costs no
+ * memory for it beyond its stack page. A released stack's descriptor goes
+ * with its pages, so released stacks are known by their bit in the
+ * arena's cold mask alone, and the descriptor is written afresh when one
+ * is taken (desc_init).
  */
 #include "alloc/stack.h"
 
@@ -91,9 +98,9 @@ struct stack_arena {        /* everything under g_pool_lock */
     unsigned nidle;
     bool     on_warm, on_cold;
     uint64_t idle_bits;             /* stacks on idle, by index */
-    uint64_t cold_bits;             /* stacks on cold, by index */
+    uint64_t cold_bits;             /* free stacks whose pages were given
+                                     * back (no descriptor), by index */
     struct stack *idle;             /* free, pages maybe resident */
-    struct stack *cold;             /* free, pages given back */
 };
 static struct stack_arena *g_arenas;    /* the head is being carved */
 /* Arenas that may have idle (warm) or cold stacks: an arena whose list has
@@ -136,38 +143,73 @@ static void stack_register(struct stack *s)
 #endif
 }
 
-/* Carves a stack from the current arena (g_pool_lock held). */
-static struct stack *arena_carve(struct stack *s, size_t size)
+static void stack_unregister(struct stack *s)
+{
+#ifdef HIVE_TSAN
+    __tsan_destroy_fiber(s->tsan_fiber);
+#endif
+#ifdef HIVE_HAVE_VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+    (void)s;
+}
+
+/* Writes the descriptor of the stack whose mapping (guard included) is
+ * [map, map + map_size) into its top bytes; the process gets the rest. */
+_Static_assert(sizeof(struct stack) % 16 == 0, "the stack top stays 16-byte aligned");
+static struct stack *desc_init(char *map, size_t map_size, size_t size, struct stack_arena *a,
+                               bool guarded)
+{
+    struct stack *s = (struct stack *)(map + map_size - sizeof(struct stack));
+    s->next = NULL;
+    s->map = map;
+    s->map_size = map_size;
+    s->lo = map + (map_size - size);
+    s->size = size - sizeof(struct stack);
+    s->guarded = guarded;
+    s->arena = a;
+    stack_register(s);
+    return s;
+}
+
+/* An arena stack by index (carved, or taken cold) becomes a stack: its
+ * descriptor is written, after g_pool_lock is dropped, so that the page
+ * fault of a fresh page is not taken under the lock. */
+static struct stack *arena_desc(struct stack_resv t)
+{
+    struct stack_arena *a = t.arena;
+    return desc_init(a->map + (size_t)t.index * a->stack_size, a->stack_size, a->stack_size, a,
+                     false);
+}
+
+/* Carves a stack from the current arena (g_pool_lock held); false when
+ * no memory can be had. */
+static bool arena_carve(size_t size, struct stack_resv *out)
 {
     struct stack_arena *a = g_arenas;
     if (!a || a->used == ARENA_STACKS) {
         a = mem_alloc(sizeof *a);
         if (!a)
-            return NULL;
+            return false;
         a->size = size * ARENA_STACKS;
         a->map = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
         atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
         if (a->map == MAP_FAILED) {
             mem_free(a, sizeof *a);
-            return NULL;
+            return false;
         }
         a->stack_size = size;
         a->used = 0;
         a->nidle = 0;
         a->on_warm = a->on_cold = false;
         a->idle_bits = a->cold_bits = 0;
-        a->idle = a->cold = NULL;
+        a->idle = NULL;
         a->next = g_arenas;
         g_arenas = a;
     }
-    s->map = a->map + (size_t)a->used++ * size;
-    s->map_size = size;
-    s->lo = s->map;
-    s->size = size;
-    s->guarded = false;
-    s->arena = a;
-    return s;
+    *out = (struct stack_resv){ a, a->used++ };
+    return true;
 }
 
 static uint64_t arena_bit(const struct stack_arena *a, const struct stack *s)
@@ -190,13 +232,11 @@ static void arena_push_idle(struct stack *s)
     }
 }
 
-static void arena_push_cold(struct stack *s)
+/* Stacks of a, by index, whose pages have been given back. */
+static void arena_mark_cold(struct stack_arena *a, uint64_t bits)
 {
-    struct stack_arena *a = s->arena;
-    s->next = a->cold;
-    a->cold = s;
-    a->cold_bits |= arena_bit(a, s);
-    if (!a->on_cold) {
+    a->cold_bits |= bits;
+    if (bits && !a->on_cold) {
         a->on_cold = true;
         a->cold_next = g_cold;
         g_cold = a;
@@ -223,22 +263,21 @@ static struct stack *take_idle(void)
     return NULL;
 }
 
-/* A released stack or NULL; g_pool_lock held. */
-static struct stack *take_cold(void)
+/* A released stack, if any; g_pool_lock held. */
+static bool take_cold(struct stack_resv *out)
 {
     while (g_cold) {
         struct stack_arena *a = g_cold;
-        struct stack *s = a->cold;
-        if (!s) {
+        if (!a->cold_bits) {
             g_cold = a->cold_next;
             a->on_cold = false;
             continue;
         }
-        a->cold = s->next;
-        a->cold_bits &= ~arena_bit(a, s);
-        return s;
+        *out = (struct stack_resv){ a, (unsigned)__builtin_ctzll(a->cold_bits) };
+        a->cold_bits &= a->cold_bits - 1;
+        return true;
     }
-    return NULL;
+    return false;
 }
 
 static void give_back(char *p, size_t n)
@@ -257,12 +296,17 @@ static void arena_release(struct stack_arena *a)
 {
     while (a->idle_bits) {
         uint64_t idle = a->idle_bits, all = idle | a->cold_bits;
-        struct stack *lists[2] = { a->idle, a->cold };
-        a->idle = a->cold = NULL;
+        struct stack *list = a->idle;
+        a->idle = NULL;
         a->idle_bits = a->cold_bits = 0;
         g_idle_count -= a->nidle;
         a->nidle = 0;
         pthread_mutex_unlock(&g_pool_lock);
+        /* Their descriptors go with their pages. */
+        for (struct stack *t = list, *n; t; t = n) {
+            n = t->next;
+            stack_unregister(t);
+        }
         unsigned calls = 0;
         if (all == ~0ull) {
             give_back(a->map, a->size);
@@ -286,12 +330,7 @@ static void arena_release(struct stack_arena *a)
         }
         atomic_fetch_add_explicit(&g_syscalls, calls, memory_order_relaxed);
         pthread_mutex_lock(&g_pool_lock);
-        for (int k = 0; k < 2; k++) {
-            for (struct stack *s = lists[k], *n; s; s = n) {
-                n = s->next;
-                arena_push_cold(s);
-            }
-        }
+        arena_mark_cold(a, all);
         /* Stacks put back meanwhile may have made the arena all free. */
         if ((a->idle_bits | a->cold_bits) != ~0ull)
             break;
@@ -300,23 +339,15 @@ static void arena_release(struct stack_arena *a)
 
 static struct stack *stack_new(size_t size)
 {
-    struct stack *s = mem_alloc(sizeof *s);
-    if (!s)
-        return NULL;
-    s->next = NULL;
     bool guard = atomic_fetch_add_explicit(&g_guarded, 1, memory_order_relaxed) < g_guard_budget;
     if (!guard) {
         atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
         if (size == g_default_size) {
+            struct stack_resv t;
             pthread_mutex_lock(&g_pool_lock);
-            struct stack *r = arena_carve(s, size);
+            bool ok = arena_carve(size, &t);
             pthread_mutex_unlock(&g_pool_lock);
-            if (!r) {
-                mem_free(s, sizeof *s);
-                return NULL;
-            }
-            stack_register(s);
-            return s;
+            return ok ? arena_desc(t) : NULL;
         }
     }
     size_t map_size = size + (guard ? g_page : 0);
@@ -326,7 +357,6 @@ static struct stack *stack_new(size_t size)
     if (m == MAP_FAILED) {
         if (guard)
             atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
-        mem_free(s, sizeof *s);
         return NULL;
     }
     if (guard) {
@@ -337,32 +367,23 @@ static struct stack *stack_new(size_t size)
             atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
         }
     }
-    s->map = m;
-    s->map_size = map_size;
-    s->lo = m + (map_size - size);
-    s->size = size;
-    s->guarded = guard;
-    s->arena = NULL;
-    stack_register(s);
-    return s;
+    return desc_init(m, map_size, size, NULL, guard);
 }
 
+/* An arena stack's memory stays with its arena (stack_global_fini unmaps
+ * it); a stack mapped alone is unmapped, its descriptor with it. */
 static void stack_destroy(struct stack *s)
 {
-#ifdef HIVE_TSAN
-    __tsan_destroy_fiber(s->tsan_fiber);
-#endif
-#ifdef HIVE_HAVE_VALGRIND
-    VALGRIND_STACK_DEREGISTER(s->vg_id);
-#endif
+    stack_unregister(s);
     if (s->guarded)
         atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
     if (!s->arena) {
-        UNPOISON(s->map, s->map_size);
-        munmap(s->map, s->map_size);
+        char *map = s->map;
+        size_t map_size = s->map_size;
+        UNPOISON(map, map_size);
+        munmap(map, map_size);
         atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
     }
-    mem_free(s, sizeof *s);
 }
 
 long stack_in_use(void)
@@ -375,7 +396,7 @@ long stack_in_use(void)
     return n;
 }
 
-static struct stack *stack_get_(struct stack_cache *c, size_t size);
+static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack_resv *r);
 
 /* The in-use count without a shared counter on every get and put: each
  * cache counts its owner's, threads without a cache use g_in_use. */
@@ -398,13 +419,38 @@ static void count_in_use(struct stack_cache *c, long d)
 
 struct stack *stack_get(struct stack_cache *c, size_t size)
 {
-    struct stack *s = stack_get_(c, size);
+    struct stack *s = stack_get_(c, size, NULL);
     if (s)
         count_in_use(c, 1);
     return s;
 }
 
-static struct stack *stack_get_(struct stack_cache *c, size_t size)
+struct stack *stack_get_or_reserve(struct stack_cache *c, size_t size, struct stack_resv *r)
+{
+    r->arena = NULL;
+    struct stack *s = stack_get_(c, size, r);
+    if (s || r->arena)
+        count_in_use(c, 1);
+    return s;
+}
+
+struct stack *stack_claim(const struct stack_resv *r)
+{
+    return arena_desc(*r);
+}
+
+void stack_unreserve(struct stack_cache *c, const struct stack_resv *r)
+{
+    count_in_use(c, -1);
+    pthread_mutex_lock(&g_pool_lock);
+    arena_mark_cold(r->arena, 1ull << r->index);
+    pthread_mutex_unlock(&g_pool_lock);
+}
+
+/* A warm stack (cache, pool, idle), else an untouched arena stack: made a
+ * stack here when r is NULL, handed out as *r otherwise; else a new
+ * mapping. */
+static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack_resv *r)
 {
     if (size == 0)
         size = g_default_size;
@@ -439,19 +485,26 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size)
             c->head = t;
             c->count++;
         }
-    } else {
-        s = take_cold();
-    }
-    pthread_mutex_unlock(&g_pool_lock);
-    if (s)
+        pthread_mutex_unlock(&g_pool_lock);
         return s;
-    return stack_new(size);
+    }
+    struct stack_resv t;
+    bool cold = take_cold(&t);
+    if (!cold && r && atomic_load_explicit(&g_guarded, memory_order_relaxed) >= g_guard_budget)
+        cold = arena_carve(size, &t); /* stack_new would carve it too */
+    pthread_mutex_unlock(&g_pool_lock);
+    if (!cold)
+        return stack_new(size);
+    if (!r)
+        return arena_desc(t);
+    *r = t;
+    return NULL;
 }
 
 void stack_put(struct stack_cache *c, struct stack *s)
 {
     count_in_use(c, -1);
-    if (s->size != g_default_size) {
+    if (s->size + sizeof *s != g_default_size) {
         stack_destroy(s);
         return;
     }
@@ -531,12 +584,9 @@ void stack_global_fini(void)
         s = n;
     }
     for (struct stack_arena *b = a; b; b = b->next) {
-        struct stack *lists[2] = { b->idle, b->cold };
-        for (int i = 0; i < 2; i++) {
-            for (struct stack *t = lists[i], *n; t; t = n) {
-                n = t->next;
-                stack_destroy(t);
-            }
+        for (struct stack *t = b->idle, *n; t; t = n) {
+            n = t->next;
+            stack_destroy(t);
         }
     }
     while (a) {

@@ -25,17 +25,29 @@
 
 struct stack_arena;
 
+/* The descriptor sits in the stack's own top bytes (stack.c): valid while
+ * the stack is in use, cached, pooled or idle, gone with its pages when
+ * they are given back. */
 struct stack {
     struct stack *next;     /* pool link */
     char   *map;            /* whole mapping, guard included */
     size_t  map_size;
     char   *lo;             /* lowest usable byte (the canary lives here) */
-    size_t  size;           /* usable bytes */
+    size_t  size;           /* usable bytes: from lo up to this descriptor */
     struct stack_arena *arena; /* carved from this arena (never unmapped
                                 * alone), NULL for a stack mapped alone */
     void   *tsan_fiber;
     unsigned vg_id;
     bool    guarded;
+};
+
+/* An arena stack whose memory nobody has touched yet (a fresh one, or one
+ * whose pages were given back): what stack_get_or_reserve hands out
+ * instead of a stack, so that the page fault of its first page is taken by
+ * whoever calls stack_claim, not by the caller. arena NULL: none. */
+struct stack_resv {
+    struct stack_arena *arena;
+    unsigned index;
 };
 
 struct stack_cache {        /* per scheduler, owner thread only */
@@ -58,6 +70,14 @@ void stack_global_fini(void);
  * `size` if it differs. NULL when memory is exhausted. */
 struct stack *stack_get(struct stack_cache *c, size_t size);
 void stack_put(struct stack_cache *c, struct stack *s);
+/* Like stack_get, except that an untouched arena stack comes back as
+ * *r (and NULL). NULL with r->arena NULL: no memory. */
+struct stack *stack_get_or_reserve(struct stack_cache *c, size_t size, struct stack_resv *r);
+/* The stack of a reservation (writes its descriptor: its first page
+ * fault). Cannot fail; the reservation is used up. */
+struct stack *stack_claim(const struct stack_resv *r);
+/* Gives back a reservation that was never claimed. */
+void stack_unreserve(struct stack_cache *c, const struct stack_resv *r);
 void stack_cache_flush(struct stack_cache *c);
 static inline bool stack_intact(const struct stack *s)
 {

@@ -35,7 +35,8 @@ __attribute__((noinline, no_sanitize("thread")))
 static void owner_snapshot(struct proc *p, struct owner_fields *o)
 {
     o->qlen = *(volatile uint32_t *)&p->pq_len;
-    o->has_stack = *(struct stack *volatile *)&p->stack != NULL;
+    o->has_stack = *(struct stack *volatile *)&p->stack != NULL ||
+                   *(struct stack_arena *volatile *)&p->resv_arena != NULL;
     o->trap_exit = *(volatile bool *)&p->trap_exit;
     o->gen_server = *(void *volatile *)&p->gs != NULL;
 }
@@ -73,7 +74,7 @@ int hive_process_info(hive_pid pid, struct hive_process_info *info)
         for (struct mnode *n = p->pq_head; n;
              n = (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed))
             queued_bytes += n->size;
-        o.has_stack = p->stack != NULL;
+        o.has_stack = p->stack != NULL; /* running: never a reservation */
         o.trap_exit = p->trap_exit;
         o.gen_server = p->gs != NULL;
     }

@@ -11,7 +11,7 @@ struct tnode {
     int producer, seq;
 };
 
-static struct mbox mb;
+static _Alignas(64) struct mbox mb;
 static _Atomic int wakeups;
 
 static void *producer(void *arg)

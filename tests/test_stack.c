@@ -145,12 +145,66 @@ START_TEST(scattered_exits_stay_bounded_and_spare_live_stacks)
 }
 END_TEST
 
+/* Untouched arena stacks are handed out as reservations: nothing of
+ * their memory is touched (resident memory stays put), the in-use count
+ * counts them, a claim gives a whole stack whose descriptor sits in its
+ * own top bytes, and a reservation given back unclaimed is handed out
+ * again without a new mapping. */
+START_TEST(reservations_touch_nothing_until_claimed)
+{
+    enum { N = 4096 };
+    stack_global_init(SIZE, 0);
+    struct stack_resv *r = calloc(N, sizeof *r);
+    size_t rss0 = rss_bytes();
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_ptr_null(stack_get_or_reserve(NULL, 0, &r[i]));
+        ck_assert_ptr_nonnull(r[i].arena);
+    }
+    ck_assert_int_eq(stack_in_use(), N);
+#ifndef SANITIZED
+    /* N stacks' first pages would be 16 MiB; the reservations cost only
+     * the arenas' bookkeeping */
+    ck_assert_uint_lt(rss_bytes(), rss0 + 2u * 1024 * 1024);
+#else
+    (void)rss0;
+#endif
+    struct stack *s = stack_claim(&r[0]);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->size + sizeof *s, SIZE);
+    ck_assert_ptr_eq((char *)s, s->lo + s->size); /* the descriptor tops the stack */
+    ck_assert(stack_intact(s));
+    touch(s, 42);
+    ck_assert_uint_eq(mark_of(s), 42);
+    uint64_t calls = stack_mmaps();
+    for (unsigned i = 1; i < N; i++)
+        stack_unreserve(NULL, &r[i]);
+    ck_assert_int_eq(stack_in_use(), 1);
+    /* given back, then handed out again from the same arenas */
+    for (unsigned i = 1; i < N; i++) {
+        ck_assert_ptr_null(stack_get_or_reserve(NULL, 0, &r[i]));
+        ck_assert_ptr_nonnull(r[i].arena);
+    }
+    ck_assert_uint_eq(stack_mmaps(), calls);
+    for (unsigned i = 1; i < N; i++) {
+        struct stack *t = stack_claim(&r[i]);
+        ck_assert_ptr_ne(t, s);
+        ck_assert_uint_eq(mark_of(t), 0); /* fresh pages */
+        stack_put(NULL, t);
+    }
+    stack_put(NULL, s);
+    ck_assert_int_eq(stack_in_use(), 0);
+    stack_global_fini();
+    free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stack");
     TCase *tc = tcase_create("release");
     tcase_add_test(tc, a_burst_of_exits_releases_whole_arenas);
     tcase_add_test(tc, scattered_exits_stay_bounded_and_spare_live_stacks);
+    tcase_add_test(tc, reservations_touch_nothing_until_claimed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -34,11 +34,16 @@ struct mq_node {
     _Atomic(struct mq_node *) next;
 };
 
+/* Embed it at a 64-byte boundary (_Alignas(64) on the member): the
+ * producers' end then fills one cache line and the consumer's end starts
+ * the next. The struct itself is not over-aligned, so it has no tail
+ * padding: the 48 bytes after it, on the consumer's line, are the
+ * container's, for fields its consumer touches (runtime/proc/proc.h). */
 struct mbox {
     /* Producers' end; on its own cache line, it is the contended word.
      * flooded shares the line: a producer reads it right after its
      * exchange, for free; the consumer writes it only when it changes. */
-    _Alignas(64) _Atomic(uintptr_t) head;
+    _Atomic(uintptr_t) head;
     _Atomic uint32_t flooded;
     /* Messages the layer above counts against a limit (runtime/proc/send.c,
      * "Mailbox limits"): added to by producers before their push, taken
@@ -46,10 +51,13 @@ struct mbox {
      * line: a bounded send's add lands on the line its exchange takes
      * anyway. Untouched for an unbounded mailbox. */
     _Atomic uint32_t counted;
-    /* Consumer's end. */
-    _Alignas(64) struct mq_node *tail;
+    char pad_[64 - 2 * sizeof(uint32_t) - sizeof(uintptr_t)];
+    /* Consumer's end (stub.next is also written by the producer that
+     * pushes onto an empty queue). */
+    struct mq_node *tail;
     struct mq_node stub;
 };
+_Static_assert(__builtin_offsetof(struct mbox, tail) == 64, "the consumer's end starts a line");
 
 #define MBOX_WAITING ((uintptr_t)1)
 

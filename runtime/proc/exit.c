@@ -119,6 +119,10 @@ void proc_release(struct sched *s, struct proc *p)
     if (p->stack) {
         stack_put(s ? &s->stacks : NULL, p->stack);
         p->stack = NULL;
+    } else if (p->resv_arena) {
+        struct stack_resv r = { p->resv_arena, p->resv_index };
+        stack_unreserve(s ? &s->stacks : NULL, &r);
+        p->resv_arena = NULL;
     }
     atomic_store_explicit(&p->status, PS_FREE, memory_order_relaxed);
     hive_pid self = pid_make(p->slot, p->gen);

@@ -197,16 +197,50 @@ static void handler_main(void *arg)
     }
 }
 
+/* The process starts at its entry on p->stack. */
+static void proc_stack_start(struct proc *p)
+{
+    p->canary = !p->stack->guarded;
+    ctx_init(&p->ctx, p->stack->lo, p->stack->size,
+             p->kind == PK_FN ? proc_main : handler_main, p);
+    p->ctx.tsan_fiber = p->stack->tsan_fiber;
+}
+
 int proc_stack_init(struct proc *p, struct stack_cache *c)
 {
     p->stack = stack_get(c, p->stack_size);
     if (!p->stack)
         return -ENOMEM;
-    p->canary = !p->stack->guarded;
-    ctx_init(&p->ctx, p->stack->lo, p->stack->size,
-             p->kind == PK_FN ? proc_main : handler_main, p);
-    p->ctx.tsan_fiber = p->stack->tsan_fiber;
+    proc_stack_start(p);
     return 0;
+}
+
+/* At spawn: a warm stack is taken now; an untouched one is only reserved,
+ * and the scheduler that first runs the process makes it its stack
+ * (sched_prepare), so that a parent spawning many processes does not take
+ * all their first page faults on its own core. */
+static int proc_stack_reserve(struct proc *p, struct stack_cache *c)
+{
+    struct stack_resv r;
+    p->resv_arena = NULL;
+    p->stack = stack_get_or_reserve(c, p->stack_size, &r);
+    if (p->stack) {
+        proc_stack_start(p);
+        return 0;
+    }
+    if (!r.arena)
+        return -ENOMEM;
+    p->resv_arena = r.arena;
+    p->resv_index = (uint8_t)r.index;
+    return 0;
+}
+
+void proc_stack_claim(struct proc *p)
+{
+    struct stack_resv r = { p->resv_arena, p->resv_index };
+    p->resv_arena = NULL;
+    p->stack = stack_claim(&r);
+    proc_stack_start(p);
 }
 
 int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spawn_opts *opts,
@@ -236,7 +270,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     struct sched *cs = cur_sched;
     p->kind = handler ? PK_HANDLER : PK_FN;
     p->stack_size = opts ? opts->stack_size : 0;
-    if (proc_stack_init(p, cs ? &cs->stacks : NULL) != 0) {
+    if (proc_stack_reserve(p, cs ? &cs->stacks : NULL) != 0) {
         proc_slot_free(p);
         return -ENOMEM;
     }

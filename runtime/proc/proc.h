@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "alloc/stack.h"
 #include "runtime/sched/ctx.h"
 #include "runtime/ds/mailbox.h"
 #include "runtime/proc/msg.h"
@@ -82,13 +83,26 @@ struct alias_set {          /* refs of calls in flight: replies to others are dr
 typedef void (*handler_fn)(void *ctx, hive_msg *m);
 
 struct proc {
-    /* --- producers' end, its own cache line (see mailbox.h) --- */
-    struct mbox mbox;
+    /* --- the mailbox: producers' end on line 0, consumer's end on line 1
+     * (see mailbox.h) --- */
+    _Alignas(64) struct mbox mbox;
+
+    /* --- owner, on the mailbox consumer's line: what a receive touches
+     * right after its pop --- */
+    /* private message queue (drained from the mailbox, not yet received) */
+    struct mnode *pq_head, *pq_tail;
+    uint32_t      pq_len;
+    /* receive timeouts (receive.c): the one wake-up timer this process may
+     * have armed, left armed between receives for the next to reuse */
+    uint32_t      rtimer_tok;       /* its MK_TIMEOUT's aux: tells it from older ones */
+    uint64_t      rtimer;           /* its id, 0 when none is armed */
+    uint64_t      rtimer_dl;        /* its deadline (clock_ns) */
+    uint64_t      examined;         /* messages offered to selective-receive
+                                       matchers (tests prove O(1) waits) */
 
     /* --- shared, atomic --- */
     _Atomic hive_pid pid;           /* current pid of this slot, 0 when free/dead */
     _Atomic uint32_t status;        /* enum proc_status, for introspection */
-    _Atomic bool     lock;          /* spinlock for links/monitors/name/flags */
     /* Mailbox limit (send.c), set at spawn before the pid is published and
      * read by senders after they resolve the pid, on this same line: an
      * unbounded send pays one predictable branch on max_queue. Atomic
@@ -96,13 +110,15 @@ struct proc {
      * while a spawn rewrites them. */
     _Atomic uint32_t max_queue;     /* 0 = unbounded */
     _Atomic uint8_t  overflow;      /* enum hive_overflow */
+    _Atomic bool     lock;          /* spinlock for links/monitors/name/flags */
+    /* --- lock (flags) --- */
+    uint32_t      flags;
     /* Overflow bookkeeping, touched only when a bounded mailbox is full. */
     _Atomic uint64_t dropped;       /* hive_process_info's messages_dropped */
     _Atomic hive_pid ovf_kill;      /* the pid an overflow kill was sent to: one
                                        kill per process, however many senders */
 
     /* --- lock --- */
-    uint32_t      flags;
     struct link  *links;
     struct mon   *monitored_by;     /* watchers of this process */
     char         *name;             /* registered name or NULL */
@@ -110,6 +126,11 @@ struct proc {
     /* --- owner --- */
     struct ctx    ctx;
     struct stack *stack;
+    /* A stack reserved at spawn and not yet touched (struct stack_resv,
+     * alloc/stack.h; its index is resv_index below): the first run makes
+     * it p->stack on the thread that runs it, which takes its page fault
+     * (sched_prepare). NULL when none. */
+    struct stack_arena *resv_arena;
     /* An idle handler's stack, lent back while it waits (sched.c, Y_IDLE):
      * whoever exchanges it out first owns it, the process when it runs
      * again (and resumes on it) or its scheduler reclaiming it. */
@@ -127,16 +148,8 @@ struct proc {
     hive_reason   exit_reason;
     hive_reason   call_reason;      /* hive_call_reason() */
 
-    /* private message queue (drained from the mailbox, not yet received) */
-    struct mnode *pq_head, *pq_tail;
-    uint32_t      pq_len;
-
-    /* receive timeouts (receive.c): the one wake-up timer this process may
-     * have armed, left armed between receives for the next to reuse */
-    uint64_t      rtimer;           /* its id, 0 when none is armed */
-    uint64_t      rtimer_dl;        /* its deadline (clock_ns) */
-    uint32_t      rtimer_tok;       /* its MK_TIMEOUT's aux: tells it from older ones */
     bool          trap_exit;
+    uint8_t       resv_index;       /* with resv_arena */
     bool          canary;           /* unguarded stack: check the canary on switch-out */
 
     /* Messages a handler process holds outside its queues; proc_exit frees
@@ -151,8 +164,6 @@ struct proc {
     hive_pid      call_target;      /* that server */
     struct alias_set aliases;
     void         *gs;               /* gen_server context, if any */
-    uint64_t      examined;         /* messages offered to selective-receive
-                                       matchers (tests prove O(1) waits) */
     uint64_t      freenext;         /* free-list link (slot + 1) */
     struct ioreq *io;               /* owner: I/O requests in flight (runtime/proc/io.c) */
 };
@@ -281,6 +292,8 @@ void proc_exit_unstacked(struct proc *p, hive_reason reason);
  * start at p's entry. -ENOMEM if none can be had. */
 struct stack_cache;
 int  proc_stack_init(struct proc *p, struct stack_cache *c);
+/* The first run of a process whose stack was reserved at spawn. */
+void proc_stack_claim(struct proc *p);
 
 /* Counts a spawn (before the process can run) on the calling thread's
  * counters. */

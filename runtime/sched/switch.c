@@ -49,13 +49,17 @@ void sched_reclaim_idle_stack(struct sched *s, struct proc *p)
 }
 
 /* Gets p ready to be switched to on s. Every process gets its stack at
- * spawn; only an idle handler (which gave its stack back) can lack one
- * here. If no stack can be had for it, it cannot run: it exits with
+ * spawn, or a reservation that its first run here turns into one; only an
+ * idle handler (which gave its stack back) can lack one here. If no stack can be had for it, it cannot run: it exits with
  * HIVE_NOMEM, which its links and monitors see, and false tells the
  * caller to pick another process. */
 bool sched_prepare(struct sched *s, struct proc *p)
 {
     if (__builtin_expect(!p->stack, 0)) {
+        if (p->resv_arena) { /* its first run: its stack was reserved at spawn */
+            proc_stack_claim(p);
+            goto ready;
+        }
         /* An idle handler whose stack was not reclaimed resumes on it, in
          * its loop; otherwise it starts afresh at its entry, which holds
          * nothing between messages. acq_rel: pairs with the exchange of a
