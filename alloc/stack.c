@@ -337,7 +337,19 @@ static void arena_release(struct stack_arena *a)
     }
 }
 
-static struct stack *stack_new(size_t size)
+/* The arena stack t: made a stack now, or handed out as *r when the
+ * caller takes reservations. */
+static struct stack *stack_or_resv(struct stack_resv t, struct stack_resv *r)
+{
+    if (!r)
+        return arena_desc(t);
+    *r = t;
+    return NULL;
+}
+
+/* A new stack: mapped alone with a guard page while the budget lasts,
+ * else carved from an arena (a reservation when r is given). */
+static struct stack *stack_new(size_t size, struct stack_resv *r)
 {
     bool guard = atomic_fetch_add_explicit(&g_guarded, 1, memory_order_relaxed) < g_guard_budget;
     if (!guard) {
@@ -347,7 +359,7 @@ static struct stack *stack_new(size_t size)
             pthread_mutex_lock(&g_pool_lock);
             bool ok = arena_carve(size, &t);
             pthread_mutex_unlock(&g_pool_lock);
-            return ok ? arena_desc(t) : NULL;
+            return ok ? stack_or_resv(t, r) : NULL;
         }
     }
     size_t map_size = size + (guard ? g_page : 0);
@@ -456,7 +468,7 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack
         size = g_default_size;
     size = (size + g_page - 1) & ~(g_page - 1);
     if (size != g_default_size)
-        return stack_new(size);
+        return stack_new(size, NULL);
     struct stack *s = c ? c->head : NULL;
     if (s) {
         c->head = s->next;
@@ -490,15 +502,8 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack
     }
     struct stack_resv t;
     bool cold = take_cold(&t);
-    if (!cold && r && atomic_load_explicit(&g_guarded, memory_order_relaxed) >= g_guard_budget)
-        cold = arena_carve(size, &t); /* stack_new would carve it too */
     pthread_mutex_unlock(&g_pool_lock);
-    if (!cold)
-        return stack_new(size);
-    if (!r)
-        return arena_desc(t);
-    *r = t;
-    return NULL;
+    return cold ? stack_or_resv(t, r) : stack_new(size, r);
 }
 
 void stack_put(struct stack_cache *c, struct stack *s)

@@ -50,7 +50,8 @@ void sched_reclaim_idle_stack(struct sched *s, struct proc *p)
 
 /* Gets p ready to be switched to on s. Every process gets its stack at
  * spawn, or a reservation that its first run here turns into one; only an
- * idle handler (which gave its stack back) can lack one here. If no stack can be had for it, it cannot run: it exits with
+ * idle handler (which gave its stack back) can lack one here. If no stack
+ * can be had for it, it cannot run: it exits with
  * HIVE_NOMEM, which its links and monitors see, and false tells the
  * caller to pick another process. */
 bool sched_prepare(struct sched *s, struct proc *p)
