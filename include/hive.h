@@ -95,6 +95,15 @@ typedef struct hive_config {
                               lets hive set it up and has every opcode it
                               needs, else epoll; HIVE_IO_URING: io_uring or
                               fail with the reason; HIVE_IO_EPOLL */
+    unsigned recv_bufs;    /* receive buffers of 4 KiB each scheduler lends
+                              to receives of at most 4 KiB (hive_io_recv,
+                              hive_io_recv_async): such a receive holds no
+                              buffer while it waits, it gets one when its
+                              data arrive (io_uring: a provided-buffer
+                              ring). 0 or a power of two up to 32768;
+                              default 256 (1 MiB of address space per
+                              scheduler, resident once used); 0: every
+                              receive has its own buffer from its start */
 } hive_config;
 
 enum { HIVE_IO_AUTO = 0, HIVE_IO_URING = 1, HIVE_IO_EPOLL = 2 };
@@ -103,7 +112,7 @@ HIVE_API void hive_config_default(hive_config *cfg);
 /* Overrides cfg fields from HIVE_SCHEDULERS, HIVE_PIN, HIVE_STACK_SIZE,
  * HIVE_MAX_PROCESSES, HIVE_RING_ENTRIES, HIVE_SQPOLL, HIVE_SPIN_US,
  * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET,
- * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE, HIVE_IO (auto, uring, epoll). -EINVAL and a message on
+ * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE, HIVE_IO (auto, uring, epoll), HIVE_RECV_BUFS. -EINVAL and a message on
  * stderr naming the variable when a value is bad (cfg is then unchanged). */
 HIVE_API int  hive_config_from_env(hive_config *cfg);
 
@@ -523,6 +532,15 @@ typedef struct hive_sched_stats {
     uint64_t io_backend;       /* the backend this scheduler's I/O and parking
                                   run on: HIVE_IO_URING or HIVE_IO_EPOLL (in
                                   a total: the runtime's) */
+    uint64_t io_recv_bufs;     /* receive buffers this scheduler lends
+                                  (hive_config.recv_bufs; 0 when it lends
+                                  none: set to 0, or a kernel without
+                                  provided-buffer rings) */
+    uint64_t io_recv_lent;     /* receives dispatched here whose data came
+                                  in a lent buffer */
+    uint64_t io_recv_nobufs;   /* receives that found every lent buffer in
+                                  use and were run again with a buffer of
+                                  their own */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

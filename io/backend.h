@@ -31,6 +31,9 @@ enum iop_kind { IOP_RECV = 1, IOP_SEND, IOP_READ, IOP_WRITE, IOP_ACCEPT, IOP_CON
 struct iop {
     /* --- request: set by the layer above before iob_start --- */
     uint8_t    kind;           /* enum iop_kind */
+    bool       lend;           /* RECV only: buf is NULL, the backend lends one
+                                  of the ring's receive buffers (below) */
+    int16_t    lent;           /* backend: the lent buffer's index, -1: none */
     int        fd;
     void      *buf;            /* data; ACCEPT: where the peer's address goes;
                                   CONNECT: the address to connect to */
@@ -52,6 +55,22 @@ struct iop {
     uint32_t    fdgen;           /* the fd's generation when it started (io/fdgen.h) */
     void       *sqe;             /* uring: its entry, until submitted */
 };
+
+/* Receive buffers lent by the ring. A RECV started with lend set (and len
+ * at most iob_lend_size) has no buffer of its own: the backend takes one of
+ * the ring's buffers only when data arrive (io_uring: a provided-buffer
+ * ring, the kernel picks the buffer as it completes the receive; epoll:
+ * a pool, taken for the non-blocking try), so a receive that waits holds
+ * no memory. When such an op is handed back with res > 0, op->buf points
+ * at the data in the lent buffer for the time of the handler's call: the
+ * handler copies them, and the backend takes the buffer back when the
+ * handler returns. With every buffer out, the op ends with -ENOBUFS and
+ * the layer above runs it again with a buffer of its own. */
+#define IOB_LEND_SIZE 4096u
+/* The size of the buffers r lends (IOB_LEND_SIZE), or 0 when it lends none
+ * (hive_config.recv_bufs 0, or a kernel without provided-buffer rings).
+ * Owner thread, after iob_lend_init. */
+unsigned iob_lend_size(const struct ring *r);
 
 /* Called once per started op when the backend holds no more reference to
  * it: res is the op's result (>= 0, or -errno; -ECANCELED after a time-out
@@ -84,9 +103,19 @@ struct io_ops {
     /* what a backend does for a number about to be closed, after the
      * common part (the generation bumped, the close barrier passed) */
     void (*fd_closing)(struct ring *r, int fd);
+    /* sets up count receive buffers of IOB_LEND_SIZE to lend (owner
+     * thread, after bind); 0, or -errno: the ring then lends none */
+    int  (*lend_init)(struct ring *r, unsigned count, const char **why);
 };
 extern const struct io_ops uring_ops, epoll_ops;
 extern const struct io_ops *io_ops;    /* set by ring_select, read-only after */
+
+/* Sets up r's receive buffers (see iob_lend_size); on failure r lends
+ * none and *why says why. Owner thread, after ring_bind. */
+static inline int iob_lend_init(struct ring *r, unsigned count, const char **why)
+{
+    return io_ops->lend_init(r, count, why);
+}
 
 /* Queues op for the next submission (iob_flush, or the park). 0, or a
  * negative errno: the op was not started and belongs to the caller. The

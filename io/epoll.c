@@ -116,6 +116,11 @@ struct ep {
     unsigned nheap, capheap;
     unsigned waiting;        /* operations on wait lists */
     uint64_t last_poll;
+    /* Receive buffers it lends (backend.h): free ones in a LIFO list linked
+     * through their first word, so the same few stay warm; made on demand,
+     * at most r->lend_count, freed at fini. */
+    void *lend_free;
+    unsigned lend_made;
     /* Pushed by any thread (release), taken whole by the owner (acquire). */
     _Atomic(struct notice *) notices;
 };
@@ -392,6 +397,49 @@ static int put_rest(struct ring *r, struct iop *op, bool sock)
     return 1;
 }
 
+static void *lend_take(struct ring *r)
+{
+    struct ep *e = r->ep;
+    void *b = e->lend_free;
+    if (b) {
+        memcpy(&e->lend_free, b, sizeof(void *));
+        return b;
+    }
+    if (e->lend_made == r->lend_count)
+        return NULL;
+    if ((b = malloc(IOB_LEND_SIZE)))
+        e->lend_made++;
+    return b;
+}
+
+static void lend_give(struct ring *r, void *b)
+{
+    struct ep *e = r->ep;
+    memcpy(b, &e->lend_free, sizeof(void *));
+    e->lend_free = b;
+}
+
+/* A receive into a lent buffer: one is taken for the try, and kept only if
+ * the try finished the op with data or EOF. */
+static ssize_t recv_lent(struct ring *r, struct iop *op)
+{
+    void *b = lend_take(r);
+    if (!b) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    ssize_t n = recv(op->fd, b, op->len, MSG_DONTWAIT);
+    if (n < 0) {
+        int e = errno;
+        lend_give(r, b);
+        errno = e;
+        return n;
+    }
+    op->buf = b;
+    op->lent = 0;
+    return n;
+}
+
 /* Tries op without blocking: 1 when it finished (op->res holds the
  * result), 0 when it must wait for readiness. */
 static int try_op(struct ring *r, struct fdrec *rec, struct iop *op)
@@ -406,7 +454,7 @@ static int try_op(struct ring *r, struct fdrec *rec, struct iop *op)
         switch (op->kind) {
         case IOP_RECV:
             r->sys++;
-            n = recv(fd, op->buf, op->len, MSG_DONTWAIT);
+            n = op->lend ? recv_lent(r, op) : recv(fd, op->buf, op->len, MSG_DONTWAIT);
             /* Short, or nothing: drained until the next input edge. Data
              * that arrive after this call raise an edge of their own (the
              * descriptor is registered before any recv is skipped). */
@@ -656,7 +704,11 @@ static int hand_back(struct ring *r)
         op->bflags = 0;
         r->inflight--;
         n++;
+        void *lent = op->lent >= 0 ? op->buf : NULL;
+        /* the handler copies the data out; op may be gone when it returns */
         iob_done(op, op->res);
+        if (lent)
+            lend_give(r, lent);
     }
     return n;
 }
@@ -676,6 +728,7 @@ static int ep_start(struct ring *r, struct iop *op)
     if (!rec)
         return -ENOMEM;
     op->fdgen = rec->gen;
+    op->lent = -1;
     op->bflags = IOPB_INFLIGHT;
     op->res = 0;
     op->progress = 0;
@@ -896,6 +949,13 @@ static void ep_drain(struct ring *r)
     hand_back(r);
 }
 
+static int ep_lend_init(struct ring *r, unsigned count, const char **why)
+{
+    (void)why;
+    r->lend_count = count;
+    return 0;
+}
+
 static void ep_fini(struct ring *r)
 {
     struct ep *e = r->ep;
@@ -906,6 +966,10 @@ static void ep_fini(struct ring *r)
     take_notices(r);
     close(e->evfd);
     close(e->epfd);
+    for (void *b = e->lend_free, *nx; b; b = nx) {
+        memcpy(&nx, b, sizeof nx);
+        free(b);
+    }
     free(e->recs);
     free(e->heap);
     free(e);
@@ -928,4 +992,5 @@ const struct io_ops epoll_ops = {
     .flush = ep_flush,
     .reap = ep_reap,
     .fd_closing = ep_fd_closing,
+    .lend_init = ep_lend_init,
 };

@@ -67,3 +67,8 @@ const char *ring_backend(const char **why)
         *why = passed_over;
     return io_ops->name;
 }
+
+unsigned iob_lend_size(const struct ring *r)
+{
+    return r->lend_count ? IOB_LEND_SIZE : 0;
+}

@@ -55,6 +55,11 @@ struct ring {
     struct iop *queued;             /* uring: started, not yet submitted */
     uint64_t sys;                   /* its other system calls (epoll_wait,
                                        epoll_ctl, recv, send, eventfd writes...) */
+    /* receive buffers it lends (backend.h): uring's provided-buffer ring */
+    struct io_uring_buf_ring *lend_br;
+    char    *lend_mem;              /* count * IOB_LEND_SIZE bytes */
+    unsigned lend_count;            /* 0: it lends none */
+    void    *lend_retry;            /* the layer above's: ops that met -ENOBUFS */
     /* --- any thread --- */
     /* 1 while the owner checks descriptor generations and hands numbers
      * to the kernel (io/fdgen.h); its partner is the closer's load in

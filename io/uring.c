@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "io/backend.h"
@@ -26,6 +27,14 @@
 #define IOPB_DONE       0x2u   /* its own completion came; res holds it */
 #define IOPB_INFLIGHT   0x4u   /* started and not yet handed back */
 #define IOPB_CLOSED     0x20u  /* its number was closed before it was submitted */
+
+/* The buffer group of the receive buffers a ring lends (backend.h). */
+#define LEND_BGID 0
+
+static inline size_t lend_ring_bytes(unsigned count)
+{
+    return (size_t)count * sizeof(struct io_uring_buf);
+}
 
 static int ur_reap(struct ring *r);
 static int ur_setup_done(struct ring *r, const struct io_uring_params *p, bool sqpoll,
@@ -41,7 +50,8 @@ static void pre_submit(struct ring *r)
         if (fdgen_of(op->fd) == op->fdgen)
             continue;
         struct io_uring_sqe *sqe = op->sqe;
-        uint8_t flags = sqe->flags;
+        /* a no-op takes no buffer: the link stays, the selection goes */
+        uint8_t flags = sqe->flags & (uint8_t)~IOSQE_BUFFER_SELECT;
         uint64_t ud = sqe->user_data;
         io_uring_prep_nop(sqe);
         sqe->flags = flags;
@@ -113,6 +123,14 @@ static int ur_start(struct ring *r, struct iop *op)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
     switch (op->kind) {
     case IOP_RECV:
+        if (op->lend) {
+            /* The kernel takes a buffer from the ring's group only when
+             * the data are there (backend.h, "Receive buffers lent"). */
+            io_uring_prep_recv(sqe, op->fd, NULL, op->len, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = LEND_BGID;
+            break;
+        }
         io_uring_prep_recv(sqe, op->fd, op->buf, op->len, 0);
         break;
     case IOP_SEND:
@@ -141,6 +159,7 @@ static int ur_start(struct ring *r, struct iop *op)
         return -EINVAL;
     }
     io_uring_sqe_set_data(sqe, op);
+    op->lent = -1;
     op->bflags = IOPB_INFLIGHT;
     op->res = 0;
     op->progress = 0;
@@ -188,13 +207,40 @@ static int ur_flush(struct ring *r)
     return enters ? 1 : 0;
 }
 
+/* A lent buffer goes back to the end of the ring: the kernel lends it
+ * again after every buffer put back before it. */
+static void lend_put(struct ring *r, unsigned bid)
+{
+    io_uring_buf_ring_add(r->lend_br, r->lend_mem + (size_t)bid * IOB_LEND_SIZE,
+                          IOB_LEND_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(r->lend_count), 0);
+    /* a release store of the tail: the entry before the kernel sees it */
+    io_uring_buf_ring_advance(r->lend_br, 1);
+}
+
 static void hand_back(struct ring *r, struct iop *op, int res)
 {
     if (op->bflags & IOPB_CLOSED)
         res = closed_result(op);
     op->bflags &= (uint8_t)~IOPB_INFLIGHT;
     r->inflight--;
+    int lent = op->lent;
+    if (lent >= 0)
+        op->buf = r->lend_mem + (size_t)lent * IOB_LEND_SIZE;
+    /* the handler copies the data out; op may be gone when it returns */
     iob_done(op, res);
+    if (lent >= 0)
+        lend_put(r, (unsigned)lent);
+}
+
+/* The buffer the kernel picked for op's data, if it picked one. */
+static inline void took_buffer(struct ring *r, struct iop *op, const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_BUFFER))
+        return;
+    unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (bid < r->lend_count)
+        op->lent = (int16_t)bid;
 }
 
 static unsigned reap_once(struct ring *r)
@@ -213,6 +259,7 @@ static unsigned reap_once(struct ring *r)
                 hand_back(r, op, op->res);
             continue;
         }
+        took_buffer(r, op, cqe);
         if (op->bflags & IOPB_CANCELLING) {
             op->res = cqe->res;
             op->bflags |= IOPB_DONE;
@@ -488,10 +535,64 @@ static void ur_fini(struct ring *r)
     if (r->ready) {
         if (r->inflight)
             ur_drain(r);
+        /* the ring's exit releases the buffer group with it */
         io_uring_queue_exit(&r->uring);
         fdgen_unregister(r);
+        if (r->lend_count) {
+            munmap(r->lend_br, lend_ring_bytes(r->lend_count));
+            munmap(r->lend_mem, (size_t)r->lend_count * IOB_LEND_SIZE);
+            r->lend_count = 0;
+        }
     }
     r->ready = false;
+}
+
+/* The provided-buffer ring (Linux 5.19): count entries, page-aligned as
+ * the kernel wants them, and count buffers of IOB_LEND_SIZE, which are
+ * resident only once the kernel has received into them. liburing 2.3 has
+ * no io_uring_setup_buf_ring: the ring is mapped and registered here. */
+static int ur_lend_init(struct ring *r, unsigned count, const char **why)
+{
+    if (!count)
+        return 0;
+    void *br = mmap(NULL, lend_ring_bytes(count), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem = mmap(NULL, (size_t)count * IOB_LEND_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    r->sys += 2;
+    if (br == MAP_FAILED || mem == MAP_FAILED) {
+        if (br != MAP_FAILED)
+            munmap(br, lend_ring_bytes(count));
+        if (mem != MAP_FAILED)
+            munmap(mem, (size_t)count * IOB_LEND_SIZE);
+        *why = "cannot map the receive buffers";
+        return -ENOMEM;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)br;
+    reg.ring_entries = count;
+    reg.bgid = LEND_BGID;
+    int rc = io_uring_register_buf_ring(&r->uring, &reg, 0);
+    r->sys++;
+    if (rc < 0) {
+        munmap(br, lend_ring_bytes(count));
+        munmap(mem, (size_t)count * IOB_LEND_SIZE);
+        *why = rc == -EINVAL ? "this kernel's io_uring lacks provided-buffer rings "
+                               "(IORING_REGISTER_PBUF_RING, Linux >= 5.19)"
+                             : "io_uring_register(IORING_REGISTER_PBUF_RING) failed";
+        return rc;
+    }
+    r->lend_br = br;
+    r->lend_mem = mem;
+    r->lend_count = count;
+    io_uring_buf_ring_init(r->lend_br);
+    for (unsigned i = 0; i < count; i++)
+        io_uring_buf_ring_add(r->lend_br, r->lend_mem + (size_t)i * IOB_LEND_SIZE,
+                              IOB_LEND_SIZE, (unsigned short)i,
+                              io_uring_buf_ring_mask(count), (int)i);
+    io_uring_buf_ring_advance(r->lend_br, (int)count);
+    return 0;
 }
 
 static int ur_park(struct ring *r, int64_t timeout_ns)
@@ -556,4 +657,5 @@ const struct io_ops uring_ops = {
     .flush = ur_flush,
     .reap = ur_reap,
     .fd_closing = ur_fd_closing,
+    .lend_init = ur_lend_init,
 };

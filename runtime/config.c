@@ -26,6 +26,7 @@ void hive_config_default(hive_config *cfg)
     cfg->budget = 2000;
     cfg->guard_stacks = 1024;
     cfg->backpressure = true;
+    cfg->recv_bufs = 256;
 }
 
 /* Parses an unsigned decimal with an optional K/M/G suffix (sizes). */
@@ -100,6 +101,8 @@ static const struct limit limits[] = {
     LIM("HIVE_MAX_MESSAGE", max_message, 0, 1ull << 31, true, false, "bytes, at most 2G"),
     LIM("HIVE_SHUTDOWN_MS", shutdown_ms, 0, 3600000, false, false, "milliseconds, 0 .. 3600000"),
     LIM("HIVE_BUDGET", budget, 1, 1000000, false, false, "reductions, 1 .. 1000000"),
+    LIM("HIVE_RECV_BUFS", recv_bufs, 0, 32768, false, true,
+        "0 (none) or a power of two up to 32768"),
 };
 #undef LIM
 

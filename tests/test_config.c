@@ -28,6 +28,7 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert_uint_eq(c.budget, 2000);
     ck_assert(c.backpressure);
     ck_assert(!c.defer_taskrun);
+    ck_assert_uint_eq(c.recv_bufs, 256);
     /* defer_taskrun sits in the padding after backpressure: io_backend
      * keeps its offset, so ABI 2 programs still match the library. */
     ck_assert_uint_eq(offsetof(hive_config, io_backend), offsetof(hive_config, backpressure) + 4);
@@ -49,6 +50,7 @@ START_TEST(config_from_env_reads_every_flag)
     setenv("HIVE_SHUTDOWN_MS", "250", 1);
     setenv("HIVE_BACKPRESSURE", "off", 1);
     setenv("HIVE_DEFER_TASKRUN", "1", 1);
+    setenv("HIVE_RECV_BUFS", "1024", 1);
     hive_config c;
     hive_config_default(&c);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
@@ -65,6 +67,7 @@ START_TEST(config_from_env_reads_every_flag)
     ck_assert_uint_eq(c.shutdown_ms, 250);
     ck_assert(!c.backpressure);
     ck_assert(c.defer_taskrun);
+    ck_assert_uint_eq(c.recv_bufs, 1024);
     setenv("HIVE_GUARD_STACKS", "12", 1);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
     ck_assert_int_eq(c.guard_stacks, 12);
@@ -73,6 +76,10 @@ START_TEST(config_from_env_reads_every_flag)
     unsetenv("HIVE_SHUTDOWN_MS");
     unsetenv("HIVE_BACKPRESSURE");
     unsetenv("HIVE_DEFER_TASKRUN");
+    setenv("HIVE_RECV_BUFS", "0", 1);
+    ck_assert_int_eq(hive_config_from_env(&c), 0);
+    ck_assert_uint_eq(c.recv_bufs, 0);
+    unsetenv("HIVE_RECV_BUFS");
 }
 END_TEST
 
@@ -86,6 +93,7 @@ START_TEST(config_from_env_rejects_bad_values_and_changes_nothing)
         { "HIVE_GUARD_STACKS", "-5" }, { "HIVE_BUDGET", "0" },
         { "HIVE_BACKPRESSURE", "2" }, { "HIVE_BACKPRESSURE", "sometimes" },
         { "HIVE_DEFER_TASKRUN", "yes please" },
+        { "HIVE_RECV_BUFS", "100" }, { "HIVE_RECV_BUFS", "65536" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv(bad[i][0], bad[i][1], 1);

@@ -621,6 +621,161 @@ START_TEST(many_processes_requests_share_one_enter_per_loop_pass) { run_hive(1, 
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Receive buffers lent by the ring (hive_config.recv_bufs)             */
+/* ------------------------------------------------------------------ */
+
+#define NLEND 64
+
+/* What peer i sends: a length on both sides of LEND_NODE (48 bytes, the
+ * payload a lending receive's message starts with), a pattern of its own. */
+static size_t lend_len(int i) { return i % 2 ? 20 + (size_t)i % 20 : 200 + 3 * (size_t)i; }
+static void lend_fill(char *b, int i)
+{
+    for (size_t k = 0; k < lend_len(i); k++)
+        b[k] = (char)(i * 31 + (int)k);
+}
+
+static void lend_check(const hive_msg *m, int i)
+{
+    char want[512];
+    lend_fill(want, i);
+    ck_assert_msg(m->tag == HIVE_TAG_IO, "receive %d: tag %x err %d", i, m->tag,
+                  m->tag == HIVE_TAG_IO_ERROR ? *(int *)m->data : 0);
+    ck_assert_uint_eq(m->len, lend_len(i));
+    ck_assert(memcmp(m->data, want, m->len) == 0);
+}
+
+static void lend_pairs(int sp[NLEND][2])
+{
+    for (int i = 0; i < NLEND; i++)
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]), 0);
+}
+
+static void lend_close(int sp[NLEND][2])
+{
+    for (int i = 0; i < NLEND; i++) {
+        hive_io_close(sp[i][0]);
+        close(sp[i][1]);
+    }
+}
+
+/* 64 receives wait at once on a ring that lends 4 buffers; the data come
+ * one connection at a time, and every receive gets a lent buffer: a
+ * receive that waits holds none (else the fifth would find them all out). */
+static void t_lend_idle(void *arg)
+{
+    (void)arg;
+    int sp[NLEND][2];
+    hive_ref r[NLEND];
+    lend_pairs(sp);
+    hive_sched_stats a, b;
+    hive_stats(NULL, 0, &a);
+    ck_assert_uint_eq(a.io_recv_bufs, 4);
+    for (int i = 0; i < NLEND; i++)
+        ck_assert_int_eq(hive_io_recv_async(sp[i][0], 1000, &r[i]), 0);
+    for (int i = 0; i < NLEND; i++) {
+        char out[512];
+        lend_fill(out, i);
+        ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_ref, &r[i], &m, 5000), 0);
+        lend_check(m, i);
+        hive_msg_free(m);
+    }
+    /* A blocking receive lends too. */
+    char out[512], in[1000];
+    lend_fill(out, 2);
+    ck_assert_int_eq(write(sp[0][1], out, lend_len(2)), (ssize_t)lend_len(2));
+    ck_assert_int_eq(hive_io_recv(sp[0][0], in, sizeof in, 5000), (ssize_t)lend_len(2));
+    ck_assert(memcmp(in, out, lend_len(2)) == 0);
+    hive_stats(NULL, 0, &b);
+    ck_assert_uint_eq(b.io_recv_nobufs - a.io_recv_nobufs, 0);
+    ck_assert_uint_eq(b.io_recv_lent - a.io_recv_lent, NLEND + 1);
+    lend_close(sp);
+}
+
+static void run_lend(unsigned bufs, void (*fn)(void *))
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 1;
+    cfg.pin = false;
+    cfg.shutdown_ms = 2000;
+    cfg.recv_bufs = bufs;
+    run_hive_cfg(&cfg, fn, NULL);
+}
+
+START_TEST(waiting_receives_hold_no_lent_buffer) { run_lend(4, t_lend_idle); }
+END_TEST
+
+/* 64 receives whose data are all there when the scheduler next submits or
+ * polls, on a ring that lends 2 buffers: two get them, the others find
+ * none and run again with buffers of their own; nothing is lost. */
+static void t_lend_burst(void *arg)
+{
+    (void)arg;
+    int sp[NLEND][2];
+    hive_ref r[NLEND];
+    lend_pairs(sp);
+    hive_sched_stats a, b;
+    hive_stats(NULL, 0, &a);
+    for (int i = 0; i < NLEND; i++)
+        ck_assert_int_eq(hive_io_recv_async(sp[i][0], 1000, &r[i]), 0);
+    /* No wait between: the one scheduler takes their completions after. */
+    for (int i = 0; i < NLEND; i++) {
+        char out[512];
+        lend_fill(out, i);
+        ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
+    }
+    for (int i = 0; i < NLEND; i++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_ref, &r[i], &m, 5000), 0);
+        lend_check(m, i);
+        hive_msg_free(m);
+    }
+    hive_stats(NULL, 0, &b);
+    uint64_t lent = b.io_recv_lent - a.io_recv_lent, miss = b.io_recv_nobufs - a.io_recv_nobufs;
+    ck_assert_msg(miss >= 1 && lent >= 1 && lent + miss == NLEND,
+                  "%llu lent, %llu without a buffer", (unsigned long long)lent,
+                  (unsigned long long)miss);
+    /* each miss was submitted again */
+    ck_assert_uint_eq(b.io_submitted - a.io_submitted, NLEND + miss);
+    lend_close(sp);
+}
+START_TEST(receives_beyond_the_lent_buffers_get_their_own_and_lose_nothing)
+{
+    run_lend(2, t_lend_burst);
+}
+END_TEST
+
+/* recv_bufs 0: nothing is lent, receives have their own buffers. */
+static void t_lend_off(void *arg)
+{
+    (void)arg;
+    int sp[NLEND][2];
+    lend_pairs(sp);
+    hive_sched_stats a, b;
+    hive_stats(NULL, 0, &a);
+    ck_assert_uint_eq(a.io_recv_bufs, 0);
+    for (int i = 0; i < 4; i++) {
+        hive_ref r;
+        char out[512];
+        ck_assert_int_eq(hive_io_recv_async(sp[i][0], 1000, &r), 0);
+        lend_fill(out, i);
+        ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive_if(match_ref, &r, &m, 5000), 0);
+        lend_check(m, i);
+        hive_msg_free(m);
+    }
+    hive_stats(NULL, 0, &b);
+    ck_assert_uint_eq(b.io_recv_lent - a.io_recv_lent, 0);
+    lend_close(sp);
+}
+START_TEST(recv_bufs_zero_lends_nothing) { run_lend(0, t_lend_off); }
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Foreign threads                                                     */
 /* ------------------------------------------------------------------ */
 
@@ -677,6 +832,9 @@ static Suite *io_suite(void)
     tcase_add_test(tc, recv_async_serves_a_gen_server_from_handle_info);
     tcase_add_test(tc, many_processes_requests_share_one_enter_per_loop_pass);
     tcase_add_test(tc, blocking_io_from_foreign_thread_is_eperm);
+    tcase_add_test(tc, waiting_receives_hold_no_lent_buffer);
+    tcase_add_test(tc, receives_beyond_the_lent_buffers_get_their_own_and_lose_nothing);
+    tcase_add_test(tc, recv_bufs_zero_lends_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,7 @@
 /*
  * I/O under pressure: processes killed in the middle of large receives and
- * sends (the kernel lets go before anything of theirs is reused: run under
- * ASan), a tiny ring with many operations at once (a full submission queue
+ * sends and of small receives that borrow the ring's lent buffers (the
+ * kernel lets go before anything of theirs is reused: run under ASan), a tiny ring with many operations at once (a full submission queue
  * and an overflowing completion queue lose nothing), 10,000 concurrent
  * loopback connections, and closes racing receives on four schedulers
  * (no operation ever reaches a descriptor that reused a closed number).
@@ -58,6 +58,29 @@ static void stack_victim(void *arg)
     ck_abort_msg("the operation finished");
 }
 
+/* Small receives, which borrow a buffer the ring lends (hive_config.
+ * recv_bufs) when their data arrive: a blocking one into the stack, or a
+ * recv_async in flight while the process waits in a receive. */
+static void small_victim(void *arg)
+{
+    struct victim *v = arg;
+    char buf[512];
+    hive_send(v->parent, T_READY, NULL, 0);
+    hive_io_recv(v->fd, buf, sizeof buf, HIVE_INFINITY);
+    ck_abort_msg("the operation finished");
+}
+
+static void async_victim(void *arg)
+{
+    struct victim *v = arg;
+    hive_ref r;
+    ck_assert_int_eq(hive_io_recv_async(v->fd, 512, &r), 0);
+    hive_send(v->parent, T_READY, NULL, 0);
+    hive_msg *m;
+    hive_receive(&m, HIVE_INFINITY);
+    ck_abort_msg("a message came");
+}
+
 /* Writes over a fresh stack, where a victim's buffer may have been. */
 static void scribble(void *arg)
 {
@@ -78,10 +101,11 @@ static void t_kill(void *arg)
     hive_pid pid[NV];
     for (int i = 0; i < NV; i++) {
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]), 0);
-        v[i] = (struct victim){ .fd = pairs[i][0], .parent = hive_self(), .send = i % 3 == 1,
+        v[i] = (struct victim){ .fd = pairs[i][0], .parent = hive_self(), .send = i % 5 == 1,
                                 .buf = malloc(4u << 20) };
         hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &mon[i] };
-        ck_assert_int_eq(hive_spawn_opt(i % 3 == 2 ? stack_victim : victim, &v[i], &o, &pid[i]), 0);
+        void (*fn[5])(void *) = { victim, victim, stack_victim, small_victim, async_victim };
+        ck_assert_int_eq(hive_spawn_opt(fn[i % 5], &v[i], &o, &pid[i]), 0);
     }
     for (int i = 0; i < NV; i++)
         hive_msg_free(recv_tag(T_READY, 5000));
@@ -217,7 +241,7 @@ START_TEST(closes_racing_receives_never_reach_a_reused_descriptor)
 }
 END_TEST
 
-START_TEST(kill_during_large_recv_and_send_cancels_in_kernel) { run_hive(2, t_kill, NULL); }
+START_TEST(kill_during_large_and_lent_receives_and_sends_cancels_in_kernel) { run_hive(2, t_kill, NULL); }
 END_TEST
 
 /* Processes that exit (not killed) with a recv_async pending, many times
@@ -466,7 +490,7 @@ static Suite *io_stress_suite(void)
     Suite *s = suite_create("io_stress");
     TCase *tc = tcase_create("io_stress");
     tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, kill_during_large_recv_and_send_cancels_in_kernel);
+    tcase_add_test(tc, kill_during_large_and_lent_receives_and_sends_cancels_in_kernel);
     tcase_add_test(tc, closes_racing_receives_never_reach_a_reused_descriptor);
     tcase_add_test(tc, exit_with_recv_async_pending_cancels_it);
     tcase_add_test(tc, tiny_ring_full_sq_and_cq_overflow_lose_nothing);

@@ -32,6 +32,15 @@
  * Neither side touches the request after losing it: the owner reads what
  * it needs before its CAS, the process after its own.
  *
+ * Receives of at most IOB_LEND_SIZE bytes borrow their buffer (io/backend.h,
+ * "Receive buffers lent"): the request starts with a message of LEND_NODE
+ * payload bytes and no buffer, the backend lends it one when the data
+ * arrive, and the completion copies them into the message (a bigger one if
+ * they do not fit) before the buffer goes back. So a connection that waits
+ * for data holds no buffer for them. With every buffer out the op ends
+ * with -ENOBUFS; the owner runs it again with a buffer of its own
+ * (lend_retries) after the reap, outside the backend's dispatch.
+ *
  * Time-outs are the kernel's: a blocking call's operation is linked to a
  * LINK_TIMEOUT, and the process waits for the operation's own completion
  * whatever happens. Data that arrived before the time-out fired are
@@ -66,6 +75,8 @@ struct ioreq {
     struct iop      op;          /* first: the backend hands it back */
     _Atomic uint32_t state;      /* RQ_*, see the top of this file */
     bool            async;       /* hive_io_recv_async: a HIVE_TAG_IO message */
+    /* owner thread */
+    bool            retrying;    /* on the ring's lend_retry list: not in the backend */
     /* owner thread, once orphaned */
     bool            kdone;       /* the backend handed it back */
     bool            cancel_seen; /* its entry on the cancel stack was taken */
@@ -74,8 +85,15 @@ struct ioreq {
     struct mnode   *node;        /* the completion message; its payload is the buffer */
     hive_pid        pid;
     struct ioreq   *cnext;       /* cancel stack link (written before the push) */
+    struct ioreq   *rnext;       /* lend_retry link (owner thread) */
+    uint32_t        cap;         /* a lending receive: the buffer a retry gets */
     struct ioreq   *pnext, **pprev; /* the process's list (the process only) */
 };
+
+/* The payload a lending receive's message starts with: what fits in the
+ * smallest node class (128 bytes with its header), room for an error's
+ * int and for small data; larger data get a node of their size. */
+#define LEND_NODE 48u
 
 /* ACCEPT's payload: where the kernel writes the peer's address. */
 struct accept_buf {
@@ -125,6 +143,36 @@ static void orphan_step(struct ioreq *q)
     }
 }
 
+/* A node of len payload bytes in place of q's, with the same header. */
+static struct mnode *regrow(struct ioreq *q, size_t len)
+{
+    struct mnode *o = q->node, *n = mnode_alloc(len);
+    if (!n)
+        return NULL;
+    n->kind = o->kind;
+    n->msg.tag = o->msg.tag;
+    n->msg.from = o->msg.from;
+    n->msg.ref = o->msg.ref;
+    mnode_free(o);
+    q->node = n;
+    return n;
+}
+
+/* The data of a lending receive, in the lent buffer for the time of the
+ * handler's call, into its message: res, or -ENOMEM (the data are lost). */
+static int take_lent(struct ioreq *q, int res, struct sched_counters *st)
+{
+    if (res <= 0)
+        return res;
+    struct mnode *n = q->node;
+    if ((size_t)res > LEND_NODE && !(n = regrow(q, (size_t)res)))
+        return -ENOMEM;
+    memcpy(n->msg.data, q->op.buf, (size_t)res);
+    if (st)
+        count(&st->io_recv_lent, 1);
+    return res;
+}
+
 /* The backend handed the op back: the kernel is done with its buffer. */
 static void on_done(struct iop *op, int res)
 {
@@ -134,6 +182,19 @@ static void on_done(struct iop *op, int res)
         count(&st->io_completed, 1);
     q->res = res;
     if (atomic_load_explicit(&q->state, memory_order_acquire) == RQ_INFLIGHT) {
+        if (op->lend) {
+            if (res == -ENOBUFS) {
+                /* every buffer out: run again with one of its own, after
+                 * the reap (lend_retries) */
+                if (st)
+                    count(&st->io_recv_nobufs, 1);
+                q->retrying = true;
+                q->rnext = q->ring->lend_retry;
+                q->ring->lend_retry = q;
+                return;
+            }
+            res = q->res = take_lent(q, res, st);
+        }
         struct mnode *n = q->node;
         hive_pid pid = q->pid;
         n->aux = res;
@@ -172,7 +233,7 @@ static void take_cancels(struct ring *r, bool finishing)
     struct ioreq *q = atomic_exchange_explicit(&r->posted, NULL, memory_order_acquire);
     while (q) {
         struct ioreq *nx = q->cnext;
-        if (!q->kdone && !finishing) {
+        if (!q->kdone && !q->retrying && !finishing) {
             /* cancel_seen only after: iob_cancel may reap q's completion,
              * and q must outlive the call. */
             iob_cancel(r, &q->op);
@@ -182,6 +243,37 @@ static void take_cancels(struct ring *r, bool finishing)
         }
         q->cancel_seen = true;
         orphan_step(q);
+        q = nx;
+    }
+}
+
+/* Lending receives that met -ENOBUFS, run again with a buffer of their
+ * own of the size asked for (the time-out starts again: never early). An
+ * orphan among them is not in the backend: it is handed back here. */
+static void lend_retries(struct ring *r)
+{
+    struct ioreq *q = r->lend_retry;
+    r->lend_retry = NULL;
+    while (q) {
+        struct ioreq *nx = q->rnext;
+        q->retrying = false;
+        /* acquire: pairs with the exiting process's CAS (io_proc_exit) */
+        if (atomic_load_explicit(&q->state, memory_order_acquire) == RQ_ORPHAN) {
+            q->kdone = true;
+            orphan_step(q);
+        } else {
+            struct mnode *n = regrow(q, q->cap);
+            int rc = -ENOMEM;
+            if (n) {
+                q->op.lend = false;
+                q->op.buf = n->msg.data;
+                rc = iob_start(r, &q->op);
+            }
+            if (rc)
+                on_done(&q->op, rc); /* not started: its error is its completion */
+            else
+                count(&counters()->io_submitted, 1);
+        }
         q = nx;
     }
 }
@@ -196,6 +288,8 @@ static unsigned io_poll(struct sched *s)
         take_cancels(r, false);
     iob_flush(r);
     int n = iob_reap(r);
+    if (r->lend_retry)
+        lend_retries(r);
     count_enters(s);
     return n > 0 ? (unsigned)n : 0;
 }
@@ -217,8 +311,10 @@ void io_sched_fini(struct sched *s)
     if (!r->ready)
         return;
     /* Every process is gone: what is still in the kernel is an orphan,
-     * and the drain's cancel-all reaches each one. */
+     * and the drain's cancel-all reaches each one; those waiting for a
+     * retry are handed back. */
     take_cancels(r, true);
+    lend_retries(r);
     ring_drain(r);
 }
 
@@ -345,6 +441,27 @@ static struct ioreq *req_new(struct proc *p, uint8_t kind, int fd, size_t cap)
     q->node = n;
     q->pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
     q->cnext = NULL;
+    q->rnext = NULL;
+    q->retrying = false;
+    q->cap = (uint32_t)cap;
+    return q;
+}
+
+/* A receive of up to len (at most IO_CHUNK) bytes: lending when the ring
+ * lends buffers that large (then the message starts small), else with a
+ * buffer of len bytes from the start. */
+static struct ioreq *req_new_recv(struct proc *p, int fd, size_t len)
+{
+    bool lend = len <= iob_lend_size(&p->sched->ring);
+    struct ioreq *q = req_new(p, IOP_RECV, fd, lend ? LEND_NODE : len);
+    if (!q)
+        return NULL;
+    q->cap = (uint32_t)len;
+    q->op.len = (uint32_t)len;
+    if (lend) {
+        q->op.lend = true;
+        q->op.buf = NULL;
+    }
     return q;
 }
 
@@ -460,7 +577,7 @@ static ssize_t copy_in(uint8_t op, int fd, void *buf, size_t len, int64_t offset
     if (len == 0)
         return 0;
     size_t cap = len < IO_CHUNK ? len : IO_CHUNK;
-    struct ioreq *q = req_new(p, op, fd, cap);
+    struct ioreq *q = op == IOP_RECV ? req_new_recv(p, fd, cap) : req_new(p, op, fd, cap);
     if (!q)
         return -ENOMEM;
     q->op.off = offset;
@@ -607,12 +724,13 @@ int hive_io_recv_async(int fd, size_t max_len, hive_ref *req)
     size_t cap = max_len < IO_CHUNK ? max_len : IO_CHUNK;
     if (cap > g_rt->cfg.max_message)
         cap = g_rt->cfg.max_message;
+    size_t len = max_len < cap ? max_len : cap;
     if (cap < sizeof(int))
         cap = sizeof(int); /* room for an error's payload */
-    struct ioreq *q = req_new(p, IOP_RECV, fd, cap);
+    struct ioreq *q = req_new_recv(p, fd, cap);
     if (!q)
         return -ENOMEM;
-    q->op.len = (uint32_t)(max_len < cap ? max_len : cap);
+    q->op.len = (uint32_t)len;
     q->async = true;
     hive_ref ref = q->node->msg.ref;
     int rc = req_start(p, q);

@@ -502,6 +502,20 @@ void *sched_thread(void *arg)
                 strerror(-brc));
         abort();
     }
+    /* The receive buffers it lends (io/backend.h), set up by the thread
+     * that owns the ring; without them every receive has its own. */
+    if (g_rt->cfg.recv_bufs) {
+        why = NULL;
+        if (iob_lend_init(&s->ring, g_rt->cfg.recv_bufs, &why) == 0) {
+            atomic_store_explicit(&s->st.io_recv_bufs, iob_lend_size(&s->ring) ?
+                                  g_rt->cfg.recv_bufs : 0, memory_order_relaxed);
+        } else {
+            static _Atomic bool said;
+            if (!atomic_exchange(&said, true))
+                fprintf(stderr, "hive: every receive has its own buffer: %s\n",
+                        why ? why : "the receive buffers could not be set up");
+        }
+    }
     char name[16];
     snprintf(name, sizeof name, "hive-sched-%u", s->id);
     pthread_setname_np(pthread_self(), name);
@@ -589,6 +603,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(exits); ADD(backpressure_yields); ADD(wake_retries);
     ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
     ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
+    ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs);
 #undef ADD
 }
 
