@@ -40,11 +40,13 @@ typedef struct srv {
 
 int srv_main(srv *s, int argc, char **argv);
 
-/* How much a connection asks hive_io_recv_async for: the buffer is
- * allocated when the request is made and held while the connection is
- * idle, so it starts small (an idle connection then costs little) and
- * grows fourfold after each read that filled it, up to SRV_RCV_MAX; it
- * halves again after reads that used under an eighth of it. */
+/* How much a connection asks hive_io_recv_async for. Up to 4 KiB the
+ * receive borrows one of the runtime's lent buffers when its data arrive
+ * (hive_config.recv_bufs) and holds none while the connection is idle;
+ * larger, or with recv_bufs 0, its buffer is allocated when the request is
+ * made and held while the connection is idle. So it starts small and grows
+ * fourfold after each read that filled it, up to SRV_RCV_MAX; it halves
+ * again after reads that used under an eighth of it. */
 #define SRV_RCV_MIN 512u
 #define SRV_RCV_MAX 65536u
 

@@ -269,10 +269,11 @@ static void lend_retries(struct ring *r)
                 q->op.buf = n->msg.data;
                 rc = iob_start(r, &q->op);
             }
+            struct sched_counters *st = counters();
             if (rc)
                 on_done(&q->op, rc); /* not started: its error is its completion */
-            else
-                count(&counters()->io_submitted, 1);
+            else if (st)
+                count(&st->io_submitted, 1);
         }
         q = nx;
     }
