@@ -104,6 +104,14 @@ typedef struct hive_config {
                               default 256 (1 MiB of address space per
                               scheduler, resident once used); 0: every
                               receive has its own buffer from its start */
+    size_t   send_zc;      /* io_uring: pieces of a hive_io_send of at least
+                              this many bytes go as zero-copy sends
+                              (IORING_OP_SEND_ZC, Linux 6.0): the kernel
+                              sends from the request's own copy of the data
+                              and the call returns once it says it no
+                              longer reads it; 0 (default): never, as
+                              measured slower on loopback (docs/io.md); no
+                              effect on epoll */
 } hive_config;
 
 enum { HIVE_IO_AUTO = 0, HIVE_IO_URING = 1, HIVE_IO_EPOLL = 2 };
@@ -112,7 +120,8 @@ HIVE_API void hive_config_default(hive_config *cfg);
 /* Overrides cfg fields from HIVE_SCHEDULERS, HIVE_PIN, HIVE_STACK_SIZE,
  * HIVE_MAX_PROCESSES, HIVE_RING_ENTRIES, HIVE_SQPOLL, HIVE_SPIN_US,
  * HIVE_MAX_MESSAGE, HIVE_SHUTDOWN_MS, HIVE_BUDGET,
- * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE, HIVE_IO (auto, uring, epoll), HIVE_RECV_BUFS. -EINVAL and a message on
+ * HIVE_GUARD_STACKS, HIVE_BACKPRESSURE, HIVE_IO (auto, uring, epoll), HIVE_RECV_BUFS,
+ * HIVE_SEND_ZC. -EINVAL and a message on
  * stderr naming the variable when a value is bad (cfg is then unchanged). */
 HIVE_API int  hive_config_from_env(hive_config *cfg);
 
@@ -541,6 +550,10 @@ typedef struct hive_sched_stats {
     uint64_t io_recv_nobufs;   /* receives that found every lent buffer in
                                   use and were run again with a buffer of
                                   their own */
+    uint64_t io_send_zc;       /* pieces of hive_io_send queued here as
+                                  zero-copy sends (hive_config.send_zc); a
+                                  socket that refuses them (AF_UNIX) counts
+                                  one, then gets plain sends */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

@@ -34,6 +34,10 @@ struct iop {
     bool       lend;           /* RECV only: buf is NULL, the backend lends one
                                   of the ring's receive buffers (below) */
     int16_t    lent;           /* backend: the lent buffer's index, -1: none */
+    bool       zc;             /* SEND only, where iob_have_send_zc: zero-copy
+                                  (IORING_OP_SEND_ZC); the op is handed back
+                                  once the kernel has said it no longer
+                                  reads buf (its notification) */
     int        fd;
     void      *buf;            /* data; ACCEPT: where the peer's address goes;
                                   CONNECT: the address to connect to */
@@ -71,6 +75,10 @@ struct iop {
  * (hive_config.recv_bufs 0, or a kernel without provided-buffer rings).
  * Owner thread, after iob_lend_init. */
 unsigned iob_lend_size(const struct ring *r);
+
+/* The kernel has IORING_OP_SEND_ZC (Linux 6.0) and io_uring runs: set by
+ * the probe at start, read-only after. */
+extern bool iob_have_send_zc;
 
 /* Called once per started op when the backend holds no more reference to
  * it: res is the op's result (>= 0, or -errno; -ECANCELED after a time-out

@@ -10,6 +10,7 @@
 
 const struct io_ops *io_ops = &uring_ops;
 iob_done_fn iob_done;
+bool iob_have_send_zc;
 static const char *passed_over;   /* why io_uring does not run, or NULL */
 
 void iob_set_handler(iob_done_fn fn)
@@ -54,6 +55,7 @@ int ring_select(int mode, struct ring *outside, const char **why)
         passed_over = "HIVE_IO=epoll";
     }
     io_ops = &epoll_ops;
+    iob_have_send_zc = false;
     *why = NULL;
     int rc = ring_init(outside, 8, 0, why);
     if (rc == 0)

@@ -27,6 +27,7 @@
 #define IOPB_DONE       0x2u   /* its own completion came; res holds it */
 #define IOPB_INFLIGHT   0x4u   /* started and not yet handed back */
 #define IOPB_CLOSED     0x20u  /* its number was closed before it was submitted */
+#define IOPB_ZCWAIT     0x40u  /* a zero-copy send's notification is still to come */
 
 /* The buffer group of the receive buffers a ring lends (backend.h). */
 #define LEND_BGID 0
@@ -136,7 +137,10 @@ static int ur_start(struct ring *r, struct iop *op)
     case IOP_SEND:
         /* Every byte or an error; a peer that went away is -EPIPE or
          * -ECONNRESET, never SIGPIPE. */
-        io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL | MSG_WAITALL);
+        if (op->zc && iob_have_send_zc)
+            io_uring_prep_send_zc(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL | MSG_WAITALL, 0);
+        else
+            io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL | MSG_WAITALL);
         break;
     case IOP_READ:
         io_uring_prep_read(sqe, op->fd, op->buf, op->len, (uint64_t)op->off);
@@ -255,8 +259,22 @@ static unsigned reap_once(struct ring *r)
         struct iop *op = (struct iop *)(uintptr_t)(ud & ~(uint64_t)1);
         if (ud & 1) {               /* the cancel's own completion */
             op->bflags &= (uint8_t)~IOPB_CANCELLING;
-            if (op->bflags & IOPB_DONE)
+            if ((op->bflags & (IOPB_DONE | IOPB_ZCWAIT)) == IOPB_DONE)
                 hand_back(r, op, op->res);
+            continue;
+        }
+        /* A zero-copy send completes twice: its result, with F_MORE when
+         * the kernel still reads the buffer, then a notification (F_NOTIF)
+         * once it does not. The op is handed back after both. */
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            op->bflags &= (uint8_t)~IOPB_ZCWAIT;
+            if ((op->bflags & (IOPB_DONE | IOPB_CANCELLING)) == IOPB_DONE)
+                hand_back(r, op, op->res);
+            continue;
+        }
+        if (cqe->flags & IORING_CQE_F_MORE) {
+            op->res = cqe->res;
+            op->bflags |= IOPB_DONE | IOPB_ZCWAIT;
             continue;
         }
         took_buffer(r, op, cqe);
@@ -464,6 +482,7 @@ static int ur_probe(struct ring *r, const char **why)
             return -ENOSYS;
         }
     }
+    iob_have_send_zc = io_uring_opcode_supported(pr, IORING_OP_SEND_ZC);
     io_uring_free_probe(pr);
     /* A policy may let the ring be made and refuse to enter it: one no-op
      * round trip says whether io_uring_enter works. */

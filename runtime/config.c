@@ -103,6 +103,7 @@ static const struct limit limits[] = {
     LIM("HIVE_BUDGET", budget, 1, 1000000, false, false, "reductions, 1 .. 1000000"),
     LIM("HIVE_RECV_BUFS", recv_bufs, 0, 32768, false, true,
         "0 (none) or a power of two up to 32768"),
+    LIM("HIVE_SEND_ZC", send_zc, 0, 1ull << 30, true, false, "bytes, 0 (off) .. 1G, e.g. 64K"),
 };
 #undef LIM
 

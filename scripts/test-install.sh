@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the built tree into a scratch prefix, checks the installed
-# libhive.so's ABI (exports only hive_* symbols, soname libhive.so.2) and
+# libhive.so's ABI (exports only hive_* symbols, soname libhive.so.HIVE_ABI_VERSION) and
 # builds a tiny program against the installed copy both ways: pkg-config
 # and CMake find_package.
 set -eu

@@ -26,9 +26,9 @@ static inline void run_hive_cfg(hive_config *cfg, void (*fn)(void *), void *arg)
     ck_assert_msg(rc == 0, "hive_main failed: %d (%s)", rc, hive_strerror(rc));
 }
 
-/* Runs fn(arg) as the main process on `scheds` schedulers (unpinned, so
- * tests may ask for more schedulers than cores). */
-static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
+/* The tests' configuration: `scheds` schedulers, unpinned (so tests may
+ * ask for more schedulers than cores), a short spin and shutdown. */
+static inline hive_config test_config(unsigned scheds)
 {
     hive_config cfg;
     hive_config_default(&cfg);
@@ -36,6 +36,13 @@ static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
     cfg.pin = false;
     cfg.spin_us = 20;
     cfg.shutdown_ms = 2000;
+    return cfg;
+}
+
+/* Runs fn(arg) as the main process with test_config(scheds). */
+static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
+{
+    hive_config cfg = test_config(scheds);
     run_hive_cfg(&cfg, fn, arg);
 }
 

@@ -123,6 +123,28 @@ static void t_echo(void *arg)
 START_TEST(accept_connect_send_recv_echo) { run_hive(2, t_echo, NULL); }
 END_TEST
 
+/* The same echo with every send piece zero-copy (hive_config.send_zc 1):
+ * the bytes come back intact, and on io_uring the sends went zero-copy
+ * (on epoll the setting has no effect). */
+static void t_echo_zc(void *arg)
+{
+    hive_sched_stats a, b;
+    hive_stats(NULL, 0, &a);
+    t_echo(arg);
+    hive_stats(NULL, 0, &b);
+    if (!strcmp(hive_io_backend(NULL), "io_uring"))
+        ck_assert_uint_gt(b.io_send_zc - a.io_send_zc, 16); /* 1 MiB in 64 KiB steps, echoed */
+    else
+        ck_assert_uint_eq(b.io_send_zc - a.io_send_zc, 0);
+}
+START_TEST(zero_copy_sends_deliver_every_byte)
+{
+    hive_config cfg = test_config(2);
+    cfg.send_zc = 1;
+    run_hive_cfg(&cfg, t_echo_zc, NULL);
+}
+END_TEST
+
 /* A process blocked in a recv, another one closes the socket under it:
  * the recv ends with EOF, as the close's shutdown ends it, and touches
  * nothing after (under the readiness backend, the number may already name
@@ -645,6 +667,23 @@ static void lend_check(const hive_msg *m, int i)
     ck_assert(memcmp(m->data, want, m->len) == 0);
 }
 
+/* Peer i's data into its socket. */
+static void lend_send(int sp[NLEND][2], int i)
+{
+    char out[512];
+    lend_fill(out, i);
+    ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
+}
+
+/* The recv_async r of connection i: its message, checked and freed. */
+static void lend_take(hive_ref r, int i)
+{
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive_if(match_ref, &r, &m, 5000), 0);
+    lend_check(m, i);
+    hive_msg_free(m);
+}
+
 static void lend_pairs(int sp[NLEND][2])
 {
     for (int i = 0; i < NLEND; i++)
@@ -674,13 +713,8 @@ static void t_lend_idle(void *arg)
     for (int i = 0; i < NLEND; i++)
         ck_assert_int_eq(hive_io_recv_async(sp[i][0], 1000, &r[i]), 0);
     for (int i = 0; i < NLEND; i++) {
-        char out[512];
-        lend_fill(out, i);
-        ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
-        hive_msg *m;
-        ck_assert_int_eq(hive_receive_if(match_ref, &r[i], &m, 5000), 0);
-        lend_check(m, i);
-        hive_msg_free(m);
+        lend_send(sp, i);
+        lend_take(r[i], i);
     }
     /* A blocking receive lends too. */
     char out[512], in[1000];
@@ -696,11 +730,7 @@ static void t_lend_idle(void *arg)
 
 static void run_lend(unsigned bufs, void (*fn)(void *))
 {
-    hive_config cfg;
-    hive_config_default(&cfg);
-    cfg.schedulers = 1;
-    cfg.pin = false;
-    cfg.shutdown_ms = 2000;
+    hive_config cfg = test_config(1);
     cfg.recv_bufs = bufs;
     run_hive_cfg(&cfg, fn, NULL);
 }
@@ -722,17 +752,10 @@ static void t_lend_burst(void *arg)
     for (int i = 0; i < NLEND; i++)
         ck_assert_int_eq(hive_io_recv_async(sp[i][0], 1000, &r[i]), 0);
     /* No wait between: the one scheduler takes their completions after. */
-    for (int i = 0; i < NLEND; i++) {
-        char out[512];
-        lend_fill(out, i);
-        ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
-    }
-    for (int i = 0; i < NLEND; i++) {
-        hive_msg *m;
-        ck_assert_int_eq(hive_receive_if(match_ref, &r[i], &m, 5000), 0);
-        lend_check(m, i);
-        hive_msg_free(m);
-    }
+    for (int i = 0; i < NLEND; i++)
+        lend_send(sp, i);
+    for (int i = 0; i < NLEND; i++)
+        lend_take(r[i], i);
     hive_stats(NULL, 0, &b);
     uint64_t lent = b.io_recv_lent - a.io_recv_lent, miss = b.io_recv_nobufs - a.io_recv_nobufs;
     ck_assert_msg(miss >= 1 && lent >= 1 && lent + miss == NLEND,
@@ -759,14 +782,9 @@ static void t_lend_off(void *arg)
     ck_assert_uint_eq(a.io_recv_bufs, 0);
     for (int i = 0; i < 4; i++) {
         hive_ref r;
-        char out[512];
         ck_assert_int_eq(hive_io_recv_async(sp[i][0], 1000, &r), 0);
-        lend_fill(out, i);
-        ck_assert_int_eq(write(sp[i][1], out, lend_len(i)), (ssize_t)lend_len(i));
-        hive_msg *m;
-        ck_assert_int_eq(hive_receive_if(match_ref, &r, &m, 5000), 0);
-        lend_check(m, i);
-        hive_msg_free(m);
+        lend_send(sp, i);
+        lend_take(r, i);
     }
     hive_stats(NULL, 0, &b);
     ck_assert_uint_eq(b.io_recv_lent - a.io_recv_lent, 0);
@@ -819,6 +837,7 @@ static Suite *io_suite(void)
     TCase *tc = tcase_create("io");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, accept_connect_send_recv_echo);
+    tcase_add_test(tc, zero_copy_sends_deliver_every_byte);
     tcase_add_test(tc, close_from_another_process_ends_a_blocked_recv_with_eof);
     tcase_add_test(tc, recv_timeout_not_early_socket_usable_after);
     tcase_add_test(tc, send_timeout_when_peer_does_not_read);

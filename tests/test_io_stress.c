@@ -92,15 +92,34 @@ static void scribble(void *arg)
 
 #define NV 24
 
+/* A loopback TCP pair with small socket buffers, so that a 4 MiB send
+ * waits for its reader: [0] the accepted end, [1] the connecting one. */
+static void small_tcp_pair(int sp[2])
+{
+    int l, small = 64 * 1024;
+    ck_assert_int_eq(hive_tcp_listen("127.0.0.1", 0, 4, &l), 0);
+    ck_assert_int_eq(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    ck_assert_int_eq(setsockopt(l, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    ck_assert_int_eq(hive_tcp_connect("127.0.0.1", port_of(l), 2000, &sp[1]), 0);
+    ck_assert_int_eq(setsockopt(sp[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    sp[0] = hive_io_accept(l, NULL, NULL, 2000);
+    ck_assert_int_ge(sp[0], 0);
+    hive_io_close(l);
+}
+
+/* arg non-NULL: TCP pairs (zero-copy sends need a socket that takes them;
+ * AF_UNIX does not), else socket pairs. */
 static void t_kill(void *arg)
 {
-    (void)arg;
     int pairs[NV][2];
     struct victim v[NV];
     hive_ref mon[NV];
     hive_pid pid[NV];
     for (int i = 0; i < NV; i++) {
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]), 0);
+        if (arg)
+            small_tcp_pair(pairs[i]);
+        else
+            ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[i]), 0);
         v[i] = (struct victim){ .fd = pairs[i][0], .parent = hive_self(), .send = i % 5 == 1,
                                 .buf = malloc(4u << 20) };
         hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &mon[i] };
@@ -153,6 +172,8 @@ static void t_kill(void *arg)
     hive_sched_stats tot;
     hive_stats(NULL, 0, &tot);
     ck_assert_uint_gt(tot.io_cancels, 0); /* some sends may have finished a piece first */
+    if (arg && !strcmp(hive_io_backend(NULL), "io_uring"))
+        ck_assert_uint_gt(tot.io_send_zc, 0);
 }
 /* ------------------------------------------------------------------ */
 /* Closes racing receives                                              */
@@ -242,6 +263,17 @@ START_TEST(closes_racing_receives_never_reach_a_reused_descriptor)
 END_TEST
 
 START_TEST(kill_during_large_and_lent_receives_and_sends_cancels_in_kernel) { run_hive(2, t_kill, NULL); }
+END_TEST
+
+/* The same with zero-copy sends: a killed send's request, the copy the
+ * kernel reads from, lives until the kernel's notification; what the peer
+ * reads is still only the victim's bytes. */
+START_TEST(kill_during_zero_copy_sends_cancels_in_kernel)
+{
+    hive_config cfg = test_config(2);
+    cfg.send_zc = 1;
+    run_hive_cfg(&cfg, t_kill, "tcp");
+}
 END_TEST
 
 /* Processes that exit (not killed) with a recv_async pending, many times
@@ -491,6 +523,7 @@ static Suite *io_stress_suite(void)
     TCase *tc = tcase_create("io_stress");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, kill_during_large_and_lent_receives_and_sends_cancels_in_kernel);
+    tcase_add_test(tc, kill_during_zero_copy_sends_cancels_in_kernel);
     tcase_add_test(tc, closes_racing_receives_never_reach_a_reused_descriptor);
     tcase_add_test(tc, exit_with_recv_async_pending_cancels_it);
     tcase_add_test(tc, tiny_ring_full_sq_and_cq_overflow_lose_nothing);

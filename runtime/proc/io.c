@@ -619,6 +619,9 @@ static ssize_t put_all(uint8_t kind, int fd, const void *buf, size_t len, int64_
     uint64_t deadline = deadline_of(timeout_ms);
     size_t done = 0;
     bool first = true;
+    /* zero-copy where asked for and the kernel has it; a socket that does
+     * not take it (-EOPNOTSUPP: AF_UNIX, say) gets plain sends */
+    bool zc = kind == IOP_SEND && g_rt->cfg.send_zc && iob_have_send_zc;
     while (done < len) {
         int64_t ns;
         if (!time_left(deadline, timeout_ms, first, &ns))
@@ -628,12 +631,19 @@ static ssize_t put_all(uint8_t kind, int fd, const void *buf, size_t len, int64_
         if (!q)
             return -ENOMEM;
         memcpy(q->op.buf, (const char *)buf + done, piece);
+        q->op.zc = zc && piece >= g_rt->cfg.send_zc;
+        if (q->op.zc)
+            STAT_INC(p->sched, io_send_zc);
         q->op.off = offset < 0 ? -1 : offset + (int64_t)done;
         q->op.timeout_ns = ns;
         struct mnode *n = NULL;
         int res = req_run(p, q, &n);
         if (n)
             mnode_free(n);
+        if (res == -EOPNOTSUPP && zc) {
+            zc = false; /* nothing was sent: the piece again, plainly */
+            continue;
+        }
         if (res < 0)
             return io_result(res, ns >= 0);
         if (res == 0 && piece > 0)

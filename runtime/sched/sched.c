@@ -516,6 +516,12 @@ void *sched_thread(void *arg)
                         why ? why : "the receive buffers could not be set up");
         }
     }
+    if (g_rt->cfg.send_zc && io_ops->kind == IO_URING && !iob_have_send_zc) {
+        static _Atomic bool said_zc;
+        if (!atomic_exchange(&said_zc, true))
+            fprintf(stderr, "hive: send_zc has no effect: this kernel's io_uring lacks "
+                            "IORING_OP_SEND_ZC (Linux >= 6.0)\n");
+    }
     char name[16];
     snprintf(name, sizeof name, "hive-sched-%u", s->id);
     pthread_setname_np(pthread_self(), name);
@@ -603,7 +609,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(exits); ADD(backpressure_yields); ADD(wake_retries);
     ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
     ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
-    ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs);
+    ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs); ADD(io_send_zc);
 #undef ADD
 }
 

@@ -45,7 +45,7 @@ struct sched_counters {
         ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
         late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
         io_submitted, io_completed, io_cancels, mailbox_rejected, mailbox_dropped,
-        mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs;
+        mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs, io_send_zc;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
