@@ -13,7 +13,7 @@
 #if defined(HIVE_USE_JEMALLOC)
 void *mallocx(size_t size, int flags);
 void  sdallocx(void *ptr, size_t size, int flags);
-static inline void *mem_alloc(size_t size) { return mallocx(size, 0); }
+static inline void *mem_alloc(size_t size) { return malloc(size); }
 static inline void  mem_free(void *p, size_t size) { if (p) sdallocx(p, size, 0); }
 #else
 static inline void *mem_alloc(size_t size) { return malloc(size); }
