@@ -631,8 +631,9 @@ static ssize_t put_all(uint8_t kind, int fd, const void *buf, size_t len, int64_
         if (!q)
             return -ENOMEM;
         memcpy(q->op.buf, (const char *)buf + done, piece);
-        q->op.zc = zc && piece >= g_rt->cfg.send_zc;
-        if (q->op.zc)
+        bool piece_zc = zc && piece >= g_rt->cfg.send_zc;
+        q->op.zc = piece_zc;
+        if (piece_zc)
             STAT_INC(p->sched, io_send_zc);
         q->op.off = offset < 0 ? -1 : offset + (int64_t)done;
         q->op.timeout_ns = ns;
@@ -640,7 +641,7 @@ static ssize_t put_all(uint8_t kind, int fd, const void *buf, size_t len, int64_
         int res = req_run(p, q, &n);
         if (n)
             mnode_free(n);
-        if (res == -EOPNOTSUPP && zc) {
+        if (res == -EOPNOTSUPP && piece_zc) {
             zc = false; /* nothing was sent: the piece again, plainly */
             continue;
         }
@@ -735,7 +736,7 @@ int hive_io_recv_async(int fd, size_t max_len, hive_ref *req)
     size_t cap = max_len < IO_CHUNK ? max_len : IO_CHUNK;
     if (cap > g_rt->cfg.max_message)
         cap = g_rt->cfg.max_message;
-    size_t len = max_len < cap ? max_len : cap;
+    size_t len = cap; /* what the kernel may write */
     if (cap < sizeof(int))
         cap = sizeof(int); /* room for an error's payload */
     struct ioreq *q = req_new_recv(p, fd, cap);
