@@ -1251,6 +1251,138 @@ static void t_back_pressured(void *arg)
 START_TEST(async_stream_nolink_back_pressure_runs_four_at_a_time) { run_hive(2, t_back_pressured, NULL); }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* A delivered task waits without a stack; a bounded owner still gets    */
+/* every result                                                         */
+/* ------------------------------------------------------------------ */
+
+#define NLINGER 8
+
+static void t_linger_stackless(void *arg)
+{
+    (void)arg;
+    g_owner = hive_self();
+    hive_task t[NLINGER];
+    for (int i = 0; i < NLINGER; i++)
+        ck_assert_int_eq(hive_task_async(done_then_return, (void *)(intptr_t)i, &t[i]), 0);
+    for (int i = 0; i < NLINGER; i++)
+        hive_msg_free(recv_tag(T_DONE, 5000));
+    /* Each has returned its result, or is about to: once it waits to be
+     * awaited it holds no stack (its memory is its record and its link
+     * and monitor records, far below a stack page). */
+    for (int i = 0; i < NLINGER; i++) {
+        struct hive_process_info pi;
+        for (int k = 0; k < 100000; k++) {
+            ck_assert_int_eq(hive_process_info(t[i].pid, &pi), 0);
+            if (pi.status == HIVE_STATUS_WAITING && pi.memory < 4096)
+                break;
+            hive_yield();
+        }
+        ck_assert_int_eq(pi.status, HIVE_STATUS_WAITING);
+        ck_assert_uint_lt(pi.memory, 4096);
+        ck_assert_uint_eq(pi.links, 1);
+        ck_assert_uint_eq(pi.link[0], hive_self());
+    }
+    for (int i = 0; i < NLINGER; i++) {
+        void *r;
+        ck_assert_int_eq(hive_task_await(&t[i], 5000, &r), 0);
+        ck_assert_int_eq((intptr_t)r, i);
+        assert_gone(t[i].pid);
+    }
+    ck_assert_uint_eq(queue_len(), 0);
+}
+START_TEST(a_task_that_delivered_waits_for_its_owner_without_a_stack)
+{
+    run_hive(2, t_linger_stackless, NULL);
+}
+END_TEST
+
+enum { T_FILL = 40 };
+
+static void fill_owner(void *arg)
+{
+    hive_send(*(hive_pid *)arg, T_FILL, NULL, 0);
+}
+
+/* Waits until the owner waits (in its await), then lets the task go. */
+struct release_when_waiting { hive_pid owner, task; };
+
+static void release_when_waiting(void *arg)
+{
+    struct release_when_waiting r = *(struct release_when_waiting *)arg;
+    for (;;) {
+        struct hive_process_info pi;
+        ck_assert_int_eq(hive_process_info(r.owner, &pi), 0);
+        if (pi.status == HIVE_STATUS_WAITING)
+            break;
+        hive_yield();
+    }
+    hive_send(r.task, T_GO, NULL, 0);
+}
+
+static void *go_then_return(void *arg)
+{
+    hive_msg *m;
+    if (hive_receive_if(match_go, NULL, &m, HIVE_INFINITY) == 0)
+        hive_msg_free(m);
+    return arg;
+}
+
+/* The owner's mailbox is full (max_queue 1, one message queued): its
+ * tasks' results still reach it, whether the task is done before the
+ * await or wakes the owner in it. */
+static void bounded_owner(void *arg)
+{
+    hive_pid test = *(hive_pid *)arg;
+    hive_pid me = hive_self(), filler;
+    hive_ref fr;
+    ck_assert_int_eq(hive_spawn_opt(fill_owner, &me,
+                                    &(hive_spawn_opts){ .flags = HIVE_MONITOR, .monitor = &fr },
+                                    &filler),
+                     0);
+    ck_assert_int_eq(wait_down(fr), HIVE_NORMAL); /* DOWNs are never counted */
+    ck_assert_uint_eq(queue_len(), 1);
+    g_owner = me;
+    hive_task t;
+    void *r;
+    /* done before the await: no message at all */
+    ck_assert_int_eq(hive_task_async(twice_plus_one, (void *)(intptr_t)3, &t), 0);
+    ck_assert_int_eq(hive_task_await(&t, 5000, &r), 0);
+    ck_assert_int_eq((intptr_t)r, 7);
+    /* done while the owner waits: the wake must get through */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(hive_task_async(go_then_return, (void *)(intptr_t)(10 + i), &t), 0);
+        struct release_when_waiting rw = { me, t.pid };
+        hive_pid rel;
+        ck_assert_int_eq(hive_spawn(release_when_waiting, &rw, &rel), 0);
+        ck_assert_int_eq(hive_task_await(&t, 5000, &r), 0);
+        ck_assert_int_eq((intptr_t)r, 10 + i);
+    }
+    hive_msg_free(recv_tag(T_FILL, 0)); /* still queued, still the only one */
+    ck_assert_uint_eq(queue_len(), 0);
+    struct hive_process_info pi;
+    ck_assert_int_eq(hive_process_info(me, &pi), 0);
+    ck_assert_uint_eq(pi.messages_dropped, 0);
+    hive_send(test, T_DONE, NULL, 0);
+}
+
+static void t_bounded_owner(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self(), owner;
+    enum hive_overflow pols[] = { HIVE_OVERFLOW_REJECT, HIVE_OVERFLOW_DROP_NEWEST };
+    for (int i = 0; i < 2; i++) {
+        hive_spawn_opts o = { .max_queue = 1, .overflow = pols[i] };
+        ck_assert_int_eq(hive_spawn_opt(bounded_owner, &me, &o, &owner), 0);
+        hive_msg_free(recv_tag(T_DONE, 20000));
+    }
+}
+START_TEST(a_bounded_owner_gets_every_result_of_its_tasks)
+{
+    run_hive(2, t_bounded_owner, NULL);
+}
+END_TEST
+
 Suite *task_suite(void)
 {
     Suite *s = suite_create("task");
@@ -1277,6 +1409,8 @@ Suite *task_suite(void)
     tcase_add_test(tc, a_gen_server_takes_nolink_task_replies_in_handle_info);
     tcase_add_test(tc, a_periodic_job_runs_tasks_until_it_is_shut_down);
     tcase_add_test(tc, async_stream_nolink_back_pressure_runs_four_at_a_time);
+    tcase_add_test(tc, a_task_that_delivered_waits_for_its_owner_without_a_stack);
+    tcase_add_test(tc, a_bounded_owner_gets_every_result_of_its_tasks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -39,8 +39,8 @@
  * (first thing) move it from a foreign generation to this task's RUNNING;
  * whichever comes second sees its own generation and leaves it alone.
  *
- * A lingering task holds its stack until it is awaited, or until its
- * owner exits (the link).
+ * A lingering task waits as a handler process, holding no stack, until
+ * it is awaited, or until its owner exits (the link).
  *
  * The other mode, Elixir's, is for owners that take their messages as
  * they come: the task of a gen_server (which gets its tasks' replies in
@@ -150,36 +150,66 @@ static bool match_go(const hive_msg *m, void *ctx)
     return m->tag == TASK_TAG_GO && m->from == *(const hive_pid *)ctx;
 }
 
-/* Publishes the result in e, the slot of me, then waits to be taken
- * (killed by the owner). */
-static void task_deliver(const struct task_start *st, struct tslot *e, hive_pid me, void *result)
+/* "Done, and you wait": the owner's one message for this task. Never
+ * refused or dropped by a mailbox limit (the owner waits for it). The
+ * owner is queued behind what is runnable here: its batch's other tasks,
+ * spawned before it waited, then finish first, and it takes their
+ * results without waiting again (in the next slot it would run before
+ * them and wait once per task). Without memory the wake cannot be sent:
+ * the task dies, and the owner gets its DOWN. */
+static void task_wake(hive_pid owner)
+{
+    struct mnode *n = mnode_make(MK_USER, TASK_TAG_WAKE, NULL, 0);
+    if (!n)
+        hive_exit(HIVE_NOMEM);
+    if (proc_send_uncounted(owner, n, true) != 0)
+        mnode_free(n); /* the owner is gone */
+}
+
+/* A task that delivered waits to be taken as a handler process, holding
+ * no stack (the owner may have a thousand such tasks outstanding; a
+ * stack each would be a page each, cold by the time the owner gets to
+ * them). ctx is the owner's pid; `trapping` whether the task trapped
+ * exits before it delivered. The owner takes it (kills it), or its exit
+ * does, whatever its reason: a normal exit too, so exits are trapped
+ * while it lingers (a result nobody can take any more holds nothing).
+ * Another process's exit signal acts as it would have without the trap.
+ * Other messages are dropped (the loop frees them). */
+static void linger_on(void *ctx, const hive_msg *m, bool trapping)
+{
+    if (m->tag != HIVE_TAG_EXIT)
+        return;
+    hive_pid owner = (hive_pid)(uintptr_t)ctx;
+    /* the owner's exit, or the runtime's stop (from no process) */
+    if (m->from == owner || m->from == HIVE_NOPID)
+        hive_exit(HIVE_NORMAL);
+    hive_reason why = m->len >= sizeof(hive_exit_signal)
+                          ? ((const hive_exit_signal *)m->data)->reason : HIVE_NORMAL;
+    if (!trapping && why != HIVE_NORMAL)
+        hive_exit(why);
+}
+
+static void linger_plain(void *ctx, hive_msg *m)
+{
+    linger_on(ctx, m, false);
+}
+
+static void linger_trapping(void *ctx, hive_msg *m)
+{
+    linger_on(ctx, m, true);
+}
+
+/* Publishes the result in e, the slot of me, then waits to be taken. */
+static __attribute__((noreturn)) void task_deliver(const struct task_start *st, struct tslot *e,
+                                                   hive_pid me, void *result)
 {
     e->result = result;
     if (!ts_cas(e, me, TS_RUNNING, TS_DONE, NULL) && ts_cas(e, me, TS_WAITING, TS_WOKEN, NULL))
-        hive_send(st->owner, TASK_TAG_WAKE, NULL, 0);
-    /* The owner takes us, or its exit does, whatever its reason: a normal
-     * exit too, so exits are trapped here (a result nobody can take any
-     * more holds nothing). Another process's exit signal acts as it would
-     * have without the trap. */
+        task_wake(st->owner);
     bool trapping = hive_trap_exits(true);
-    hive_msg *m;
-    for (;;) {
-        if (hive_receive(&m, HIVE_INFINITY) != 0)
-            continue;
-        if (m->tag != HIVE_TAG_EXIT) {
-            hive_msg_free(m);
-            continue;
-        }
-        /* the owner's exit, or the runtime's stop (from no process) */
-        bool owner_gone = m->from == st->owner || m->from == HIVE_NOPID;
-        hive_reason why = m->len >= sizeof(hive_exit_signal)
-                              ? ((const hive_exit_signal *)m->data)->reason : HIVE_NORMAL;
-        hive_msg_free(m);
-        if (owner_gone)
-            return;
-        if (!trapping && why != HIVE_NORMAL)
-            hive_exit(why);
-    }
+    _Static_assert(sizeof(hive_pid) <= sizeof(uintptr_t), "a pid fits the handler's context");
+    proc_become_handler(cur_proc, trapping ? linger_trapping : linger_plain,
+                        (void *)(uintptr_t)st->owner);
 }
 
 /* What task_spawn hands the task: the start, with the monitor's ref that
@@ -222,24 +252,20 @@ static void task_main(void *arg)
             memcpy(&st.ref, m->data, sizeof st.ref);
         hive_msg_free(m);
     }
-    if (st.linger) {
+    if (st.linger)
         task_deliver(&st, e, me, st.fn1(st.arg));
-        return;
-    }
     struct task_reply r = { .index = st.index, .slot = st.slot };
     r.result = st.fn2 ? st.fn2(st.arg, st.index) : st.fn1(st.arg);
     if (st.unlink_owner)
         hive_unlink(st.owner);
-    /* Built in place rather than copied by hive_send: a payload over 16
-     * bytes takes the copy's slow path. */
-    hive_msg *m = hive_msg_alloc(sizeof r);
-    if (!m)
+    /* Never refused or dropped by the owner's mailbox limit: a reply it
+     * waits for (or takes in handle_info). */
+    struct mnode *n = mnode_make(MK_USER, TASK_TAG_REPLY, &r, sizeof r);
+    if (!n)
         hive_exit(HIVE_NOMEM); /* the owner gets the DOWN: no result */
-    m->tag = TASK_TAG_REPLY;
-    m->ref = st.ref; /* zero for a stream's item, matched by its slot */
-    memcpy(m->data, &r, sizeof r);
-    if (hive_send_msg(st.owner, m) != 0)
-        hive_msg_free(m); /* the owner is gone */
+    n->msg.ref = st.ref; /* zero for a stream's item, matched by its slot */
+    if (proc_send_uncounted(st.owner, n, false) != 0)
+        mnode_free(n); /* the owner is gone */
 }
 
 int task_spawn(const struct task_start *st, const hive_spawn_opts *so, hive_pid *out)

@@ -169,6 +169,23 @@ void proc_hold(struct proc *p, struct mnode *n)
     p->held = n;
 }
 
+/* A handler process's life between messages. */
+static __attribute__((noreturn)) void handler_loop(struct proc *p)
+{
+    for (;;) {
+        hive_msg *m;
+        if (proc_receive_any(p, &m, 0) == 0) {
+            p->held = mnode_of(m);
+            p->handler(p->arg, m);
+            proc_hold(p, NULL);
+            continue;
+        }
+        /* Nothing queued: give the stack back. If a message slipped in,
+         * the scheduler resumes us here instead. */
+        sched_switch_out(p, Y_IDLE);
+    }
+}
+
 /* A handler process: each message is lent to the handler, which must not
  * free it; it is freed when the handler returns, or by proc_exit if the
  * process exits inside the handler. */
@@ -183,18 +200,18 @@ static void handler_main(void *arg)
         fn(p->arg);
         proc_hold(p, NULL);
     }
-    for (;;) {
-        hive_msg *m;
-        if (proc_receive_any(p, &m, 0) == 0) {
-            p->held = mnode_of(m);
-            p->handler(p->arg, m);
-            proc_hold(p, NULL);
-            continue;
-        }
-        /* Nothing queued: give the stack back. If a message slipped in,
-         * the scheduler resumes us here instead. */
-        sched_switch_out(p, Y_IDLE);
-    }
+    handler_loop(p);
+}
+
+void proc_become_handler(struct proc *p, handler_fn handler, void *ctx)
+{
+    /* Only p reads these (its own loop, sched_prepare and
+     * proc_stack_start when it runs again): plain stores. */
+    p->kind = PK_HANDLER;
+    p->handler = handler;
+    p->arg = ctx;
+    p->fn = NULL; /* no start hook when it starts afresh */
+    handler_loop(p);
 }
 
 /* The process starts at its entry on p->stack. */

@@ -301,6 +301,12 @@ void proc_count_spawn(struct sched *s);
 /* Scheduler side, after the exiting process switched away for good. */
 void proc_release(struct sched *s, struct proc *p);   /* s: the scheduler it ran on last */
 
+/* The running process p (of either kind) goes on as a handler process:
+ * from now on each message is lent to handler(ctx, m), and it holds no
+ * stack while it waits (what is on its stack now is abandoned: nothing
+ * there may be needed again). Never returns. */
+__attribute__((noreturn)) void proc_become_handler(struct proc *p, handler_fn handler, void *ctx);
+
 /* A handler process moves on to n (held_next, say): the message it was
  * handling is freed, n is the one it handles now. */
 void proc_hold(struct proc *p, struct mnode *n);
@@ -316,6 +322,14 @@ bool proc_deliver(struct proc *p, struct mnode *n); /* true: the receiver is flo
 int  proc_send_copy(uint32_t kind, hive_pid to, uint32_t tag, const void *data, size_t len);
 /* The same for a reply (MK_REPLY carrying ref): never counted. */
 int  proc_send_reply(hive_pid to, uint32_t tag, const void *data, size_t len, hive_ref ref);
+/* A message the runtime sends for a process to one that waits for it (a
+ * task's result or its wake, MK_USER with a tag of the runtime's): counted
+ * as a send and charged a reduction like hive_send_msg, but never against
+ * the receiver's mailbox limit (a reply it waits for is never refused or
+ * dropped). `behind`: a receiver this ends the wait of is queued behind
+ * what is runnable here (sched_ready_behind), not in the next slot. 0 or
+ * -ESRCH (n left to the caller). */
+int  proc_send_uncounted(hive_pid to, struct mnode *n, bool behind);
 /* Resolve `to` and deliver, also telling whether the receiver is flooded
  * (mbox_flooded); -EINVAL/-ESRCH with n left to the caller. Never counted
  * against a mailbox limit: timer messages, DOWNs, exit signals, system

@@ -263,6 +263,28 @@ int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_
     return 0;
 }
 
+int proc_send_uncounted(hive_pid to, struct mnode *n, bool behind)
+{
+    struct proc *p;
+    int rc = proc_resolve_live(to, &p);
+    if (rc)
+        return rc;
+    struct proc *self = cur_proc;
+    struct sched *s = self ? self->sched : cur_sched;
+    n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
+    n->to = to;
+    bool flooded;
+    if (behind) {
+        if (mbox_push(&p->mbox, &n->q))
+            sched_ready_behind(s, p);
+        flooded = mbox_flooded(&p->mbox);
+    } else {
+        flooded = deliver_on(s, p, n);
+    }
+    send_done(self, flooded);
+    return 0;
+}
+
 int hive_send(hive_pid to, uint32_t tag, const void *data, size_t len)
 {
     return proc_send_copy(MK_USER, to, tag, data, len);

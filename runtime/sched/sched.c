@@ -153,6 +153,20 @@ void sched_ready_on(struct sched *s, struct proc *p)
     }
 }
 
+void sched_ready_behind(struct sched *s, struct proc *p)
+{
+    if (!s) {
+        sched_ready_on(s, p);
+        return;
+    }
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    /* Kick only when the queue was empty, as a spawn does (proc.c). */
+    bool was_empty = runq_len(&s->rq) == 0;
+    sched_enqueue(s, p);
+    if (was_empty)
+        sched_kick();
+}
+
 /* A wake-up from the ring of the threads outside the schedulers. */
 static int wake_outside(struct sched *target)
 {

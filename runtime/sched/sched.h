@@ -138,6 +138,10 @@ uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
 void sched_ready(struct proc *p);
 /* The same, for a caller that knows its scheduler (NULL: a foreign thread). */
 void sched_ready_on(struct sched *s, struct proc *p);
+/* Make p runnable behind what is queued here (not the next slot): for a
+ * waker whose siblings, already queued, are what p will want next (a
+ * task waking its owner, which then finds the rest of its batch done). */
+void sched_ready_behind(struct sched *s, struct proc *p);
 /* Back of the local queue (yield, spawn). */
 void sched_enqueue(struct sched *s, struct proc *p);
 /* Wake a parked scheduler if nobody is looking for work. */
