@@ -130,12 +130,85 @@ static void t_exit_inside(void *arg)
 START_TEST(handler_exit_inside_the_handler_frees_the_message) { run_hive(2, t_exit_inside, NULL); }
 END_TEST
 
+/* An idle handler killed with HIVE_KILL by a process dies in the kill
+ * itself (it is dead when hive_kill returns: no stack is taken for it to
+ * find the kill in its mailbox), and everything its death owes is done:
+ * its watchers get DOWN killed, a trapping linked process gets EXIT
+ * killed, its name is free, the messages sent after the kill are freed
+ * (the leak checker of the ASan build), and the stack the last idle
+ * handler kept lent comes back. */
+static void linked_trapper(void *arg)
+{
+    hive_pid test = *(hive_pid *)arg;
+    hive_trap_exits(true);
+    hive_msg *m = recv_tag(T_PING, 5000);   /* the handler to link to */
+    hive_pid h = *(hive_pid *)m->data;
+    hive_msg_free(m);
+    ck_assert_int_eq(hive_link(h), 0);
+    hive_send(test, T_PONG, NULL, 0);
+    m = recv_tag(HIVE_TAG_EXIT, 5000);
+    ck_assert_uint_eq(m->from, h);
+    ck_assert_int_eq(((hive_exit_signal *)m->data)->reason, HIVE_KILLED);
+    hive_msg_free(m);
+    hive_send(test, T_EXIT, NULL, 0);
+}
+
+static void t_kill_idle(void *arg)
+{
+    (void)arg;
+    static struct hstate st[3];
+    memset(st, 0, sizeof st);
+    long base = stack_in_use();
+    hive_pid h[3], me = hive_self(), trapper;
+    hive_ref ref[3];
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(proc_spawn(h_start, h_handle, &st[i], NULL, &h[i]), 0);
+        ck_assert_int_eq(hive_monitor(h[i], &ref[i]), 0);
+        hive_send(h[i], T_PING, NULL, 0);
+        hive_msg_free(recv_tag(T_PONG, 5000));
+    }
+    ck_assert_int_eq(hive_register("idle_victim", h[0]), 0);
+    ck_assert_int_eq(hive_spawn(linked_trapper, &me, &trapper), 0);
+    hive_send(trapper, T_PING, &h[0], sizeof h[0]);
+    hive_msg_free(recv_tag(T_PONG, 5000));
+    /* all three idle (waiting, no stack of their own) */
+    for (int i = 0; i < 3; i++) {
+        struct hive_process_info pi;
+        for (int k = 0; k < 100000; k++) {
+            ck_assert_int_eq(hive_process_info(h[i], &pi), 0);
+            if (pi.status == HIVE_STATUS_WAITING && pi.memory < 4096)
+                break;
+            hive_yield();
+        }
+        ck_assert_int_eq(pi.status, HIVE_STATUS_WAITING);
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(hive_kill(h[i], HIVE_KILL), 0);
+        ck_assert(!hive_is_alive(h[i]));
+        /* sent to a dead pid: refused, nothing queued anywhere */
+        ck_assert_int_eq(hive_send(h[i], T_PING, NULL, 0), -ESRCH);
+        ck_assert_int_eq(wait_down(ref[i]), HIVE_KILLED);
+    }
+    ck_assert_uint_eq(hive_whereis("idle_victim"), HIVE_NOPID);
+    hive_msg_free(recv_tag(T_EXIT, 5000));
+    ck_assert_int_eq(hive_kill(h[0], HIVE_KILL), -ESRCH);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(st[i].handled, 1); /* the kill never reached a handler */
+    wait_stacks_at_most(base + 1);          /* the trapper's, while it exits */
+}
+START_TEST(an_idle_handler_killed_dies_in_the_kill_and_its_links_and_monitors_are_told)
+{
+    run_hive(2, t_kill_idle, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("handler");
     TCase *tc = tcase_create("stackless_idle");
     tcase_add_test(tc, idle_handler_processes_hold_no_stack);
     tcase_add_test(tc, handler_exit_inside_the_handler_frees_the_message);
+    tcase_add_test(tc, an_idle_handler_killed_dies_in_the_kill_and_its_links_and_monitors_are_told);
     suite_add_tcase(s, tc);
     return s;
 }

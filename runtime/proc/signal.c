@@ -660,8 +660,34 @@ int hive_kill(hive_pid pid, hive_reason reason)
     struct mnode *n = make_exit_signal(me, reason, SIGF_KILL);
     if (!n)
         return -ENOMEM;
-    rc = proc_send_node(pid, n);
-    if (rc)
+    struct sched *s = self ? self->sched : NULL;
+    if (reason != HIVE_KILL || !s) {
+        rc = proc_send_node(pid, n);
+        if (rc)
+            mnode_free(n);
+        return rc;
+    }
+    /* An untrappable kill from a scheduler. */
+    if (atomic_load_explicit(&t->pid, memory_order_acquire) != pid) {
         mnode_free(n);
-    return rc;
+        return -ESRCH;
+    }
+    n->to = pid;
+    if (!mbox_push(&t->mbox, &n->q))
+        return 0; /* running or runnable: it drains the kill itself */
+    /* The push ended its wait: t is ours to schedule (mailbox.h), and its
+     * state from before the wait is visible (the push's acquire). An idle
+     * handler process (no stack of its own) would be given a stack and
+     * switched to only to find the kill first in its mailbox and die:
+     * it dies here instead, on this scheduler, as sched_prepare has one
+     * die that cannot get a stack. Its mailbox holds the kill and
+     * whatever came after it, which its death drops (as it would have). */
+    if (t->kind == PK_HANDLER && !t->stack && !t->resv_arena) {
+        sched_reclaim_idle_stack(s, t);
+        t->sched = s;
+        proc_exit_unstacked(t, HIVE_KILLED);
+        return 0;
+    }
+    sched_ready_on(s, t);
+    return 0;
 }
