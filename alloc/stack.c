@@ -506,6 +506,67 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack
     return cold ? stack_or_resv(t, r) : stack_new(size, r);
 }
 
+/* One default-size stack beyond the caches, under g_pool_lock: to the
+ * pool, else (an arena stack) onto its arena's idle list, releasing idle
+ * memory past RESIDENT_MAX. Returns s if it is to be destroyed (a mapped
+ * stack with the pool full), after the lock is dropped. */
+static struct stack *put_global_locked(struct stack *s)
+{
+    if (g_pool_count < POOL_MAX) {
+        s->next = g_pool;
+        g_pool = s;
+        g_pool_count++;
+        return NULL;
+    }
+    if (!s->arena)
+        return s;
+    struct stack_arena *a = s->arena;
+    arena_push_idle(s);
+    if ((a->idle_bits | a->cold_bits) == ~0ull) {
+        arena_release(a);
+    } else if (g_idle_count > RESIDENT_MAX) {
+        while (g_warm && g_idle_count > RESIDENT_MAX / 2) {
+            a = g_warm;
+            if (a->idle) {
+                arena_release(a);
+            } else {
+                g_warm = a->warm_next;
+                a->on_warm = false;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A full cache gives half of itself to the global pool in one lock hold:
+ * a scheduler where more processes exit than start (its stolen work ends
+ * there) would otherwise take the lock for every stack it puts back. The
+ * most recently put (warmest) stay. */
+static void cache_spill(struct stack_cache *c)
+{
+    struct stack *keep = c->head;
+    for (unsigned i = 1; i < CACHE_MAX / 2; i++)
+        keep = keep->next;
+    struct stack *spill = keep->next, *doomed = NULL;
+    keep->next = NULL;
+    c->count = CACHE_MAX / 2;
+    pthread_mutex_lock(&g_pool_lock);
+    while (spill) {
+        struct stack *t = spill;
+        spill = t->next;
+        if ((t = put_global_locked(t))) {
+            t->next = doomed;
+            doomed = t;
+        }
+    }
+    pthread_mutex_unlock(&g_pool_lock);
+    while (doomed) {
+        struct stack *t = doomed;
+        doomed = t->next;
+        stack_destroy(t);
+    }
+}
+
 void stack_put(struct stack_cache *c, struct stack *s)
 {
     count_in_use(c, -1);
@@ -513,36 +574,16 @@ void stack_put(struct stack_cache *c, struct stack *s)
         stack_destroy(s);
         return;
     }
-    if (c && c->count < CACHE_MAX) {
+    if (c) {
+        if (c->count >= CACHE_MAX)
+            cache_spill(c);
         s->next = c->head;
         c->head = s;
         c->count++;
         return;
     }
     pthread_mutex_lock(&g_pool_lock);
-    if (g_pool_count < POOL_MAX) {
-        s->next = g_pool;
-        g_pool = s;
-        g_pool_count++;
-        s = NULL;
-    } else if (s->arena) {
-        struct stack_arena *a = s->arena;
-        arena_push_idle(s);
-        s = NULL;
-        if ((a->idle_bits | a->cold_bits) == ~0ull) {
-            arena_release(a);
-        } else if (g_idle_count > RESIDENT_MAX) {
-            while (g_warm && g_idle_count > RESIDENT_MAX / 2) {
-                a = g_warm;
-                if (a->idle) {
-                    arena_release(a);
-                } else {
-                    g_warm = a->warm_next;
-                    a->on_warm = false;
-                }
-            }
-        }
-    }
+    s = put_global_locked(s);
     pthread_mutex_unlock(&g_pool_lock);
     if (s)
         stack_destroy(s);
