@@ -135,6 +135,8 @@ static void task_async_await_main(void *arg)
     struct ojob *j = arg;
     static hive_task t[BATCH];
     uint64_t sum = 0;
+    hive_sched_stats s0, s1;
+    bench_stats(&s0);
     uint64_t t0 = bench_now_ns();
     for (uint64_t base = 0; base < j->n; base += BATCH) {
         uint64_t k = j->n - base < BATCH ? j->n - base : BATCH;
@@ -156,8 +158,12 @@ static void task_async_await_main(void *arg)
         }
     }
     uint64_t t1 = bench_now_ns();
+    bench_stats(&s1);
     j->r->n = j->n;
     j->r->seconds = (t1 - t0) / 1e9;
+    snprintf(j->r->extra, sizeof j->r->extra, "\"steals\":%llu,\"parks\":%llu",
+             (unsigned long long)(s1.steals - s0.steals),
+             (unsigned long long)(s1.parks - s0.parks));
     if (sum != j->n * j->n)
         bench_fail(j->r, "sum %llu != n^2", (unsigned long long)sum);
 }
