@@ -1290,6 +1290,11 @@ static void t_linger_stackless(void *arg)
         assert_gone(t[i].pid);
     }
     ck_assert_uint_eq(queue_len(), 0);
+    /* the owner's ends of the links and monitors went with the tasks */
+    struct hive_process_info me;
+    ck_assert_int_eq(hive_process_info(hive_self(), &me), 0);
+    ck_assert_uint_eq(me.links, 0);
+    ck_assert_uint_eq(me.monitors, 0);
 }
 START_TEST(a_task_that_delivered_waits_for_its_owner_without_a_stack)
 {

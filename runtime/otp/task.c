@@ -407,9 +407,13 @@ static int task_take(hive_task *t, void *value, void **result)
 {
     if (result)
         *result = value;
-    task_demonitor(t->pid, t->ref); /* it is alive: no DOWN was sent */
     hive_pid pid = t->pid;
-    hive_unlink(pid);
+    /* It is alive: no DOWN was sent. Monitor and link go in one section;
+     * the general path is for a task another process killed meanwhile. */
+    if (!sig_drop_child(cur_proc, pid, t->ref)) {
+        task_demonitor(pid, t->ref);
+        hive_unlink(pid);
+    }
     /* An EXIT trapped from it is possible only if someone else killed it
      * meanwhile; and only one already on the private queue: the unlink
      * voids a signal still in the mailbox. Nothing queued, nothing to

@@ -447,6 +447,46 @@ bool sig_unmonitor_pid(struct proc *self, hive_pid target, hive_ref ref)
     return true;
 }
 
+bool sig_drop_child(struct proc *self, hive_pid child, hive_ref ref)
+{
+    struct proc *t;
+    if (proc_resolve(child, &t) != 0)
+        return false;
+    hive_pid me = atomic_load_explicit(&self->pid, memory_order_relaxed);
+    struct mon *mt = NULL;
+    struct link *a = NULL;
+    lock2(self, t);
+    /* Alive under its lock: its exit has not detached its lists (the pid
+     * dies before sig_on_exit takes the lock to do so). */
+    if (atomic_load_explicit(&t->pid, memory_order_relaxed) == child) {
+        for (struct mon *m = t->monitored_by; m; m = m->next) {
+            if (m->pid == me && m->peer && hive_ref_eq(m->ref, ref)) {
+                mt = m;
+                break;
+            }
+        }
+        if (mt) {
+            mon_unlink_target(mt);
+            mon_unlink_target(mt->peer); /* on self's list: self's lock is held */
+            if ((a = link_find_pair(self, me, t, child))) {
+                link_unlink(a);
+                link_unlink(a->peer);
+            }
+        }
+    }
+    unlock2(self, t);
+    if (!mt)
+        return false;
+    struct sched *s = self->sched;
+    mon_free(s, mt->peer);
+    mon_free(s, mt);
+    if (a) {
+        link_free(s, a->peer);
+        link_free(s, a);
+    }
+    return true;
+}
+
 int sig_demonitor(struct proc *self, hive_ref ref, unsigned flags)
 {
     if (!sig_unmonitor(self, ref) && (flags & HIVE_FLUSH))

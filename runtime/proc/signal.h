@@ -34,6 +34,12 @@ bool sig_unmonitor(struct proc *self, hive_ref ref);
  * monitors self holds, as long as the target lives (its short list of
  * watchers is searched instead of self's). */
 bool sig_unmonitor_pid(struct proc *self, hive_pid target, hive_ref ref);
+/* What an owner does to a child that is done with it (a task that
+ * delivered): drops self's monitor `ref` of the live process `child` and
+ * the link between them, if any, in one section under both locks. True if
+ * done: no DOWN and no exit signal will come from child for them. False
+ * (nothing changed) if child is not alive or holds no such monitor. */
+bool sig_drop_child(struct proc *self, hive_pid child, hive_ref ref);
 /* A synchronous call's monitor (hive_call, gs_stop, gs_exec): only the
  * server's record, kept in self->call_mt, no watcher record and no lock of
  * self. A process is in at most one synchronous call. A dead server gets
