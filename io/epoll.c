@@ -672,6 +672,9 @@ static void poll_events(struct ring *r, int64_t timeout_ns)
         n = epoll_wait(e->epfd, evs, EP_EVENTS, ms);
     }
     e->last_poll = now_ns();
+    /* acquire: pairs with the release push of whoever posted. */
+    if (n > 0 && r->take_posted && atomic_load_explicit(&r->posted, memory_order_acquire))
+        r->take_posted(r);
     for (int i = 0; i < n; i++) {
         uint64_t d = evs[i].data.u64;
         if (d == EP_WAKE)

@@ -70,6 +70,12 @@ struct ring {
      * its cancels here: a Treiber stack, pushed with release by any
      * thread, taken whole by the owner with acquire). */
     _Alignas(64) void *_Atomic posted;
+    /* Set by the layer above on the owner thread (NULL until then): takes
+     * what is posted. The epoll backend calls it, when posted is not
+     * empty, after each epoll_wait and before it runs any operation on
+     * the events: a cancel posted before the data it must not take
+     * arrived is taken before the data can be. */
+    void (*take_posted)(struct ring *r);
 };
 
 /* Chooses the backend and makes the shared ring of the threads outside the

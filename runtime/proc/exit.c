@@ -5,13 +5,14 @@
  *     1. PF_EXITING under the lock: no new links or monitors
  *     2. the registered name released (a restarted child can take it)
  *     3. the slot marked dying, then the pid dead (release)
- *     4. sig_on_exit (signal.c): DOWNs to watchers, exit signals to links,
+ *     4. I/O in flight cancelled on this thread's ring, or handed to the
+ *        scheduler whose ring holds it (io.c)
+ *     5. sig_on_exit (signal.c): DOWNs to watchers, exit signals to links,
  *        own monitors dropped
- *     5. receive timer dropped, I/O in flight handed to its scheduler to
- *        cancel (io.c), held messages, both queues, aliases freed
- *     6. sched_switch_out(Y_EXIT): the last switch
+ *     6. receive timer dropped, held messages, both queues, aliases freed
+ *     7. sched_switch_out(Y_EXIT): the last switch
  *   proc_release (run by whatever the scheduler switched to, switch.c)
- *     7. stack back to the scheduler's cache, slot on the free list,
+ *     8. stack back to the scheduler's cache, slot on the free list,
  *        dying cleared, the exit counted; the runtime told when the main
  *        process or the last one is gone
  */
@@ -85,11 +86,14 @@ static void exit_work(struct proc *p, hive_reason reason)
     /* From here on the pid is dead for senders and hive_is_alive.
      * release: pairs with the acquire in proc_resolve_live. */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
+    /* I/O in flight is cancelled (on this thread's ring), or handed to
+     * the scheduler whose ring holds it, before anyone learns of the
+     * death (io.c, io_proc_exit). */
+    if (p->io)
+        io_proc_exit(p);
     if (!quiet)
         sig_on_exit(p, self, reason);
     proc_timer_drop(p);
-    if (p->io)               /* I/O in flight: handed to its scheduler to cancel */
-        io_proc_exit(p);
     proc_hold(p, NULL);
     if (p->held_next) {
         mnode_free(p->held_next);

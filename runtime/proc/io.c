@@ -226,6 +226,21 @@ static void on_done(struct iop *op, int res)
     orphan_step(q);
 }
 
+/* The owner takes the cancel of the orphan q, on r's thread. */
+static void take_cancel(struct ring *r, struct ioreq *q, bool finishing)
+{
+    if (!q->kdone && !q->retrying && !finishing) {
+        /* cancel_seen only after: iob_cancel may reap q's completion,
+         * and q must outlive the call. */
+        iob_cancel(r, &q->op);
+        struct sched_counters *st = counters();
+        if (st)
+            count(&st->io_cancels, 1);
+    }
+    q->cancel_seen = true;
+    orphan_step(q);
+}
+
 /* Cancels posted by exiting processes (any thread). */
 static void take_cancels(struct ring *r, bool finishing)
 {
@@ -233,18 +248,19 @@ static void take_cancels(struct ring *r, bool finishing)
     struct ioreq *q = atomic_exchange_explicit(&r->posted, NULL, memory_order_acquire);
     while (q) {
         struct ioreq *nx = q->cnext;
-        if (!q->kdone && !q->retrying && !finishing) {
-            /* cancel_seen only after: iob_cancel may reap q's completion,
-             * and q must outlive the call. */
-            iob_cancel(r, &q->op);
-            struct sched_counters *st = counters();
-            if (st)
-                count(&st->io_cancels, 1);
-        }
-        q->cancel_seen = true;
-        orphan_step(q);
+        take_cancel(r, q, finishing);
         q = nx;
     }
+}
+
+static void take_posted(struct ring *r)
+{
+    take_cancels(r, false);
+}
+
+void io_sched_bind(struct sched *s)
+{
+    s->ring.take_posted = take_posted;
 }
 
 /* Lending receives that met -ENOBUFS, run again with a buffer of their
@@ -383,6 +399,15 @@ void io_proc_exit(struct proc *p)
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
             struct sched *o = (struct sched *)((char *)q->ring - offsetof(struct sched, ring));
+            if (o == s) {
+                /* Its ring is this thread's: cancelled now, before the
+                 * exit's DOWNs and exit signals go out, so that no one
+                 * who learns of the death can start an operation on the
+                 * same fd that this one could still take data from (the
+                 * epoll backend ends a waiting op here and then). */
+                take_cancel(q->ring, q, false);
+                continue;
+            }
             post_cancel(q); /* q is the owner's from here */
             bool seen = o == s;
             for (unsigned i = 0; i < nwake; i++)

@@ -18,6 +18,9 @@ void io_global_init(void);
  * io_uring_enter), dispatch ready completions (no system call). */
 struct sched_source;
 extern const struct sched_source io_source;   /* rt.c registers it */
+/* On the scheduler's thread once its ring is bound: the backend may take
+ * posted cancels itself before it hands data to operations (io/ring.h). */
+void io_sched_bind(struct sched *s);
 /* Scheduler teardown (after its thread stopped, before its ring goes):
  * waits until the kernel has let go of every operation started there. */
 void io_sched_fini(struct sched *s);

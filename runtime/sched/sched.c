@@ -516,6 +516,7 @@ void *sched_thread(void *arg)
                 strerror(-brc));
         abort();
     }
+    io_sched_bind(s);
     /* The receive buffers it lends (io/backend.h), set up by the thread
      * that owns the ring; without them every receive has its own. */
     if (g_rt->cfg.recv_bufs) {
