@@ -390,6 +390,7 @@ void io_proc_exit(struct proc *p)
     struct sched *s = p->sched;
     struct sched *wake[8];
     unsigned nwake = 0;
+    bool here = false;
     while (p->io) {
         struct ioreq *q = p->io;
         plist_del(q);
@@ -406,6 +407,7 @@ void io_proc_exit(struct proc *p)
                  * same fd that this one could still take data from (the
                  * epoll backend ends a waiting op here and then). */
                 take_cancel(q->ring, q, false);
+                here = true;
                 continue;
             }
             post_cancel(q); /* q is the owner's from here */
@@ -426,6 +428,11 @@ void io_proc_exit(struct proc *p)
             req_free(q);
         }
     }
+    /* The cancels queued here reach the kernel now (io_uring: one
+     * io_uring_enter), not at the next pass of the loop: before the exit
+     * is announced. */
+    if (here)
+        iob_flush(&s->ring);
     /* An owner elsewhere may be parked with nothing else to do: wake it so
      * the kernel lets go of the fd and the buffer now, not at shutdown. */
     for (unsigned i = 0; i < nwake; i++)
