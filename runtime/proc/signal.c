@@ -711,7 +711,8 @@ int hive_kill(hive_pid pid, hive_reason reason)
             mnode_free(n);
         return rc;
     }
-    /* An untrappable kill from a scheduler. */
+    /* An untrappable kill from a scheduler. acquire: pairs with the
+     * release store of pid in proc_spawn (as in proc_resolve_live). */
     if (atomic_load_explicit(&t->pid, memory_order_acquire) != pid) {
         mnode_free(n);
         return -ESRCH;
