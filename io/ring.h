@@ -60,6 +60,8 @@ struct ring {
     char    *lend_mem;              /* count * IOB_LEND_SIZE bytes */
     unsigned lend_count;            /* 0: it lends none */
     void    *lend_retry;            /* the layer above's: ops that met -ENOBUFS */
+    void    *acks;                  /* the layer above's: exits to tell that
+                                       their cancels reached the kernel */
     /* --- any thread --- */
     /* 1 while the owner checks descriptor generations and hands numbers
      * to the kernel (io/fdgen.h); its partner is the closer's load in

@@ -11,10 +11,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "runtime/sched/sched.h"
 
 enum { T_READY = 1, T_GO, T_DONE };
 
@@ -309,6 +311,171 @@ START_TEST(exit_with_recv_async_pending_cancels_it) { run_hive(2, t_exit_async, 
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Killed on one scheduler, its receive on another's ring              */
+/* ------------------------------------------------------------------ */
+
+/* A receive stays on the ring of the scheduler it was started on; a
+ * process killed from another scheduler exits there, and only the ring's
+ * own thread can cancel the receive. The ring's scheduler is kept busy by
+ * a hog (a process that does not yield) while the kill, the DOWN and a
+ * send happen: the receive's cancel can reach the kernel only after the
+ * hog. The DOWN must not come before it did, or the data sent after the
+ * DOWN go to a receive nobody waits for. */
+struct xring {
+    int fd;
+    hive_pid parent;          /* told T_DONE when the hog ends */
+    _Atomic int recv_sched;   /* where the victim started its receive */
+    _Atomic int hog_sched;    /* where the hog runs, -1 until it does */
+    _Atomic bool hog_stop;
+};
+
+static int sched_id(void) { return (int)cur_sched->id; }
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Holds its scheduler without yielding until told, or for 300 ms: long
+ * enough for the kill, its DOWN and a send to happen meanwhile if the
+ * exit does not wait. */
+static void xring_hog(void *arg)
+{
+    struct xring *x = arg;
+    uint64_t until = mono_ms() + 300;
+    atomic_store(&x->hog_sched, sched_id());
+    /* With a system call in each turn, as a busy process makes them: a
+     * return from the kernel runs the ring's pending completion work
+     * (COOP_TASKRUN), where a receive still armed takes what arrived. */
+    while (!atomic_load(&x->hog_stop) && mono_ms() < until)
+        (void)syscall(SYS_getppid);
+    hive_send(x->parent, T_DONE, NULL, 0);
+}
+
+/* Starts a receive, has the kernel arm it (a send of one byte to the
+ * peer, which this process waits for, takes the receive to the kernel
+ * in the same submission), then spawns the hog on this scheduler. */
+static void xring_arm(struct xring *x, hive_ref *r)
+{
+    atomic_store(&x->recv_sched, sched_id());
+    ck_assert_int_eq(hive_io_recv_async(x->fd, 512, r), 0);
+    ck_assert_int_eq(hive_io_send(x->fd, "k", 1, 2000), 1);
+    ck_assert_int_eq(sched_id(), atomic_load(&x->recv_sched));
+    ck_assert_int_eq(hive_spawn(xring_hog, x, NULL), 0);
+}
+
+/* Starts its receive and the hog on the same scheduler, then waits: its
+ * scheduler runs the hog next. */
+static void xring_victim(void *arg)
+{
+    struct xring *x = arg;
+    hive_ref r;
+    xring_arm(x, &r);
+    hive_msg *m;
+    hive_receive(&m, HIVE_INFINITY);
+    ck_abort_msg("a message came");
+}
+
+/* The same as an idle gen_server, which holds no stack while it waits:
+ * a kill from another scheduler must not end it in place. */
+static int xgs_init(hive_gs *gs, void *arg, void **state)
+{
+    (void)gs;
+    *state = arg;
+    return 0;
+}
+
+static void xgs_cast(hive_gs *gs, void *state, const hive_msg *m)
+{
+    (void)gs;
+    (void)m;
+    struct xring *x = state;
+    hive_ref r;
+    xring_arm(x, &r);
+}
+
+static void xgs_info(hive_gs *gs, void *state, const hive_msg *m)
+{
+    (void)gs;
+    (void)state;
+    (void)m;
+    ck_abort_msg("the receive finished");
+}
+
+/* Casts from the scheduler it runs on, so the server wakes there. */
+static void xgs_caster(void *arg)
+{
+    ck_assert_int_eq(hive_cast(*(hive_pid *)arg, 1, NULL, 0), 0);
+}
+
+static const hive_gen_server xgs = { .init = xgs_init, .handle_cast = xgs_cast,
+                                     .handle_info = xgs_info };
+
+static void t_xring(void *arg)
+{
+    bool server = arg != NULL;
+    int placed = 0;
+    for (int attempt = 0; attempt < 40 && !placed; attempt++) {
+        int sp[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        struct xring x = { .fd = sp[0], .parent = hive_self(), .recv_sched = -1,
+                           .hog_sched = -1 };
+        hive_pid v;
+        hive_ref mon;
+        if (server) {
+            ck_assert_int_eq(hive_gs_start(&xgs, &x, NULL, &v), 0);
+            ck_assert_int_eq(hive_monitor(v, &mon), 0);
+            /* A cast from here would wake the server in this
+             * scheduler's next slot, which no other scheduler takes. */
+            ck_assert_int_eq(hive_spawn(xgs_caster, &v, NULL), 0);
+        } else {
+            hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &mon };
+            ck_assert_int_eq(hive_spawn_opt(xring_victim, &x, &o, &v), 0);
+        }
+        /* This process keeps its own scheduler busy until the hog runs,
+         * so the other one takes the victim (or the caster, and then the
+         * server it wakes) and then the hog it spawned. */
+        uint64_t give_up = mono_ms() + 5000;
+        while (atomic_load(&x.hog_sched) < 0 && mono_ms() < give_up)
+            ;
+        ck_assert_int_ge(atomic_load(&x.hog_sched), 0);
+        placed = atomic_load(&x.hog_sched) == atomic_load(&x.recv_sched) &&
+                 sched_id() != atomic_load(&x.recv_sched);
+        ck_assert_int_eq(hive_kill(v, HIVE_KILL), 0);
+        ck_assert_int_eq(wait_down(mon), HIVE_KILLED);
+        if (placed) {
+            /* Sent after the DOWN, it must stay in the socket, even while
+             * the receive's scheduler runs the hog to its end. */
+            ck_assert_int_eq(hive_io_send(sp[1], "after", 5, 2000), 5);
+            hive_msg_free(recv_tag(T_DONE, 5000));
+            char buf[8];
+            ck_assert_int_eq(hive_io_recv(sp[0], buf, sizeof buf, 2000), 5);
+            ck_assert(memcmp(buf, "after", 5) == 0);
+        } else {
+            /* x lives on this stack: the hog must be done with it before
+             * the next round reuses it. */
+            atomic_store(&x.hog_stop, true);
+            hive_msg_free(recv_tag(T_DONE, 5000));
+        }
+        hive_io_close(sp[0]);
+        hive_io_close(sp[1]);
+    }
+    ck_assert_msg(placed, "the hog never ran where the receive was started");
+}
+START_TEST(data_sent_after_the_down_of_a_process_killed_away_from_its_receives_ring_stay_in_the_socket)
+{
+    run_hive(2, t_xring, NULL);
+}
+END_TEST
+START_TEST(data_sent_after_the_down_of_an_idle_server_killed_away_from_its_receives_ring_stay_in_the_socket)
+{
+    run_hive(2, t_xring, "server");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* A tiny ring                                                         */
 /* ------------------------------------------------------------------ */
 
@@ -526,6 +693,8 @@ static Suite *io_stress_suite(void)
     tcase_add_test(tc, kill_during_zero_copy_sends_cancels_in_kernel);
     tcase_add_test(tc, closes_racing_receives_never_reach_a_reused_descriptor);
     tcase_add_test(tc, exit_with_recv_async_pending_cancels_it);
+    tcase_add_test(tc, data_sent_after_the_down_of_a_process_killed_away_from_its_receives_ring_stay_in_the_socket);
+    tcase_add_test(tc, data_sent_after_the_down_of_an_idle_server_killed_away_from_its_receives_ring_stay_in_the_socket);
     tcase_add_test(tc, tiny_ring_full_sq_and_cq_overflow_lose_nothing);
     tcase_add_test(tc, ten_thousand_concurrent_loopback_connections);
     suite_add_tcase(s, tc);

@@ -6,7 +6,9 @@
  *     2. the registered name released (a restarted child can take it)
  *     3. the slot marked dying, then the pid dead (release)
  *     4. I/O in flight cancelled on this thread's ring, or handed to the
- *        scheduler whose ring holds it (io.c)
+ *        scheduler whose ring holds it (io.c); then, on the process's
+ *        stack, a switch-out (Y_EXIT_IO) until each such scheduler has
+ *        submitted its cancels
  *     5. sig_on_exit (signal.c): DOWNs to watchers, exit signals to links,
  *        own monitors dropped
  *     6. receive timer dropped, held messages, both queues, aliases freed
@@ -55,7 +57,7 @@ static void free_queue(struct proc *p)
 /* Everything an exit does before the final switch, on whatever stack it
  * runs (the process's own, or, for a process that cannot get one, another
  * context's: proc_exit_unstacked). */
-static void exit_work(struct proc *p, hive_reason reason)
+static void exit_work(struct proc *p, hive_reason reason, bool stacked)
 {
     hive_pid self = atomic_load_explicit(&p->pid, memory_order_relaxed);
     p->exit_reason = reason;
@@ -88,9 +90,25 @@ static void exit_work(struct proc *p, hive_reason reason)
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     /* I/O in flight is cancelled (on this thread's ring), or handed to
      * the scheduler whose ring holds it, before anyone learns of the
-     * death (io.c, io_proc_exit). */
-    if (p->io)
-        io_proc_exit(p);
+     * death (io.c, io_proc_exit). A receive handed to another scheduler
+     * is still in the kernel until that thread submits its cancel: one
+     * told of the death could send data it would take. So a process on
+     * its stack waits for that, switched out; nothing of its exit is
+     * announced meanwhile. Without a stack (proc_exit_unstacked: a
+     * process that cannot get one, or a kill done in place, which
+     * hive_kill does only when all its I/O is on the killer's ring)
+     * there is nothing to wait on, and those cancels follow the exit. */
+    if (p->io && io_proc_exit(p, stacked)) {
+        /* Its slot is not on its way back while it waits: a spawner
+         * that finds the table full must not spin for it (the owner it
+         * waits for may be that spawner's scheduler). release: as
+         * proc_release's store of NULL. */
+        atomic_store_explicit(&p->sched->dying, NULL, memory_order_release);
+        sched_switch_out(p, Y_EXIT_IO);
+        /* Runnable again, on whichever scheduler took it. */
+        atomic_store_explicit(&p->status, PS_EXITING, memory_order_relaxed);
+        atomic_store_explicit(&p->sched->dying, p, memory_order_relaxed);
+    }
     if (!quiet)
         sig_on_exit(p, self, reason);
     proc_timer_drop(p);
@@ -107,14 +125,14 @@ static void exit_work(struct proc *p, hive_reason reason)
 
 _Noreturn void proc_exit(struct proc *p, hive_reason reason)
 {
-    exit_work(p, reason);
+    exit_work(p, reason, true);
     sched_switch_out(p, Y_EXIT);
     __builtin_unreachable();
 }
 
 void proc_exit_unstacked(struct proc *p, hive_reason reason)
 {
-    exit_work(p, reason);
+    exit_work(p, reason, false);
     proc_release(p->sched, p);
 }
 

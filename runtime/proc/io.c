@@ -23,12 +23,18 @@
  *                          (io_delivered) or when it exits;
  *   INFLIGHT -> ORPHAN     the process, when it exits with the request in
  *                          flight: the request belongs to the owner alone.
- *                          The process posts it on the owner's cancel stack
- *                          (and wakes the owner if that is another
- *                          scheduler); the owner cancels it in the kernel
- *                          and frees it, with its buffer, once both have
- *                          happened: the stack entry was taken (cancel_seen)
- *                          and the backend handed it back (kdone).
+ *                          On the exiting thread's own ring it is cancelled
+ *                          there and then; otherwise the process posts it
+ *                          on the owner's cancel stack and wakes the owner.
+ *                          The owner cancels it in the kernel and frees it,
+ *                          with its buffer, once both have happened: the
+ *                          stack entry was taken (cancel_seen) and the
+ *                          backend handed it back (kdone), and, for the one
+ *                          request of each push that carries the exiting
+ *                          process (waiter), once that process was told
+ *                          its cancels reached the kernel (take_acks): the
+ *                          exit waits for that before it is announced
+ *                          (exit.c, Y_EXIT_IO).
  * Neither side touches the request after losing it: the owner reads what
  * it needs before its CAS, the process after its own.
  *
@@ -84,7 +90,10 @@ struct ioreq {
     struct ring    *ring;        /* the owner's */
     struct mnode   *node;        /* the completion message; its payload is the buffer */
     hive_pid        pid;
-    struct ioreq   *cnext;       /* cancel stack link (written before the push) */
+    struct ioreq   *cnext;       /* cancel stack link (written before the push);
+                                    once taken, the ring's acks link */
+    struct proc    *waiter;      /* an exiting process to tell once this cancel
+                                    (the last of its group) reached the kernel */
     struct ioreq   *rnext;       /* lend_retry link (owner thread) */
     uint32_t        cap;         /* a lending receive: the buffer a retry gets */
     struct ioreq   *pnext, **pprev; /* the process's list (the process only) */
@@ -134,7 +143,7 @@ static void req_free(struct ioreq *q)
 /* An orphan is the owner's once both are true; then nobody else names it. */
 static void orphan_step(struct ioreq *q)
 {
-    if (q->kdone && q->cancel_seen) {
+    if (q->kdone && q->cancel_seen && !q->waiter) {
         /* An accept that completed for nobody: its connection is closed,
          * not leaked. */
         if (q->op.kind == IOP_ACCEPT && q->res >= 0)
@@ -237,8 +246,34 @@ static void take_cancel(struct ring *r, struct ioreq *q, bool finishing)
         if (st)
             count(&st->io_cancels, 1);
     }
+    if (q->waiter) {
+        /* told after the flush that takes the cancel to the kernel */
+        q->cnext = r->acks;
+        r->acks = q;
+    }
     q->cancel_seen = true;
     orphan_step(q);
+}
+
+/* The exits waiting for cancels this ring has taken and submitted: each
+ * gives up its share of the process's io_exit_wait, and the last one
+ * makes the process runnable here, to announce its exit. */
+static void take_acks(struct ring *r)
+{
+    struct ioreq *q = r->acks;
+    r->acks = NULL;
+    while (q) {
+        struct ioreq *nx = q->cnext;
+        struct proc *w = q->waiter;
+        q->waiter = NULL;
+        /* acq_rel: pairs with the other decrements of io_exit_wait (the
+         * process's own in sched_finish_prev, other owners' here): the
+         * one that reaches 0 sees everything the others did first. */
+        if (atomic_fetch_sub_explicit(&w->io_exit_wait, 1, memory_order_acq_rel) == 1)
+            sched_ready_on(cur_sched, w);
+        orphan_step(q);
+        q = nx;
+    }
 }
 
 /* Cancels posted by exiting processes (any thread). */
@@ -307,13 +342,20 @@ static unsigned io_poll(struct sched *s)
     int n = iob_reap(r);
     if (r->lend_retry)
         lend_retries(r);
+    /* After the flush: the cancels taken above (or by the epoll backend
+     * in its last wait) are in the kernel. */
+    if (r->acks) {
+        take_acks(r);
+        n++;
+    }
     count_enters(s);
     return n > 0 ? (unsigned)n : 0;
 }
 
 static bool io_pending(struct sched *s)
 {
-    return atomic_load_explicit(&s->ring.posted, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&s->ring.posted, memory_order_relaxed) != 0 ||
+           s->ring.acks != NULL;
 }
 
 const struct sched_source io_source = {
@@ -331,6 +373,7 @@ void io_sched_fini(struct sched *s)
      * and the drain's cancel-all reaches each one; those waiting for a
      * retry are handed back. */
     take_cancels(r, true);
+    take_acks(r);
     lend_retries(r);
     ring_drain(r);
 }
@@ -365,14 +408,18 @@ void io_delivered(struct proc *p, struct mnode *n)
     n->aux2 = 0;
 }
 
-static void post_cancel(struct ioreq *q)
+/* Pushes the chain head..tail (linked by cnext) on r's cancel stack in
+ * one CAS, so that its owner takes all of it in one exchange: the ack of
+ * its waiter never comes before one of its cancels was submitted. */
+static void post_chain(struct ring *r, struct ioreq *head, struct ioreq *tail)
 {
-    struct ring *r = q->ring;
     struct ioreq *h = atomic_load_explicit(&r->posted, memory_order_relaxed);
     do {
-        q->cnext = h;
-        /* release: q->cnext (and the orphaning) before the owner takes it. */
-    } while (!atomic_compare_exchange_weak_explicit(&r->posted, (void **)&h, q,
+        tail->cnext = h;
+        /* release: the chain's links, the orphaning and the waiter's
+         * io_exit_wait before the owner takes them; pairs with the
+         * acquire exchange of take_cancels. */
+    } while (!atomic_compare_exchange_weak_explicit(&r->posted, (void **)&h, head,
                                                     memory_order_release,
                                                     memory_order_relaxed));
 }
@@ -385,12 +432,35 @@ static void wake_owner(struct sched *s, struct sched *o)
     sched_count_ring(s);
 }
 
-void io_proc_exit(struct proc *p)
+/* The cancels io_proc_exit posts to one other scheduler. */
+struct exit_group {
+    struct sched *o;
+    struct ioreq *head, *tail;
+};
+
+/* Posts g's cancels to its owner and wakes it; with p, the owner tells p
+ * when they reached the kernel (take_acks). */
+static void post_group(struct sched *s, struct exit_group *g, struct proc *p)
+{
+    if (p) {
+        g->tail->waiter = p;
+        /* relaxed: the post's release publishes it to the owner */
+        atomic_fetch_add_explicit(&p->io_exit_wait, 1, memory_order_relaxed);
+    }
+    post_chain(&g->o->ring, g->head, g->tail); /* theirs from here */
+    wake_owner(s, g->o);
+}
+
+bool io_proc_exit(struct proc *p, bool can_wait)
 {
     struct sched *s = p->sched;
-    struct sched *wake[8];
-    unsigned nwake = 0;
-    bool here = false;
+    struct exit_group g[8];
+    unsigned ng = 0;
+    bool here = false, posted = false;
+    struct proc *waiter = can_wait ? p : NULL;
+    /* p's own share, given up after its switch-out (sched_finish_prev) */
+    if (can_wait)
+        atomic_store_explicit(&p->io_exit_wait, 1, memory_order_relaxed);
     while (p->io) {
         struct ioreq *q = p->io;
         plist_del(q);
@@ -410,14 +480,23 @@ void io_proc_exit(struct proc *p)
                 here = true;
                 continue;
             }
-            post_cancel(q); /* q is the owner's from here */
-            bool seen = o == s;
-            for (unsigned i = 0; i < nwake; i++)
-                seen |= wake[i] == o;
-            if (!seen) {
-                if (nwake == 8)
-                    wake_owner(s, wake[--nwake]);
-                wake[nwake++] = o;
+            /* Another scheduler's ring: only its thread may cancel it.
+             * Gathered per owner, posted below in one push each. */
+            unsigned i = 0;
+            while (i < ng && g[i].o != o)
+                i++;
+            if (i == ng) {
+                if (ng == 8) { /* more owners than slots: post the first */
+                    post_group(s, &g[0], waiter);
+                    posted = true;
+                    g[0] = g[--ng];
+                    i = ng;
+                }
+                g[ng++] = (struct exit_group){ o, q, q };
+                q->cnext = NULL;
+            } else {
+                q->cnext = g[i].head;
+                g[i].head = q;
             }
         } else {
             /* Completed: its message is in our mailbox (freed with it) or
@@ -433,10 +512,19 @@ void io_proc_exit(struct proc *p)
      * is announced. */
     if (here)
         iob_flush(&s->ring);
-    /* An owner elsewhere may be parked with nothing else to do: wake it so
-     * the kernel lets go of the fd and the buffer now, not at shutdown. */
-    for (unsigned i = 0; i < nwake; i++)
-        wake_owner(s, wake[i]);
+    /* The others go to their owners, each woken (it may be parked with
+     * nothing else to do) to take them now. */
+    for (unsigned i = 0; i < ng; i++)
+        post_group(s, &g[i], waiter);
+    return can_wait && (posted || ng > 0);
+}
+
+bool io_all_on(struct proc *p, struct sched *s)
+{
+    for (struct ioreq *q = p->io; q; q = q->pnext)
+        if (q->ring != &s->ring)
+            return false;
+    return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -474,6 +562,7 @@ static struct ioreq *req_new(struct proc *p, uint8_t kind, int fd, size_t cap)
     q->node = n;
     q->pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
     q->cnext = NULL;
+    q->waiter = NULL;
     q->rnext = NULL;
     q->retrying = false;
     q->cap = (uint32_t)cap;

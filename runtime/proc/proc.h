@@ -34,7 +34,7 @@ struct tentry;
 enum proc_kind { PK_FN, PK_HANDLER };
 
 /* Why a process switched back to its scheduler. */
-enum yield_why { Y_YIELD, Y_WAIT, Y_IDLE, Y_EXIT };
+enum yield_why { Y_YIELD, Y_WAIT, Y_IDLE, Y_EXIT_IO, Y_EXIT };
 
 enum proc_status { PS_FREE, PS_RUNNABLE, PS_RUNNING, PS_WAITING, PS_EXITING };
 
@@ -166,6 +166,14 @@ struct proc {
     void         *gs;               /* gen_server context, if any */
     uint64_t      freenext;         /* free-list link (slot + 1) */
     struct ioreq *io;               /* owner: I/O requests in flight (runtime/proc/io.c) */
+    /* An exit waiting for other schedulers to cancel its I/O (Y_EXIT_IO,
+     * io.c): 1 for the process itself, given up in sched_finish_prev
+     * after its switch-out, plus one per group of cancels posted to
+     * another scheduler, given up by that scheduler once they reached the
+     * kernel (take_acks). Whoever brings it to 0 makes the process
+     * runnable; nobody touches the process after a decrement that does
+     * not. */
+    _Atomic uint32_t io_exit_wait;
 };
 
 /* --- table and pids --- */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "alloc/alloc.h"
+#include "runtime/proc/io.h"
 #include "runtime/proc/proc.h"
 #include "runtime/proc/receive.h"
 #include "runtime/proc/signal.h"
@@ -726,8 +727,11 @@ int hive_kill(hive_pid pid, hive_reason reason)
      * switched to only to find the kill first in its mailbox and die:
      * it dies here instead, on this scheduler, as sched_prepare has one
      * die that cannot get a stack. Its mailbox holds the kill and
-     * whatever came after it, which its death drops (as it would have). */
-    if (t->kind == PK_HANDLER && !t->stack && !t->resv_arena) {
+     * whatever came after it, which its death drops (as it would have).
+     * Not when it has I/O on another scheduler's ring: its exit waits,
+     * on a stack, for that scheduler to cancel it (exit.c). */
+    if (t->kind == PK_HANDLER && !t->stack && !t->resv_arena &&
+        (!t->io || io_all_on(t, s))) {
         sched_reclaim_idle_stack(s, t);
         t->sched = s;
         proc_exit_unstacked(t, HIVE_KILLED);

@@ -17,6 +17,9 @@
  *                                    got in (mbox_try_wait fails): ready
  *   running --switch_out(Y_IDLE)---> finish_prev: a handler between messages,
  *                                    waiting with its stack lent back
+ *   running --switch_out(Y_EXIT_IO)> finish_prev: an exit waiting for other
+ *                                    schedulers to cancel its I/O: ready
+ *                                    when the last of them is done
  *   running --switch_out(Y_EXIT)---> finish_prev: slot and stack released
  *
  * sched_prepare is the other half: it gives a process a stack if it has
@@ -146,6 +149,14 @@ void sched_finish_prev(struct sched *s)
         }
         break;
     }
+    case Y_EXIT_IO:
+        /* An exit waiting for other schedulers to submit its cancels
+         * (exit.c): its own share of io_exit_wait goes now that its
+         * registers are saved. acq_rel: pairs with the owners' decrements
+         * (io.c, take_acks); whoever reaches 0 makes it runnable. */
+        if (atomic_fetch_sub_explicit(&p->io_exit_wait, 1, memory_order_acq_rel) == 1)
+            sched_ready_on(s, p);
+        break;
     case Y_EXIT:
         proc_release(s, p);
         break;
