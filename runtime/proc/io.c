@@ -456,7 +456,7 @@ bool io_proc_exit(struct proc *p, bool can_wait)
     struct sched *s = p->sched;
     struct exit_group g[8];
     unsigned ng = 0;
-    bool here = false, posted = false;
+    bool here = false;
     struct proc *waiter = can_wait ? p : NULL;
     /* p's own share, given up after its switch-out (sched_finish_prev) */
     if (can_wait)
@@ -488,7 +488,6 @@ bool io_proc_exit(struct proc *p, bool can_wait)
             if (i == ng) {
                 if (ng == 8) { /* more owners than slots: post the first */
                     post_group(s, &g[0], waiter);
-                    posted = true;
                     g[0] = g[--ng];
                     i = ng;
                 }
@@ -516,7 +515,7 @@ bool io_proc_exit(struct proc *p, bool can_wait)
      * nothing else to do) to take them now. */
     for (unsigned i = 0; i < ng; i++)
         post_group(s, &g[i], waiter);
-    return can_wait && (posted || ng > 0);
+    return can_wait && ng > 0; /* a group posted early left one in its place */
 }
 
 bool io_all_on(struct proc *p, struct sched *s)
