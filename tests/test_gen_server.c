@@ -16,7 +16,7 @@ enum {
     T_SLOW,           /* call: wait for a T_GO message, count++, reply count */
     T_EARLY,          /* call: reply count, then wait for T_GO, count++ */
     T_STOP,           /* call/cast: stop_self(payload reason), no reply */
-    T_DEFER,          /* call: keep from, no reply */
+    T_DEFER,          /* call: keep from, no reply; T_READY to the observer */
     T_ANSWER,         /* cast: reply to the kept from with count */
     T_TWICE,          /* call: reply twice */
     T_EXIT,           /* call: hive_exit(payload reason) */
@@ -115,6 +115,10 @@ static void srv_call(hive_gs *gs, void *state, const hive_msg *req, hive_from fr
         break;
     case T_DEFER:
         s->kept = from;
+        if (s->observer) {
+            hive_pid me = hive_self();
+            hive_send(s->observer, T_READY, &me, sizeof me);
+        }
         break;
     case T_TWICE:
         reply_count(from, s);
@@ -731,7 +735,9 @@ END_TEST
 static void deferred_answerer(void *arg)
 {
     hive_pid server = *(hive_pid *)arg;
-    hive_msg *m = recv_tag(T_GO, 5000);
+    /* cast only once the server holds the from: a cast that overtook the
+     * call would answer nothing and leave the call to time out */
+    hive_msg *m = recv_tag(T_READY, 5000);
     hive_msg_free(m);
     hive_cast(server, T_ANSWER, NULL, 0);
 }
@@ -743,7 +749,8 @@ static void body_reply_deferred(void *arg)
     hive_pid pid = start(&s);
     hive_pid helper;
     hive_spawn(deferred_answerer, &pid, &helper);
-    hive_send(helper, T_GO, NULL, 0);
+    /* read by the server only after it takes the call sent below */
+    s.observer = helper;
     /* T_DEFER keeps from; the helper's cast makes the server answer */
     ck_assert_int_eq(call_long(pid, T_DEFER, NULL, 0, 5000), 5);
     ck_assert_uint_eq(my_queue_len(), 0);
