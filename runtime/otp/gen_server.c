@@ -267,7 +267,7 @@ static _Noreturn void gs_init_fail(const struct gs_start *s, bool registered, in
 static void gs_init_hook(void *arg)
 {
     struct gs_start s = *(struct gs_start *)arg;
-    mem_free(arg, sizeof s);
+    mnode_block_free(arg);
     struct proc *p = cur_proc;
     hive_pid me = self_pid(p);
     struct hive_gs *gs = gs_entry(p->slot);
@@ -326,7 +326,10 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
     if (!self)
         return -EPERM;
 
-    struct gs_start *s = mem_alloc(sizeof *s);
+    /* From the node cache (msg.h): the child frees it on its first run. */
+    _Static_assert(sizeof(struct mnode) + sizeof(struct gs_start) <= 256,
+                   "a start block fits a cached node");
+    struct gs_start *s = mnode_block_alloc(sizeof *s);
     if (!s)
         return -ENOMEM;
     s->b = b;
@@ -340,7 +343,7 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
 
     struct mnode *mark = proc_mark(self);
     if (alias_add(self, s->ack_ref) != 0) {
-        mem_free(s, sizeof *s);
+        mnode_block_free(s);
         return -ENOMEM;
     }
     hive_ref refs[2] = { s->ack_ref, { 0, 0 } };
@@ -354,7 +357,7 @@ int hive_gs_start(const hive_gen_server *b, void *arg, const hive_gs_opts *opts,
     int rc = proc_spawn(gs_init_hook, gs_handle, s, &so, &pid);
     if (rc) {
         alias_remove(self, refs[0]);
-        mem_free(s, sizeof *s);
+        mnode_block_free(s);
         return rc;
     }
     /* s belongs to the child now. Without a monitor (out of memory) we
