@@ -64,15 +64,6 @@ static inline struct mnode *mnode_of(const hive_msg *m)
     return (struct mnode *)((char *)m - offsetof(struct mnode, msg));
 }
 
-/* A small block (at most 256 - sizeof(struct mnode) bytes keeps it in the
- * caches below) for a short-lived record that is not a message, such as
- * a task's start block: a node's payload, taken from the calling
- * thread's node cache (jemalloc's elsewhere) and given back with
- * mnode_block_free on any thread, to that thread's cache. Defined after
- * mnode_alloc / mnode_free below. */
-static inline void *mnode_block_alloc(size_t len);
-static inline void mnode_block_free(void *p);
-
 /* A scheduler's free nodes of 128 and 256 bytes (owner thread only): plain
  * lists linked through q.next. Handed in by pointer; NULL means "no cache"
  * (a foreign thread). */
@@ -98,6 +89,11 @@ struct mnode *mnode_make_on(struct mnode_cache *c, uint32_t kind, uint32_t tag, 
                             size_t len);
 void mnode_free_on(struct mnode_cache *c, struct mnode *n);
 
+/* A small block (at most 256 - sizeof(struct mnode) bytes keeps it in the
+ * caches above) for a short-lived record that is not a message, such as
+ * a task's start block: a node's payload, taken from the calling
+ * thread's node cache (jemalloc's elsewhere) and given back with
+ * mnode_block_free on any thread, to that thread's cache. */
 static inline void *mnode_block_alloc(size_t len)
 {
     struct mnode *n = mnode_alloc(len);
