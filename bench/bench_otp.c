@@ -186,6 +186,8 @@ static void async_stream_main(void *arg)
 {
     struct ojob *j = arg;
     hive_stream *s;
+    hive_sched_stats s0, s1;
+    bench_stats(&s0);
     uint64_t t0 = bench_now_ns();
     int rc = hive_task_async_stream(j->n, stream_item, NULL, NULL, &s);
     if (rc) {
@@ -207,12 +209,16 @@ static void async_stream_main(void *arg)
     }
     hive_stream_close(s);
     uint64_t t1 = bench_now_ns();
+    bench_stats(&s1);
     size_t rss_end = bench_rss_bytes();
     j->r->n = got;
     j->r->seconds = (t1 - t0) / 1e9;
     snprintf(j->r->extra, sizeof j->r->extra,
-             "\"peak_rss_mb\":%.1f,\"rss_at_10pct_mb\":%.1f,\"rss_at_end_mb\":%.1f",
-             peak_rss_bytes() / 1048576.0, rss_10 / 1048576.0, rss_end / 1048576.0);
+             "\"peak_rss_mb\":%.1f,\"rss_at_10pct_mb\":%.1f,\"rss_at_end_mb\":%.1f,"
+             "\"steals\":%llu,\"parks\":%llu",
+             peak_rss_bytes() / 1048576.0, rss_10 / 1048576.0, rss_end / 1048576.0,
+             (unsigned long long)(s1.steals - s0.steals),
+             (unsigned long long)(s1.parks - s0.parks));
     if (rc < 0)
         bench_fail(j->r, "next: %s", hive_strerror(rc));
     else if (got != j->n || sum != j->n * j->n)

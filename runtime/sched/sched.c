@@ -311,16 +311,52 @@ static struct proc *find_local(struct sched *s, bool *inherit)
     return gq_take(s);
 }
 
+/* Stealing a short queue waits until its owner has left it alone for a
+ * while. A process just spawned or woken behind one or two others is
+ * usually taken by its own scheduler within a microsecond or two (the
+ * running process blocks, waiting for it); taken by a thief instead, its
+ * record, stack and messages cross cores twice, once to run and once for
+ * whoever waits on it, and on two cores that made a stream of tiny tasks
+ * run at a third of one scheduler's rate. So a victim with fewer than
+ * STEAL_EAGER_LEN queued is robbed only once its head has not moved for
+ * STEAL_GRACE_NS: its owner is busy with something long. A longer queue is
+ * robbed at once (half of it), as before. The thief keeps its look per
+ * victim (s->looks); head only grows, so an unchanged head means nobody
+ * took anything in between. */
+#define STEAL_EAGER_LEN 3u
+#define STEAL_GRACE_NS  3000u
+/* A spinner's longest wait between looks at the others' queues, in spin
+ * passes of 16 pauses each (idle, below). */
+#define STEAL_GAP_MAX   8u
+
 static struct proc *steal(struct sched *s)
 {
     unsigned n = g_rt->n;
     if (n < 2)
         return NULL;
     unsigned start = (unsigned)(rng_next(s) % n);
+    uint64_t now = 0;
     for (unsigned i = 0; i < n; i++) {
         struct sched *v = &g_rt->scheds[(start + i) % n];
         if (v == s)
             continue;
+        /* relaxed: a hint; runq_steal's own loads decide */
+        uint32_t h = atomic_load_explicit(&v->rq.head, memory_order_relaxed);
+        uint32_t len = atomic_load_explicit(&v->rq.tail, memory_order_relaxed) - h;
+        if (len == 0 || len > RUNQ_SIZE)
+            continue;
+        if (len < STEAL_EAGER_LEN) {
+            struct steal_look *l = &s->looks[v->id];
+            if (!now)
+                now = clock_ns();
+            if (l->head != h || l->since_ns == 0) {
+                l->head = h;
+                l->since_ns = now;
+                continue;
+            }
+            if (now - l->since_ns < STEAL_GRACE_NS)
+                continue;
+        }
         struct proc *p = runq_steal(&v->rq, &s->rq);
         if (p) {
             STAT_INC(s, steals);
@@ -353,9 +389,25 @@ static struct proc *idle(struct sched *s)
     }
     uint64_t until = clock_ns() + (uint64_t)g_rt->cfg.spin_us * 1000u;
     if (spinning) {
+        /* Its own queues and sources are looked at on every pass (its own
+         * lines); the other schedulers' queues every gap passes, the gap
+         * doubling up to STEAL_GAP_MAX while they hold nothing to take.
+         * Each look at a victim's head and tail takes those lines from
+         * the core that is pushing and popping there: looked at every
+         * pass (about 0.4 us), a spinner halved the rate of the busy
+         * scheduler it watched (async_stream, gen_server_call_2c). */
+        unsigned gap = 1, wait = 0;
         for (unsigned it = 0;; it++) {
-            if ((p = find_local(s, &inherit)) || (p = steal(s)))
+            if ((p = find_local(s, &inherit)))
                 goto found;
+            if (wait == 0) {
+                if ((p = steal(s)))
+                    goto found;
+                if (gap < STEAL_GAP_MAX)
+                    gap *= 2;
+                wait = gap;
+            }
+            wait--;
             if (poll_sources(s) && (s->next || runq_len(&s->rq)))
                 continue;
             if (atomic_load_explicit(&g_rt->stopping, memory_order_relaxed))
@@ -470,6 +522,11 @@ int sched_init(struct sched *s, unsigned id, const char **why)
     memset(s, 0, sizeof *s);
     s->id = id;
     s->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32 | (id + 1));
+    s->looks = calloc(g_rt->n, sizeof *s->looks);
+    if (!s->looks) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
     runq_init(&s->rq);
     timer_sched_init(s);
     atomic_store(&s->parked, 0);
@@ -477,6 +534,10 @@ int sched_init(struct sched *s, unsigned id, const char **why)
     if (g_rt->cfg.defer_taskrun)
         flags |= RING_INIT_DEFER;
     int rc = ring_init(&s->ring, g_rt->cfg.ring_entries, flags, why);
+    if (rc) {
+        free(s->looks);
+        s->looks = NULL;
+    }
     return rc;
 }
 
@@ -492,6 +553,8 @@ void sched_fini(struct sched *s)
     stack_cache_flush(&s->stacks);
     io_sched_fini(s);          /* the kernel lets go of every buffer */
     ring_fini(&s->ring);
+    free(s->looks);
+    s->looks = NULL;
 }
 
 void *sched_thread(void *arg)

@@ -80,6 +80,9 @@ struct sched {
     int           budget;           /* reductions left in the current slice */
     unsigned      tick;             /* picks so far (global queue fairness) */
     uint64_t      rng;
+    /* sched.c, steal: per victim (by id), its queue's head at the first
+     * look that found it short, and when; n entries. */
+    struct steal_look { uint32_t head; uint64_t since_ns; } *looks;
     struct stack_cache stacks;      /* alloc/stack.c */
     struct proc  *keep;             /* the last handler that went idle here
                                        with its stack lent (Y_IDLE) */
