@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -66,7 +67,7 @@
  * is 2000 reductions, a spawn costs one) holds that many stacks until they
  * run; a cache that size keeps them off the global pool's lock, and the
  * children's exits refill it for the next slice. */
-#define CACHE_MAX 2048u
+#define CACHE_MAX STACK_CACHE_MAX
 #define POOL_MAX  4096u    /* stacks kept globally, any kind */
 /* Idle arena stacks kept resident beyond the caches and the pool; past
  * this, idle stacks are released down to half of it. Small: servers that
@@ -83,7 +84,10 @@ static _Atomic uint64_t g_syscalls;
 static _Atomic long g_in_use;
 
 static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct stack *g_pool;      /* warm: pages still resident */
+/* Warm stacks (pages still resident), the most recently put last: an
+ * array like the caches', so a batch moves between the two by copying
+ * pointers, without a walk through descriptors on other cores' lines. */
+static struct stack *g_pool[POOL_MAX];
 static unsigned g_pool_count;
 
 #define ARENA_STACKS 64u    /* one bit each in the masks below */
@@ -469,34 +473,27 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack
     size = (size + g_page - 1) & ~(g_page - 1);
     if (size != g_default_size)
         return stack_new(size, NULL);
-    struct stack *s = c ? c->head : NULL;
-    if (s) {
-        c->head = s->next;
-        c->count--;
-        return s;
-    }
+    if (c && c->count)
+        return c->slot[--c->count];
+    struct stack *s;
     pthread_mutex_lock(&g_pool_lock);
-    s = g_pool;
-    if (s) {
-        g_pool = s->next;
-        g_pool_count--;
+    if (g_pool_count) {
+        s = g_pool[--g_pool_count];
+        /* take more warm ones for the cache while we hold the lock: the
+         * pool's most recent, in their order, so the warmest stay last */
+        unsigned k = c ? (g_pool_count < CACHE_MAX / 2 ? g_pool_count : CACHE_MAX / 2) : 0;
+        if (k) {
+            g_pool_count -= k;
+            memcpy(c->slot, g_pool + g_pool_count, k * sizeof *c->slot);
+            c->count = k;
+        }
     } else {
         s = take_idle();
     }
     if (s) {
-        /* take a few more warm ones for the cache while we hold the lock */
-        while (c && c->count < CACHE_MAX / 2) {
-            struct stack *t = g_pool;
-            if (t) {
-                g_pool = t->next;
-                g_pool_count--;
-            } else if (!(t = take_idle())) {
-                break;
-            }
-            t->next = c->head;
-            c->head = t;
-            c->count++;
-        }
+        struct stack *t;
+        while (c && c->count < CACHE_MAX / 2 && (t = take_idle()))
+            c->slot[c->count++] = t;
         pthread_mutex_unlock(&g_pool_lock);
         return s;
     }
@@ -513,9 +510,7 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack
 static struct stack *put_global_locked(struct stack *s)
 {
     if (g_pool_count < POOL_MAX) {
-        s->next = g_pool;
-        g_pool = s;
-        g_pool_count++;
+        g_pool[g_pool_count++] = s;
         return NULL;
     }
     if (!s->arena)
@@ -541,25 +536,27 @@ static struct stack *put_global_locked(struct stack *s)
 /* A full cache gives half of itself to the global pool in one lock hold:
  * a scheduler where more processes exit than start (its stolen work ends
  * there) would otherwise take the lock for every stack it puts back. The
- * most recently put (warmest) stay. */
+ * most recently put (warmest, the upper half) stay. What fits in the pool
+ * is copied there without touching a stack; only the rest (a full pool)
+ * is handled one stack at a time. */
 static void cache_spill(struct stack_cache *c)
 {
-    struct stack *keep = c->head;
-    for (unsigned i = 1; i < CACHE_MAX / 2; i++)
-        keep = keep->next;
-    struct stack *spill = keep->next, *doomed = NULL;
-    keep->next = NULL;
-    c->count = CACHE_MAX / 2;
+    const unsigned half = CACHE_MAX / 2;
+    struct stack *doomed = NULL;
     pthread_mutex_lock(&g_pool_lock);
-    while (spill) {
-        struct stack *t = spill;
-        spill = t->next;
-        if ((t = put_global_locked(t))) {
+    unsigned fit = POOL_MAX - g_pool_count < half ? POOL_MAX - g_pool_count : half;
+    memcpy(g_pool + g_pool_count, c->slot, fit * sizeof *c->slot);
+    g_pool_count += fit;
+    for (unsigned i = fit; i < half; i++) {
+        struct stack *t = put_global_locked(c->slot[i]);
+        if (t) {
             t->next = doomed;
             doomed = t;
         }
     }
     pthread_mutex_unlock(&g_pool_lock);
+    memmove(c->slot, c->slot + half, (c->count - half) * sizeof *c->slot);
+    c->count -= half;
     while (doomed) {
         struct stack *t = doomed;
         doomed = t->next;
@@ -577,9 +574,7 @@ void stack_put(struct stack_cache *c, struct stack *s)
     if (c) {
         if (c->count >= CACHE_MAX)
             cache_spill(c);
-        s->next = c->head;
-        c->head = s;
-        c->count++;
+        c->slot[c->count++] = s;
         return;
     }
     pthread_mutex_lock(&g_pool_lock);
@@ -606,29 +601,21 @@ void stack_cache_flush(struct stack_cache *c)
         c->listed = false;
         pthread_mutex_unlock(&g_pool_lock);
     }
-    while (c->head) {
-        struct stack *s = c->head;
-        c->head = s->next;
-        c->count--;
-        stack_destroy(s);
-    }
+    while (c->count)
+        stack_destroy(c->slot[--c->count]);
 }
 
 void stack_global_fini(void)
 {
     pthread_mutex_lock(&g_pool_lock);
-    struct stack *s = g_pool;
-    g_pool = NULL;
+    unsigned np = g_pool_count;
     g_pool_count = 0;
     struct stack_arena *a = g_arenas;
     g_arenas = g_warm = g_cold = NULL;
     g_idle_count = 0;
     pthread_mutex_unlock(&g_pool_lock);
-    while (s) {
-        struct stack *n = s->next;
-        stack_destroy(s);
-        s = n;
-    }
+    while (np)
+        stack_destroy(g_pool[--np]);
     for (struct stack_arena *b = a; b; b = b->next) {
         for (struct stack *t = b->idle, *n; t; t = n) {
             n = t->next;

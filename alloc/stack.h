@@ -29,7 +29,7 @@ struct stack_arena;
  * the stack is in use, cached, pooled or idle, gone with its pages when
  * they are given back. */
 struct stack {
-    struct stack *next;     /* pool link */
+    struct stack *next;     /* link on its arena's idle list */
     char   *map;            /* whole mapping, guard included */
     size_t  map_size;
     char   *lo;             /* lowest usable byte (the canary lives here) */
@@ -50,8 +50,11 @@ struct stack_resv {
     unsigned index;
 };
 
+/* Warm stacks a scheduler keeps for itself (alloc/stack.c says why so
+ * many). */
+#define STACK_CACHE_MAX 2048u
+
 struct stack_cache {        /* per scheduler, owner thread only */
-    struct stack *head;
     unsigned count;
     /* Stacks this cache's owner took minus those it gave back (either may
      * be negative: a stack can come back on another scheduler). Written by
@@ -60,6 +63,12 @@ struct stack_cache {        /* per scheduler, owner thread only */
     _Atomic long in_use;
     bool listed;
     struct stack_cache *list_next;
+    /* The stacks, the most recently put last. An array rather than a list
+     * through the descriptors: a descriptor lives on its stack's own page,
+     * cold on this core when the stack last ran on another, so moving a
+     * batch to or from the global pool copies pointers and touches no
+     * stack. */
+    struct stack *slot[STACK_CACHE_MAX];
 };
 
 
