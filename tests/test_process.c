@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sched.h>
 #include <time.h>
 
 #include "harness.h"
@@ -431,6 +432,83 @@ START_TEST(slot_of_a_process_seen_dead_can_be_reused_at_once)
 }
 END_TEST
 
+/* Free slots live on the stack of the scheduler where their process was
+ * released, and a spawner whose own stack is empty takes another's whole
+ * (proc.c, "Free slots"). Four spawners on four schedulers and a thread
+ * without one spawn and reap children that exit wherever they were run;
+ * the table has room for all that are alive at once and little more, so a
+ * slot lost between the stacks would soon make a spawn fail. */
+#define SLOT_SPAWNERS 4
+#define SLOT_BATCH 40
+#define SLOT_ROUNDS 500
+#define SLOT_TABLE 256
+static _Atomic unsigned foreign_children_done;
+
+static void counted_exit_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&foreign_children_done, 1);
+}
+
+static void slot_spawner(void *arg)
+{
+    hive_pid parent = (hive_pid)(uintptr_t)arg;
+    for (int round = 0; round < SLOT_ROUNDS; round++) {
+        hive_ref r[SLOT_BATCH];
+        for (int i = 0; i < SLOT_BATCH; i++) {
+            hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r[i] };
+            hive_pid c;
+            ck_assert_int_eq(hive_spawn_opt(quick_exit_fn, NULL, &o, &c), 0);
+        }
+        for (int i = 0; i < SLOT_BATCH; i++)
+            ck_assert_int_eq(wait_down(r[i]), HIVE_NORMAL);
+    }
+    hive_send(parent, T_SEQ, NULL, 0);
+}
+
+static void *foreign_spawner(void *arg)
+{
+    (void)arg;
+    for (unsigned round = 1; round <= SLOT_ROUNDS / 5; round++) {
+        for (int i = 0; i < SLOT_BATCH / 2; i++) {
+            int rc;
+            while ((rc = hive_spawn(counted_exit_fn, NULL, NULL)) == -EAGAIN)
+                sched_yield(); /* a slot between its exit and its release */
+            ck_assert_int_eq(rc, 0);
+        }
+        while (atomic_load(&foreign_children_done) < round * (SLOT_BATCH / 2))
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void t_slots_cross(void *arg)
+{
+    (void)arg;
+    atomic_store(&foreign_children_done, 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, foreign_spawner, NULL), 0);
+    for (int i = 0; i < SLOT_SPAWNERS; i++)
+        ck_assert_int_eq(hive_spawn(slot_spawner, (void *)(uintptr_t)hive_self(), NULL), 0);
+    for (int i = 0; i < SLOT_SPAWNERS; i++) {
+        hive_msg *m;
+        ck_assert_int_eq(hive_receive(&m, 60000), 0);
+        hive_msg_free(m);
+    }
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(atomic_load(&foreign_children_done), (SLOT_ROUNDS / 5) * (SLOT_BATCH / 2));
+}
+START_TEST(slots_freed_on_one_scheduler_serve_spawns_on_every_other)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 4;
+    cfg.pin = false;
+    cfg.max_processes = SLOT_TABLE;
+    run_hive_cfg(&cfg, t_slots_cross, NULL);
+}
+END_TEST
+
 /* ---- a polling loop is preempted like any other ---- */
 
 /* On one scheduler, a process that polls with zero time-outs (a receive
@@ -847,6 +925,7 @@ static Suite *suite(void)
     tcase_add_test(tc, spawn_past_max_processes_is_eagain);
     tcase_add_test(tc, spawn_without_stack_memory_is_enomem_and_leaves_nothing);
     tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);
+    tcase_add_test(tc, slots_freed_on_one_scheduler_serve_spawns_on_every_other);
     tcase_add_test(tc, process_polling_with_zero_timeouts_is_preempted);
     tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
     tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);

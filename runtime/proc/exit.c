@@ -149,8 +149,8 @@ void proc_release(struct sched *s, struct proc *p)
     atomic_store_explicit(&p->status, PS_FREE, memory_order_relaxed);
     hive_pid self = pid_make(p->slot, p->gen);
     bool was_main = self == g_rt->main_pid;
-    proc_slot_free(p);
-    /* release: the slot is on the free list before dying reads NULL;
+    proc_slot_free(s, p);
+    /* release: the slot is on a free list before dying reads NULL;
      * pairs with the acquire in slot_alloc_after_exits. */
     if (s)
         atomic_store_explicit(&s->dying, NULL, memory_order_release);

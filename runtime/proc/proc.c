@@ -97,20 +97,129 @@ static struct proc *chunk_for(uint32_t slot)
     return c ? &c[slot & (CHUNK_PROCS - 1)] : NULL;
 }
 
-static struct proc *slot_alloc(void)
+/*
+ * Free slots. A slot is given back on the thread that releases its process,
+ * to that scheduler's stack (sched.free_slots; the table's free_head for a
+ * thread without a scheduler), and a spawn takes one from, in order: its
+ * own scheduler's stack, the table's, another scheduler's (the whole stack
+ * at once: it keeps one slot and makes the rest its own), a fresh slot.
+ * One shared stack for all made every spawn and every exit a CAS on the
+ * same line: in fork_join, where one scheduler spawns and both run the
+ * tasks, that line and the popped slots' links were 27% of the cycles.
+ *
+ * Each stack is a Treiber stack whose head is count:32 | (slot + 1):32, the
+ * links in the slots' freenext. Every change of a head (push, pop, taking
+ * it all, installing a taken chain) is a CAS that adds one to the count,
+ * so a head never holds the same value twice (short of 2^32 changes) and a
+ * pop that read a slot's link before someone else took that slot fails
+ * its CAS. Pushes are release and takes acquire: a slot's final state and
+ * the links of everything below it are visible to whoever takes it, also
+ * down a chain taken from one scheduler and installed in another (the
+ * install is a release, the taker's CAS an acquire).
+ *
+ * "I saw it die, so its slot can be had" (slot_alloc_after_exits): the
+ * release pushes the slot before it clears its scheduler's dying, and a
+ * spawner that finds the table full looks at every stack after waiting
+ * for the exits in flight. Between another spawner's take of a whole
+ * stack and its install of the rest, those slots are on no stack for a
+ * few instructions; a spawner that loses that race to a concurrent spawner
+ * gets -EAGAIN, as it would had the other taken the last slot.
+ */
+static inline uint64_t head_next(uint64_t h, uint32_t slot1)
 {
-    /* acquire: pairs with the release CAS in proc_slot_free. */
-    uint64_t h = atomic_load_explicit(&tab.free_head, memory_order_acquire);
+    return ((h >> 32) + 1) << 32 | slot1;
+}
+
+static void slots_push(_Atomic uint64_t *head, struct proc *p)
+{
+    uint64_t h = atomic_load_explicit(head, memory_order_relaxed);
+    for (;;) {
+        __atomic_store_n(&p->freenext, (uint32_t)h, __ATOMIC_RELAXED);
+        /* release: p's final state (and freenext) before it is reusable;
+         * pairs with the acquire CAS in slots_pop and slots_take. */
+        if (atomic_compare_exchange_weak_explicit(head, &h, head_next(h, p->slot + 1),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+}
+
+void proc_slot_free(struct sched *s, struct proc *p)
+{
+    slots_push(s ? &s->free_slots : &tab.free_head, p);
+}
+
+/* One slot off a stack, or NULL. */
+static struct proc *slots_pop(_Atomic uint64_t *head)
+{
+    uint64_t h = atomic_load_explicit(head, memory_order_acquire);
     while ((uint32_t)h != 0) {
         struct proc *p = proc_at((uint32_t)h - 1);
         if (!p)
             break; /* cannot happen: a freed slot's chunk exists */
-        /* freenext may be rewritten under us by a racing pop/push; the
-         * count in the head makes such a CAS fail. */
-        uint64_t nxt = __atomic_load_n(&p->freenext, __ATOMIC_RELAXED);
-        uint64_t n = ((h >> 32) + 1) << 32 | (uint32_t)nxt;
-        if (atomic_compare_exchange_weak_explicit(&tab.free_head, &h, n, memory_order_acquire,
-                                                  memory_order_acquire))
+        /* freenext may be rewritten under us by a racing take and reuse;
+         * the count in the head makes such a CAS fail. */
+        uint32_t nxt = (uint32_t)__atomic_load_n(&p->freenext, __ATOMIC_RELAXED);
+        if (atomic_compare_exchange_weak_explicit(head, &h, head_next(h, nxt),
+                                                  memory_order_acquire, memory_order_acquire))
+            return p;
+    }
+    return NULL;
+}
+
+/* Takes all of another scheduler's stack: its first slot is returned, the
+ * rest becomes own's stack (empty, and pushed to by this thread alone).
+ * The load first keeps an empty stack's line from being taken for
+ * nothing. */
+static struct proc *slots_take(_Atomic uint64_t *from, _Atomic uint64_t *own)
+{
+    uint64_t h = atomic_load_explicit(from, memory_order_relaxed);
+    while ((uint32_t)h != 0) {
+        if (atomic_compare_exchange_weak_explicit(from, &h, head_next(h, 0), memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            struct proc *p = proc_at((uint32_t)h - 1);
+            uint32_t rest = (uint32_t)__atomic_load_n(&p->freenext, __ATOMIC_RELAXED);
+            uint64_t o = atomic_load_explicit(own, memory_order_relaxed);
+            while (rest) {
+                if ((uint32_t)o != 0) {
+                    /* Own is empty (the caller found it so, only its
+                     * thread pushes to it, and takes leave an empty stack
+                     * alone); were it not, the chain goes on slot by slot. */
+                    for (uint32_t k = rest; k;) {
+                        struct proc *q = proc_at(k - 1);
+                        k = (uint32_t)__atomic_load_n(&q->freenext, __ATOMIC_RELAXED);
+                        slots_push(own, q);
+                    }
+                    break;
+                }
+                /* release: the chain's links (and, through our acquire,
+                 * the releases that pushed them) before another taker or
+                 * pop reads them. */
+                if (atomic_compare_exchange_weak_explicit(own, &o, head_next(o, rest),
+                                                          memory_order_release,
+                                                          memory_order_relaxed))
+                    break;
+            }
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static struct proc *slot_alloc(void)
+{
+    struct sched *cs = cur_sched;
+    struct proc *p;
+    if (cs && (p = slots_pop(&cs->free_slots)))
+        return p;
+    if ((p = slots_pop(&tab.free_head)))
+        return p;
+    for (unsigned i = 1; g_rt && i < g_rt->n + !cs; i++) {
+        /* a thread without a scheduler pops one slot; a scheduler takes
+         * the whole stack, starting with its neighbour */
+        unsigned k = cs ? (cs->id + i) % g_rt->n : i - 1;
+        struct sched *o = &g_rt->scheds[k];
+        if (cs ? (p = slots_take(&o->free_slots, &cs->free_slots))
+               : (p = slots_pop(&o->free_slots)))
             return p;
     }
     uint32_t s = atomic_fetch_add_explicit(&tab.fresh, 1, memory_order_relaxed);
@@ -288,7 +397,7 @@ int proc_spawn(void (*fn)(void *), handler_fn handler, void *arg, const hive_spa
     p->kind = handler ? PK_HANDLER : PK_FN;
     p->stack_size = opts ? opts->stack_size : 0;
     if (proc_stack_reserve(p, cs ? &cs->stacks : NULL) != 0) {
-        proc_slot_free(p);
+        proc_slot_free(cs, p);
         return -ENOMEM;
     }
 

@@ -194,7 +194,9 @@ struct proc_table {
     unsigned nchunks;
     _Atomic(struct proc *) *chunks;
     _Atomic uint32_t fresh;          /* slots ever handed out */
-    _Atomic uint64_t free_head;      /* Treiber stack: count:32 | (slot + 1):32 */
+    /* Slots freed by threads without a scheduler: a free-slot stack
+     * (proc.c, "Free slots"); each scheduler has its own (sched.h). */
+    _Atomic uint64_t free_head;
 };
 extern struct proc_table proc_tab;
 struct rt;
@@ -242,20 +244,10 @@ static inline int proc_resolve_live(hive_pid pid, struct proc **out)
  * its arguments, the runtime, the size limit, then its live target. 0,
  * -EINVAL, -EPERM, -EMSGSIZE or -ESRCH (send.c). */
 int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, struct proc **out);
-/* Free slots: a Treiber stack whose head carries a change count, so a slot
- * popped and pushed back between our read and our CAS cannot fool us. */
-static inline void proc_slot_free(struct proc *p)
-{
-    uint64_t h = atomic_load_explicit(&proc_tab.free_head, memory_order_relaxed);
-    for (;;) {
-        __atomic_store_n(&p->freenext, (uint32_t)h, __ATOMIC_RELAXED);
-        uint64_t n = ((h >> 32) + 1) << 32 | (uint64_t)(p->slot + 1);
-        /* release: p's final state (and freenext) before it is reusable. */
-        if (atomic_compare_exchange_weak_explicit(&proc_tab.free_head, &h, n, memory_order_release,
-                                                  memory_order_relaxed))
-            return;
-    }
-}
+/* Gives p's slot back: to the free slots of s, the scheduler whose thread
+ * calls (NULL: a thread without one, the table's own list). proc.c, "Free
+ * slots". */
+void proc_slot_free(struct sched *s, struct proc *p);
 
 /* The live process for pid, or NULL (dead, stale, or invalid). */
 struct proc *proc_live(hive_pid pid);
@@ -307,7 +299,7 @@ void proc_stack_claim(struct proc *p);
  * counters. */
 void proc_count_spawn(struct sched *s);
 /* Scheduler side, after the exiting process switched away for good. */
-void proc_release(struct sched *s, struct proc *p);   /* s: the scheduler it ran on last */
+void proc_release(struct sched *s, struct proc *p);   /* s: the scheduler it ran on last, the calling thread's */
 
 /* The running process p (of either kind) goes on as a handler process:
  * from now on each message is lent to handler(ctx, m), and it holds no

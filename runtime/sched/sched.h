@@ -101,6 +101,11 @@ struct sched {
      * only by the owner; read by spawners that find the table full. */
     _Atomic(struct proc *) dying;
     struct sched_counters st;
+    /* proc/proc.c, "Free slots": the slots of processes released on this
+     * scheduler. Pushed and popped by the owner, emptied in one CAS by
+     * spawners elsewhere whose own is empty. On a line of its own: the
+     * owner writes it at every spawn and exit. */
+    _Alignas(64) _Atomic uint64_t free_slots;
 };
 
 struct rt {
