@@ -17,14 +17,14 @@
  * operation per MBATCH messages instead of a trip through jemalloc (and its
  * fresh pages) for each. Past the depot's cap, and for big or
  * foreign-thread nodes, jemalloc's own thread caches do the work. */
-#define MCACHE_MAX 4096u
+#define MCACHE_MAX MNODE_CACHE_MAX
 #define MBATCH 1024u
 #define DEPOT_MAX 64u
 
 static struct {
     pthread_mutex_t lock;
-    struct mnode *batch[2][DEPOT_MAX];   /* each a list of MBATCH nodes */
-    _Atomic unsigned n[2];               /* written under lock, peeked without */
+    _Atomic unsigned n[2];               /* batches; written under lock, peeked without */
+    struct mnode *nodes[2][DEPOT_MAX * MBATCH]; /* batch k at [k * MBATCH] */
 } depot = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static _Thread_local struct mnode_cache *tls_cache;
@@ -39,55 +39,41 @@ void mnode_cache_bind(struct mnode_cache *mc)
     tls_cache = mc;
 }
 
-static inline struct mnode *node_next(struct mnode *n)
-{
-    return (struct mnode *)atomic_load_explicit(&n->q.next, memory_order_relaxed);
-}
-
 /* Refills an empty cache from the depot; false if the depot is empty. */
 static __attribute__((noinline, cold)) bool depot_take(struct mnode_cache *mc, int c)
 {
-    struct mnode *b = NULL;
     /* A racy peek keeps an empty depot from costing a lock per message. */
     if (atomic_load_explicit(&depot.n[c], memory_order_relaxed) == 0)
         return false;
     pthread_mutex_lock(&depot.lock);
     unsigned k = atomic_load_explicit(&depot.n[c], memory_order_relaxed);
     if (k) {
-        b = depot.batch[c][k - 1];
+        memcpy(mc->slot[c], &depot.nodes[c][(k - 1) * MBATCH], MBATCH * sizeof(struct mnode *));
+        mc->n[c] = MBATCH;
         atomic_store_explicit(&depot.n[c], k - 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&depot.lock);
-    if (!b)
-        return false;
-    mc->head[c] = b;
-    mc->n[c] = MBATCH;
-    return true;
+    return k != 0;
 }
 
-/* A full cache gives its first MBATCH nodes to the depot (or back to
- * jemalloc when the depot is full). */
+/* A full cache gives its oldest MBATCH nodes to the depot (or back to
+ * jemalloc when the depot is full); the most recently freed stay. */
 static __attribute__((noinline, cold)) void depot_give(struct mnode_cache *mc, int c)
 {
-    struct mnode *head = mc->head[c], *last = head;
-    for (unsigned i = 1; i < MBATCH; i++)
-        last = node_next(last);
-    mc->head[c] = node_next(last);
-    mc->n[c] -= MBATCH;
-    atomic_store_explicit(&last->q.next, NULL, memory_order_relaxed);
     pthread_mutex_lock(&depot.lock);
     unsigned k = atomic_load_explicit(&depot.n[c], memory_order_relaxed);
-    if (k < DEPOT_MAX) {
-        depot.batch[c][k] = head;
+    bool kept = k < DEPOT_MAX;
+    if (kept) {
+        memcpy(&depot.nodes[c][k * MBATCH], mc->slot[c], MBATCH * sizeof(struct mnode *));
         atomic_store_explicit(&depot.n[c], k + 1, memory_order_relaxed);
-        head = NULL;
     }
     pthread_mutex_unlock(&depot.lock);
-    while (head) {
-        struct mnode *nx = node_next(head);
-        mem_free(head, head->size);
-        head = nx;
+    if (!kept) {
+        for (unsigned i = 0; i < MBATCH; i++)
+            mem_free(mc->slot[c][i], mc->slot[c][i]->size);
     }
+    mc->n[c] -= MBATCH;
+    memmove(mc->slot[c], mc->slot[c] + MBATCH, mc->n[c] * sizeof(struct mnode *));
 }
 
 void mnode_depot_flush(void)
@@ -97,11 +83,9 @@ void mnode_depot_flush(void)
         unsigned k;
         while ((k = atomic_load_explicit(&depot.n[c], memory_order_relaxed)) != 0) {
             atomic_store_explicit(&depot.n[c], k - 1, memory_order_relaxed);
-            struct mnode *n = depot.batch[c][k - 1];
-            while (n) {
-                struct mnode *nx = node_next(n);
+            for (unsigned i = 0; i < MBATCH; i++) {
+                struct mnode *n = depot.nodes[c][(k - 1) * MBATCH + i];
                 mem_free(n, n->size);
-                n = nx;
             }
         }
     }
@@ -113,22 +97,16 @@ static inline int mclass(size_t size)
     return size <= 128 ? 0 : size <= 256 ? 1 : -1;
 }
 
-/* The scheduler's free list of class c: a plain list, owner only. */
+/* The scheduler's free nodes of class c, owner only. A push needs room
+ * (n[c] < MCACHE_MAX: callers check). */
 static inline struct mnode *cache_pop(struct mnode_cache *mc, int c)
 {
-    struct mnode *n = mc->head[c];
-    if (n) {
-        mc->head[c] = node_next(n);
-        mc->n[c]--;
-    }
-    return n;
+    return mc->n[c] ? mc->slot[c][--mc->n[c]] : NULL;
 }
 
 static inline void cache_push(struct mnode_cache *mc, int c, struct mnode *n)
 {
-    atomic_store_explicit(&n->q.next, (struct mq_node *)mc->head[c], memory_order_relaxed);
-    mc->head[c] = n;
-    mc->n[c]++;
+    mc->slot[c][mc->n[c]++] = n;
 }
 
 /* What every node starts with, whatever it is for. */
@@ -205,12 +183,10 @@ void mnode_free(struct mnode *n)
 void mnode_cache_flush(struct mnode_cache *mc)
 {
     for (int c = 0; c < 2; c++) {
-        while (mc->head[c]) {
-            struct mnode *n = mc->head[c];
-            mc->head[c] = node_next(n);
+        while (mc->n[c]) {
+            struct mnode *n = mc->slot[c][--mc->n[c]];
             mem_free(n, n->size);
         }
-        mc->n[c] = 0;
     }
 }
 

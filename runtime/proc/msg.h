@@ -64,12 +64,17 @@ static inline struct mnode *mnode_of(const hive_msg *m)
     return (struct mnode *)((char *)m - offsetof(struct mnode, msg));
 }
 
-/* A scheduler's free nodes of 128 and 256 bytes (owner thread only): plain
- * lists linked through q.next. Handed in by pointer; NULL means "no cache"
- * (a foreign thread). */
+/* A scheduler's free nodes of 128 and 256 bytes (owner thread only).
+ * Handed in by pointer; NULL means "no cache" (a foreign thread). Arrays
+ * of pointers, the most recently freed last, not lists through the nodes:
+ * a free writes nothing into the node, whose lines a receiver on another
+ * core holds only to read, and a sender reusing it writes it without
+ * first reading a link out of it; a batch moves to or from the depot as
+ * one copy of pointers (msg.c). */
+#define MNODE_CACHE_MAX 4096u
 struct mnode_cache {
-    struct mnode *head[2];
     unsigned      n[2];
+    struct mnode *slot[2][MNODE_CACHE_MAX];
 };
 /* The calling thread's cache: its scheduler's, NULL elsewhere. Set by the
  * scheduler thread at start (mnode_cache_bind). Read through a call: a
