@@ -141,6 +141,9 @@ void proc_release(struct sched *s, struct proc *p)
     if (p->stack) {
         stack_put(s ? &s->stacks : NULL, p->stack);
         p->stack = NULL;
+    } else if (resv_warm(p)) {
+        stack_put(s ? &s->stacks : NULL, resv_warm(p));
+        p->resv_arena = NULL;
     } else if (p->resv_arena) {
         struct stack_resv r = { p->resv_arena, p->resv_index };
         stack_unreserve(s ? &s->stacks : NULL, &r);

@@ -341,17 +341,20 @@ int proc_stack_init(struct proc *p, struct stack_cache *c)
     return 0;
 }
 
-/* At spawn: a warm stack is taken now; an untouched one is only reserved,
- * and the scheduler that first runs the process makes it its stack
- * (sched_prepare), so that a parent spawning many processes does not take
- * all their first page faults on its own core. */
+/* At spawn the stack is had, warm or untouched, but not started: the
+ * scheduler that first runs the process makes it its stack
+ * (sched_prepare), so that a parent spawning many processes neither takes
+ * all their first page faults on its own core nor pulls their warm
+ * stacks' lines over from the cores they last ran on, only for a thief to
+ * pull them back. */
 static int proc_stack_reserve(struct proc *p, struct stack_cache *c)
 {
     struct stack_resv r;
     p->resv_arena = NULL;
-    p->stack = stack_get_or_reserve(c, p->stack_size, &r);
-    if (p->stack) {
-        proc_stack_start(p);
+    p->stack = NULL;
+    struct stack *st = stack_get_or_reserve(c, p->stack_size, &r);
+    if (st) {
+        p->resv_arena = (struct stack_arena *)((uintptr_t)st | RESV_WARM);
         return 0;
     }
     if (!r.arena)
@@ -363,9 +366,13 @@ static int proc_stack_reserve(struct proc *p, struct stack_cache *c)
 
 void proc_stack_claim(struct proc *p)
 {
-    struct stack_resv r = { p->resv_arena, p->resv_index };
+    struct stack *st = resv_warm(p);
+    if (!st) {
+        struct stack_resv r = { p->resv_arena, p->resv_index };
+        st = stack_claim(&r);
+    }
     p->resv_arena = NULL;
-    p->stack = stack_claim(&r);
+    p->stack = st;
     proc_stack_start(p);
 }
 

@@ -126,10 +126,14 @@ struct proc {
     /* --- owner --- */
     struct ctx    ctx;
     struct stack *stack;
-    /* A stack reserved at spawn and not yet touched (struct stack_resv,
-     * alloc/stack.h; its index is resv_index below): the first run makes
-     * it p->stack on the thread that runs it, which takes its page fault
-     * (sched_prepare). NULL when none. */
+    /* The stack a process got at spawn and has not run on yet: the first
+     * run makes it p->stack on the thread that runs it (sched_prepare,
+     * proc_stack_claim), so the spawner touches none of its memory. Either
+     * an untouched arena stack (struct stack_resv, alloc/stack.h; its index
+     * is resv_index below), whose page fault the runner takes, or, tagged
+     * with RESV_WARM, a warm stack (struct stack *: resv_warm), whose
+     * descriptor and first frame are on lines the runner's core will
+     * write anyway. NULL when none. */
     struct stack_arena *resv_arena;
     /* An idle handler's stack, lent back while it waits (sched.c, Y_IDLE):
      * whoever exchanges it out first owns it, the process when it runs
@@ -248,6 +252,14 @@ int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, str
  * calls (NULL: a thread without one, the table's own list). proc.c, "Free
  * slots". */
 void proc_slot_free(struct sched *s, struct proc *p);
+
+/* resv_arena's tag for a warm stack taken at spawn (struct proc). */
+#define RESV_WARM ((uintptr_t)1)
+static inline struct stack *resv_warm(const struct proc *p)
+{
+    uintptr_t v = (uintptr_t)p->resv_arena;
+    return v & RESV_WARM ? (struct stack *)(v & ~RESV_WARM) : NULL;
+}
 
 /* The live process for pid, or NULL (dead, stale, or invalid). */
 struct proc *proc_live(hive_pid pid);
