@@ -10,8 +10,11 @@
  *  - beyond the budget, stacks are carved 64 at a time from one mapping
  *    (an arena: one map entry, one system call per 64 stacks) and have no
  *    guard page. Their lowest 64 bytes are a canary that must stay zero:
- *    checked on every switch out of the process. Reading it maps the
- *    kernel's shared zero page, so the check costs no resident memory.
+ *    checked on every switch out of the process. Each arena stack sits 64
+ *    bytes below its stride, so its canary is the top line of the
+ *    previous stack's top page, already resident (stack.c, CANARY_SHIFT):
+ *    the check costs neither memory nor a page fault. Releasing that
+ *    previous stack's pages zeroes the canary.
  *    An overflow that writes only zeros there, or that skips past it and
  *    returns before the process next switches, is not caught.
  */
