@@ -437,14 +437,23 @@ if ($only{idle}) {
         for (1 .. $opt{repeat}) {
             my $srv = start_listening(@cmd, '--port', 0);
             my $base = rss_kib($srv->{pid});
+            # echo-load holds its connections until its stdin ends: a pipe
+            # this script keeps open, not ours (which may be /dev/null)
+            pipe(my $hold_r, my $hold_w) or die "servers.pl: pipe: $!\n";
             my $pid = open(my $lf, '-|') // die;
             if (!$pid) {
+                close $hold_w;
+                open(STDIN, '<&', $hold_r) or exit 127;
                 exec $LOAD, '--host', $srv->{host}, '--port', $srv->{port}, '--idle', $IDLE or exit 127;
             }
+            close $hold_r;
             my $line = <$lf>;
             die "servers.pl: echo-load --idle failed\n" unless $line && $line =~ /^idle/;
             sleep 0.5; # let the last replies' buffers go back
             my $held = rss_kib($srv->{pid});
+            die "servers.pl: echo-load let its idle connections go before the measurement\n"
+                if waitpid($pid, WNOHANG) != 0;
+            close $hold_w;
             kill 'TERM', $pid;
             close $lf;
             push @runs, { rss_per_conn_kib => ($held - $base) / $IDLE, base_kib => $base,
