@@ -28,6 +28,12 @@ static inline void *mem_zalloc(size_t size)
     return p;
 }
 
+/* The calling thread's allocator cache emptied, and every free page the
+ * allocator holds given back to the kernel (jemalloc: the tcache flushed,
+ * every arena purged). For a thread with nothing to do for a while; the
+ * C library's malloc (sanitizer builds) is left as it is. */
+void mem_trim(void);
+
 /* Big zeroed regions straight from the kernel (process table chunks...). */
 void *mem_map(size_t size);
 void  mem_unmap(void *p, size_t size);

@@ -524,16 +524,13 @@ static struct stack *stack_get_(struct stack_cache *c, size_t size, struct stack
     return cold ? stack_or_resv(t, r) : stack_new(size, r);
 }
 
-/* One default-size stack beyond the caches, under g_pool_lock: to the
- * pool, else (an arena stack) onto its arena's idle list, releasing idle
- * memory past RESIDENT_MAX. Returns s if it is to be destroyed (a mapped
- * stack with the pool full), after the lock is dropped. */
-static struct stack *put_global_locked(struct stack *s)
+/* One default-size stack that neither a cache nor the pool keeps, under
+ * g_pool_lock: an arena stack onto its arena's idle list, releasing idle
+ * memory past RESIDENT_MAX (the lock is dropped around the madvise
+ * calls). Returns s if it is to be destroyed (a mapped stack), after the
+ * lock is dropped. */
+static struct stack *put_idle_locked(struct stack *s)
 {
-    if (g_pool_count < POOL_MAX) {
-        g_pool[g_pool_count++] = s;
-        return NULL;
-    }
     if (!s->arena)
         return s;
     struct stack_arena *a = s->arena;
@@ -552,6 +549,17 @@ static struct stack *put_global_locked(struct stack *s)
         }
     }
     return NULL;
+}
+
+/* One default-size stack beyond the caches, under g_pool_lock: to the
+ * pool, else as put_idle_locked. */
+static struct stack *put_global_locked(struct stack *s)
+{
+    if (g_pool_count < POOL_MAX) {
+        g_pool[g_pool_count++] = s;
+        return NULL;
+    }
+    return put_idle_locked(s);
 }
 
 /* A full cache gives half of itself to the global pool in one lock hold:
@@ -603,6 +611,59 @@ void stack_put(struct stack_cache *c, struct stack *s)
     pthread_mutex_unlock(&g_pool_lock);
     if (s)
         stack_destroy(s);
+}
+
+/* Stacks that leave the caches and the pool for good, coldest first:
+ * each as put_idle_locked, the mapped ones destroyed after the lock. The
+ * list is the caller's own (put_idle_locked may drop the lock). */
+static void release_all(struct stack **v, unsigned n)
+{
+    struct stack *doomed = NULL;
+    pthread_mutex_lock(&g_pool_lock);
+    for (unsigned i = 0; i < n; i++) {
+        struct stack *t = put_idle_locked(v[i]);
+        if (t) {
+            t->next = doomed;
+            doomed = t;
+        }
+    }
+    pthread_mutex_unlock(&g_pool_lock);
+    while (doomed) {
+        struct stack *t = doomed;
+        doomed = t->next;
+        stack_destroy(t);
+    }
+}
+
+unsigned stack_trim(struct stack_cache *c, unsigned keep)
+{
+    unsigned done = 0;
+    if (c && c->count > keep) {
+        /* the coldest (lowest) go; the warmest keep move down */
+        unsigned n = c->count - keep;
+        release_all(c->slot, n);
+        memmove(c->slot, c->slot + n, keep * sizeof *c->slot);
+        c->count = keep;
+        done += n;
+    }
+    /* The pool's coldest, in batches taken off it under the lock: the
+     * pool may change while put_idle_locked has the lock dropped. */
+    struct stack *v[256];
+    for (;;) {
+        pthread_mutex_lock(&g_pool_lock);
+        unsigned n = g_pool_count > STACK_TRIM_POOL ? g_pool_count - STACK_TRIM_POOL : 0;
+        if (n > sizeof v / sizeof v[0])
+            n = sizeof v / sizeof v[0];
+        memcpy(v, g_pool, n * sizeof *v);
+        memmove(g_pool, g_pool + n, (g_pool_count - n) * sizeof *g_pool);
+        g_pool_count -= n;
+        pthread_mutex_unlock(&g_pool_lock);
+        if (!n)
+            break;
+        release_all(v, n);
+        done += n;
+    }
+    return done;
 }
 
 void stack_cache_flush(struct stack_cache *c)

@@ -91,6 +91,17 @@ struct stack *stack_claim(const struct stack_resv *r);
 /* Gives back a reservation that was never claimed. */
 void stack_unreserve(struct stack_cache *c, const struct stack_resv *r);
 void stack_cache_flush(struct stack_cache *c);
+/* What an idle scheduler keeps (runtime/sched/sched.c, "Quiet trim"): its
+ * cache's warmest STACK_TRIM_KEEP, and STACK_TRIM_POOL in the pool. */
+#define STACK_TRIM_KEEP 64u
+#define STACK_TRIM_POOL 64u
+/* Gives back what c holds beyond its keep warmest, and what the global
+ * pool holds beyond STACK_TRIM_POOL, the way stacks beyond a full pool
+ * go: arena stacks to their arenas' idle lists, whose memory goes back to
+ * the kernel in batches (madvise) past the resident limit, stacks mapped
+ * alone unmapped. c's owner thread (c may be NULL). Returns how many
+ * stacks left the cache and the pool. */
+unsigned stack_trim(struct stack_cache *c, unsigned keep);
 static inline bool stack_intact(const struct stack *s)
 {
     const volatile uint64_t *w = (const volatile uint64_t *)s->lo;

@@ -554,6 +554,13 @@ typedef struct hive_sched_stats {
                                   zero-copy sends (hive_config.send_zc); a
                                   socket that refuses them (AF_UNIX) counts
                                   one, then gets plain sends */
+    uint64_t quiet_trims;      /* times this scheduler, after 100 ms with
+                                  nothing to run, gave back what it kept warm
+                                  for busy times: its cached stacks but 64,
+                                  the global pool's but 64, the allocator's
+                                  free pages (once per quiet spell) */
+    uint64_t stacks_trimmed;   /* stacks those trims took out of this
+                                  scheduler's cache and the global pool */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

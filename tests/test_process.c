@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -509,6 +510,90 @@ START_TEST(slots_freed_on_one_scheduler_serve_spawns_on_every_other)
 }
 END_TEST
 
+/* ---- a quiet runtime gives back the stacks of a burst ---- */
+
+/* A burst of BURST processes, each holding its stack in a receive, then
+ * their exits: their stacks sit warm in the schedulers' caches and the
+ * global pool. With nothing to run for 100 ms, each scheduler trims
+ * (sched.c, "Quiet trim"): all but a few of those stacks go back. A
+ * plain thread watches the counters and tells the main process, which
+ * waits in one receive: while it waits its scheduler runs nothing. */
+#define BURST 3000u
+
+static void burst_child(void *arg)
+{
+    (void)arg;
+    hive_msg *m;
+    if (hive_receive(&m, HIVE_INFINITY) == 0)
+        hive_msg_free(m);
+}
+
+static uint64_t quiet_trims(uint64_t *stacks)
+{
+    hive_sched_stats t;
+    hive_stats(NULL, 0, &t);
+    *stacks = t.stacks_trimmed;
+    return t.quiet_trims;
+}
+
+static _Atomic uint64_t trims_wanted;
+static hive_pid trim_waiter;
+
+static void *trim_watch(void *arg)
+{
+    (void)arg;
+    uint64_t st;
+    /* every scheduler's trim, or 20 s */
+    for (int i = 0; i < 20000 && quiet_trims(&st) < atomic_load(&trims_wanted); i++)
+        usleep(1000);
+    hive_send(trim_waiter, T_DONE, NULL, 0);
+    return NULL;
+}
+
+static void t_quiet_trim(void *arg)
+{
+    unsigned nsched = (unsigned)(uintptr_t)arg;
+    static hive_pid kids[BURST];
+    hive_ref refs[8];
+    for (unsigned i = 0; i < BURST; i++) {
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &refs[i % 8] };
+        ck_assert_int_eq(hive_spawn_opt(burst_child, NULL, &o, &kids[i]), 0);
+    }
+    for (unsigned i = 0; i < BURST; i++)
+        ck_assert_int_eq(hive_send(kids[i], T_GO, NULL, 0), 0);
+    for (unsigned i = 0; i < BURST; i++) {
+        hive_msg *m = recv_tag(HIVE_TAG_DOWN, 10000);
+        ck_assert_ptr_nonnull(m);
+        hive_msg_free(m);
+    }
+    ck_assert_int_eq(live_processes_settled(1), 1);
+    uint64_t st0, tr0 = quiet_trims(&st0);
+    atomic_store(&trims_wanted, tr0 + nsched);
+    trim_waiter = hive_self();
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, trim_watch, NULL), 0);
+    hive_msg *m = recv_tag(T_DONE, 30000);
+    ck_assert_ptr_nonnull(m);
+    hive_msg_free(m);
+    pthread_join(th, NULL);
+    uint64_t st1, tr1 = quiet_trims(&st1);
+    ck_assert_uint_ge(tr1, tr0 + nsched);
+    /* each cache keeps 64, the pool 64: the rest of the burst's went */
+    ck_assert_uint_ge(st1 - st0, BURST - 64u * (nsched + 1));
+    /* and the runtime goes on: a child gets a stack and answers */
+    hive_pid me = hive_self(), c;
+    ck_assert_int_eq(hive_spawn(child_replies, &me, &c), 0);
+    m = recv_tag(T_A, 5000);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(*(int *)m->data, 42);
+    hive_msg_free(m);
+}
+START_TEST(a_quiet_runtime_gives_back_the_stacks_of_a_burst)
+{
+    run_hive(2, t_quiet_trim, (void *)(uintptr_t)2);
+}
+END_TEST
+
 /* ---- a polling loop is preempted like any other ---- */
 
 /* On one scheduler, a process that polls with zero time-outs (a receive
@@ -927,6 +1012,7 @@ static Suite *suite(void)
     tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);
     tcase_add_test(tc, slots_freed_on_one_scheduler_serve_spawns_on_every_other);
     tcase_add_test(tc, process_polling_with_zero_timeouts_is_preempted);
+    tcase_add_test(tc, a_quiet_runtime_gives_back_the_stacks_of_a_burst);
     tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
     tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);
     tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);

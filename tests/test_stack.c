@@ -198,6 +198,101 @@ START_TEST(reservations_touch_nothing_until_claimed)
 }
 END_TEST
 
+/* What a trim leaves warm: the cache's keep, the pool's, and the idle
+ * arena stacks below RESIDENT_MAX (stack.c). */
+#define TRIMMED_WARM (STACK_TRIM_KEEP + STACK_TRIM_POOL + 128u)
+
+/* A quiet scheduler's trim (stack_trim): a full cache and pool go down to
+ * what the trim keeps, their memory goes back to the kernel in batches,
+ * stacks in use keep their contents, and everything is handed out again
+ * from the same arenas. */
+START_TEST(a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks)
+{
+    stack_global_init(SIZE, 0);
+    struct stack_cache c0 = { 0 }, *c = CACHE(&c0);
+    struct stack **v = malloc(N_STACKS * sizeof *v);
+    size_t rss0 = rss_bytes();
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        v[i] = stack_get(c, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        touch(v[i], i + 1);
+    }
+    /* Every 8th stays in use; the rest fill the cache and the pool. */
+    unsigned live = 0;
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        if (i % 8 == 0)
+            live++;
+        else
+            stack_put(c, v[i]);
+    }
+    uint64_t calls0 = stack_mmaps();
+    unsigned gone = stack_trim(c, STACK_TRIM_KEEP);
+    if (c)
+        ck_assert_uint_le(c->count, STACK_TRIM_KEEP);
+    /* the cache's 2048 (its limit) and the pool's 4096 held more than
+     * the trim keeps: all but those left */
+    ck_assert_uint_ge(gone, N_STACKS - live > KEPT_WARM ? 4096u - STACK_TRIM_POOL : 1u);
+    /* batches, not a call per stack: runs between the live ones */
+    ck_assert_uint_le(stack_mmaps() - calls0, gone / 7 + N_STACKS / 64 + 1);
+    ck_assert_int_eq(stack_in_use(), live);
+    check_rss_near(rss_bytes(), rss0, TRIMMED_WARM + live);
+    for (unsigned i = 0; i < N_STACKS; i += 8) {
+        ck_assert_uint_eq(mark_of(v[i]), i + 1);
+        ck_assert(stack_intact(v[i]));
+    }
+    /* nothing left to give: a second trim does nothing */
+    calls0 = stack_mmaps();
+    ck_assert_uint_eq(stack_trim(c, STACK_TRIM_KEEP), 0);
+    ck_assert_uint_eq(stack_mmaps(), calls0);
+    for (unsigned i = 0; i < N_STACKS; i++)
+        if (i % 8)
+            ck_assert_ptr_nonnull(v[i] = stack_get(c, 0));
+    ck_assert_uint_eq(stack_mmaps(), calls0); /* the same arenas again */
+    for (unsigned i = 0; i < N_STACKS; i++)
+        stack_put(c, v[i]);
+    ck_assert_int_eq(stack_in_use(), 0);
+    stack_cache_flush(&c0);
+    stack_global_fini();
+    free(v);
+}
+END_TEST
+
+/* Stacks mapped alone (with a guard page) leave a trim unmapped, one
+ * munmap each, and new ones are mapped with their guard again. */
+START_TEST(a_trim_unmaps_guarded_stacks_beyond_the_keep)
+{
+    enum { N = 512 };
+    stack_global_init(SIZE, N);
+    struct stack_cache c0 = { 0 }, *c = CACHE(&c0);
+    struct stack *v[N];
+    for (unsigned i = 0; i < N; i++) {
+        v[i] = stack_get(c, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        ck_assert(v[i]->guarded);
+        touch(v[i], i + 1);
+    }
+    for (unsigned i = 0; i < N; i++)
+        stack_put(c, v[i]);
+    uint64_t calls0 = stack_mmaps();
+    /* all N went to the cache (or, without one, to the pool): what it
+     * keeps stays, the rest goes, past the pool */
+    unsigned kept = c ? STACK_TRIM_KEEP : STACK_TRIM_POOL;
+    unsigned gone = stack_trim(c, STACK_TRIM_KEEP);
+    ck_assert_uint_eq(gone, N - kept);
+    ck_assert_uint_eq(stack_mmaps() - calls0, gone); /* one munmap each */
+    for (unsigned i = 0; i < N; i++) {
+        v[i] = stack_get(c, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        ck_assert(v[i]->guarded);
+        ck_assert(stack_intact(v[i]));
+    }
+    for (unsigned i = 0; i < N; i++)
+        stack_put(c, v[i]);
+    stack_cache_flush(&c0);
+    stack_global_fini();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stack");
@@ -205,6 +300,8 @@ int main(void)
     tcase_add_test(tc, a_burst_of_exits_releases_whole_arenas);
     tcase_add_test(tc, scattered_exits_stay_bounded_and_spare_live_stacks);
     tcase_add_test(tc, reservations_touch_nothing_until_claimed);
+    tcase_add_test(tc, a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks);
+    tcase_add_test(tc, a_trim_unmaps_guarded_stacks_beyond_the_keep);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc/alloc.h"
 #include "runtime/proc/proc.h"
 #include "runtime/proc/signal.h"
 #include "runtime/proc/io.h"
@@ -376,6 +377,47 @@ static bool work_visible(struct sched *s)
     return sources_pending(s) || atomic_load(&g_rt->stopping);
 }
 
+/* Quiet trim. What a scheduler keeps warm for busy times (stacks in its
+ * cache and in the global pool, free pages in the allocator) is still
+ * resident after a burst: a server that took 10,000 connections at once
+ * held 7 MB of stacks afterwards, though its handlers wait stackless. A
+ * scheduler on which nothing has run for TRIM_QUIET_NS gives back all but
+ * a few of its stacks (stack_trim) and the allocator's free pages
+ * (mem_trim), once per quiet spell: a park that would outlast the spell's
+ * due time is cut to it, so an idle scheduler wakes once to trim. A
+ * scheduler that runs something at least every TRIM_QUIET_NS never trims,
+ * and none trims in the middle of work; the system calls (munmap,
+ * madvise) are paid once per quiet spell, not per process. */
+#define TRIM_QUIET_NS (100ull * 1000000u)
+
+/* The park time-out, cut to the quiet spell's due trim, after the trim if
+ * it is due. */
+static int64_t quiet_trim(struct sched *s, int64_t timeout)
+{
+    uint64_t now = clock_ns();
+    uint64_t sw = atomic_load_explicit(&s->st.switches, memory_order_relaxed);
+    if (!s->quiet_since || sw != s->quiet_switches) {
+        s->quiet_since = now;
+        s->quiet_switches = sw;
+        s->trimmed = false;
+    }
+    if (s->trimmed)
+        return timeout;
+    uint64_t due = s->quiet_since + TRIM_QUIET_NS;
+    if (now >= due) {
+        unsigned n = stack_trim(&s->stacks, STACK_TRIM_KEEP);
+        mem_trim();
+        s->trimmed = true;
+        STAT_INC(s, quiet_trims);
+        atomic_store_explicit(&s->st.stacks_trimmed,
+                              atomic_load_explicit(&s->st.stacks_trimmed, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+        return timeout;
+    }
+    int64_t left = (int64_t)(due - now);
+    return timeout < 0 || left < timeout ? left : timeout;
+}
+
 /* Nothing to run: spin a while, then park. Returns a process or NULL. */
 static struct proc *idle(struct sched *s)
 {
@@ -435,7 +477,7 @@ static struct proc *idle(struct sched *s)
         atomic_fetch_sub_explicit(&g_rt->n_parked, 1, memory_order_seq_cst);
         return NULL;
     }
-    int64_t timeout = sources_timeout(s);
+    int64_t timeout = quiet_trim(s, sources_timeout(s));
     STAT_INC(s, parks);
     ring_park(&s->ring, timeout);
     sched_count_ring(s);
@@ -688,6 +730,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
     ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
     ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs); ADD(io_send_zc);
+    ADD(quiet_trims); ADD(stacks_trimmed);
 #undef ADD
 }
 

@@ -45,7 +45,8 @@ struct sched_counters {
         ring_enters, syscalls, timers_armed, timers_fired, timers_cancelled,
         late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
         io_submitted, io_completed, io_cancels, mailbox_rejected, mailbox_dropped,
-        mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs, io_send_zc;
+        mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs, io_send_zc,
+        quiet_trims, stacks_trimmed;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
@@ -91,6 +92,12 @@ struct sched {
     struct ring   ring;
     pthread_t     thread;
     uint64_t      now_ns;           /* clock at the last look */
+    /* sched.c, "Quiet trim": since when nothing has run here (clock_ns;
+     * 0: not known to be quiet), the switch count then, and whether this
+     * quiet spell's trim is done. */
+    uint64_t      quiet_since;
+    uint64_t      quiet_switches;
+    bool          trimmed;
 
     /* --- shared --- */
     struct runq   rq;
