@@ -1,4 +1,5 @@
 /* Timers: send_after, send_interval, cancel_timer, sleep. */
+#include <stdatomic.h>
 #include <time.h>
 
 #include "harness.h"
@@ -210,6 +211,55 @@ static void t_timeout_reuse(void *arg)
 START_TEST(receive_timeouts_reuse_a_timer_and_keep_their_own_deadline) { run_hive(1, t_timeout_reuse, NULL); }
 END_TEST
 
+/* The scheduler loop looks at the precise clock for its timers only when
+ * the coarse one says the earliest could be due (timer.c, poll_source).
+ * On one scheduler kept passing by a process that yields without end, a
+ * timer armed behind a later one (which set the earliest time far off)
+ * must still fire, and not early; so must one armed from a receive's
+ * time-out. */
+static _Atomic bool spin_stop;
+
+static void yielder(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&spin_stop))
+        hive_yield();
+}
+
+static void t_busy_passes(void *arg)
+{
+    (void)arg;
+    hive_pid me = hive_self(), y;
+    atomic_store(&spin_stop, false);
+    ck_assert_int_eq(hive_spawn(yielder, NULL, &y), 0);
+    hive_timer far;
+    ck_assert_int_eq(hive_send_after(me, T_LATE, NULL, 0, 60000, &far), 0);
+    hive_yield(); /* a pass or more with only the far one armed */
+    for (int round = 0; round < 3; round++) {
+        uint64_t t0 = now_ms();
+        ck_assert_int_eq(hive_send_after(me, T_ONCE, NULL, 0, 15, NULL), 0);
+        hive_msg *m = recv_tag(T_ONCE, 5000);
+        ck_assert_ptr_nonnull(m);
+        uint64_t el = now_ms() - t0;
+        ck_assert_uint_ge(el, 15);
+        ck_assert_uint_le(el, 1000);
+        hive_msg_free(m);
+        /* a receive's own time-out, with the yielder still passing */
+        t0 = now_ms();
+        ck_assert_int_eq(hive_receive(&m, 12), -ETIMEDOUT);
+        el = now_ms() - t0;
+        ck_assert_uint_ge(el, 12);
+        ck_assert_uint_le(el, 1000);
+    }
+    ck_assert_int_ge(hive_cancel_timer(far), 0);
+    atomic_store(&spin_stop, true);
+}
+START_TEST(timers_fire_on_time_while_the_scheduler_never_stops_passing)
+{
+    run_hive(1, t_busy_passes, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("timer");
@@ -222,6 +272,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sleep_blocks_the_process_not_the_scheduler);
     tcase_add_test(tc, thousand_sleepers_overlap_on_one_scheduler);
     tcase_add_test(tc, receive_timeouts_reuse_a_timer_and_keep_their_own_deadline);
+    tcase_add_test(tc, timers_fire_on_time_while_the_scheduler_never_stops_passing);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -30,6 +30,11 @@ struct tentry;
 struct timer_local {
     struct wheel   wheel;
     struct tentry *free;
+    /* timer.c, poll_source: nothing in the wheel fires before this clock
+     * time (0: unknown, look), and the passes that trusted it without a
+     * look at the precise clock since the last one. */
+    uint64_t       due_ns;
+    unsigned       skips;
 };
 /* What other threads hand a scheduler's timers: cancels, a Treiber stack
  * pushed by cancel (release) and taken whole by the owner's timer_poll
