@@ -63,6 +63,27 @@ static void check_rss_near(size_t rss, size_t base, size_t stacks_resident)
 #endif
 }
 
+/* n stacks into v, each with its top page dirtied with its index + 1. */
+static void get_touched(struct stack_cache *c, struct stack **v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        v[i] = stack_get(c, 0);
+        ck_assert_ptr_nonnull(v[i]);
+        touch(v[i], i + 1);
+    }
+}
+
+/* Every stack of v back, none left in use, and the allocator torn down. */
+static void put_all_and_fini(struct stack_cache *c, struct stack_cache *c0, struct stack **v,
+                             unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        stack_put(c, v[i]);
+    ck_assert_int_eq(stack_in_use(), 0);
+    stack_cache_flush(c0);
+    stack_global_fini();
+}
+
 START_TEST(a_burst_of_exits_releases_whole_arenas)
 {
     stack_global_init(SIZE, 0);
@@ -99,11 +120,7 @@ START_TEST(a_burst_of_exits_releases_whole_arenas)
     for (unsigned i = 0; i < N_STACKS; i++)
         zeroed += mark_of(v[i]) == 0;
     ck_assert_uint_ge(zeroed, N_STACKS > KEPT_WARM ? N_STACKS - KEPT_WARM : 0);
-    for (unsigned i = 0; i < N_STACKS; i++)
-        stack_put(c, v[i]);
-    ck_assert_int_eq(stack_in_use(), 0);
-    stack_cache_flush(&c0);
-    stack_global_fini();
+    put_all_and_fini(c, &c0, v, N_STACKS);
     free(v);
 }
 END_TEST
@@ -113,11 +130,7 @@ START_TEST(scattered_exits_stay_bounded_and_spare_live_stacks)
     stack_global_init(SIZE, 0);
     struct stack **v = malloc(N_STACKS * sizeof *v);
     size_t rss0 = rss_bytes();
-    for (unsigned i = 0; i < N_STACKS; i++) {
-        v[i] = stack_get(NULL, 0);
-        ck_assert_ptr_nonnull(v[i]);
-        touch(v[i], i + 1);
-    }
+    get_touched(NULL, v, N_STACKS);
     /* Every 16th stays in use: no arena is ever all free. */
     uint64_t calls0 = stack_mmaps();
     unsigned live = 0;
@@ -212,11 +225,7 @@ START_TEST(a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks)
     struct stack_cache c0 = { 0 }, *c = CACHE(&c0);
     struct stack **v = malloc(N_STACKS * sizeof *v);
     size_t rss0 = rss_bytes();
-    for (unsigned i = 0; i < N_STACKS; i++) {
-        v[i] = stack_get(c, 0);
-        ck_assert_ptr_nonnull(v[i]);
-        touch(v[i], i + 1);
-    }
+    get_touched(c, v, N_STACKS);
     /* Every 8th stays in use; the rest fill the cache and the pool. */
     unsigned live = 0;
     for (unsigned i = 0; i < N_STACKS; i++) {
@@ -248,11 +257,7 @@ START_TEST(a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks)
         if (i % 8)
             ck_assert_ptr_nonnull(v[i] = stack_get(c, 0));
     ck_assert_uint_eq(stack_mmaps(), calls0); /* the same arenas again */
-    for (unsigned i = 0; i < N_STACKS; i++)
-        stack_put(c, v[i]);
-    ck_assert_int_eq(stack_in_use(), 0);
-    stack_cache_flush(&c0);
-    stack_global_fini();
+    put_all_and_fini(c, &c0, v, N_STACKS);
     free(v);
 }
 END_TEST
@@ -286,10 +291,7 @@ START_TEST(a_trim_unmaps_guarded_stacks_beyond_the_keep)
         ck_assert(v[i]->guarded);
         ck_assert(stack_intact(v[i]));
     }
-    for (unsigned i = 0; i < N; i++)
-        stack_put(c, v[i]);
-    stack_cache_flush(&c0);
-    stack_global_fini();
+    put_all_and_fini(c, &c0, v, N);
 }
 END_TEST
 
