@@ -586,6 +586,59 @@ START_TEST(a_quiet_runtime_gives_back_the_stacks_of_a_burst)
 }
 END_TEST
 
+/* Trimmed stacks serve the next burst: 4 schedulers, bursts of children
+ * that write 2 KiB of their stacks, hold them until told to go, and check
+ * what they wrote; between the bursts a pause longer than the quiet spell,
+ * in which the schedulers trim their caches and the global pool, so each
+ * burst after the first runs on stacks that were trimmed (given back to
+ * the kernel, unmapped, or kept among the warm few) and taken again. */
+#define TRIM_RACE_BURST  800u
+#define TRIM_RACE_ROUNDS 4
+
+static void stack_writer(void *arg)
+{
+    hive_pid parent = (hive_pid)(uintptr_t)arg;
+    volatile unsigned char frame[2048];
+    for (unsigned i = 0; i < sizeof frame; i++)
+        frame[i] = (unsigned char)(i * 7);
+    hive_msg *m;
+    if (hive_receive(&m, HIVE_INFINITY) == 0)
+        hive_msg_free(m);
+    int ok = 1;
+    for (unsigned i = 0; i < sizeof frame; i++)
+        ok &= frame[i] == (unsigned char)(i * 7);
+    hive_send(parent, T_A, &ok, sizeof ok);
+}
+
+static void t_trim_race(void *arg)
+{
+    (void)arg;
+    static hive_pid kids[TRIM_RACE_BURST];
+    uint64_t st0, tr0 = quiet_trims(&st0);
+    for (int round = 0; round < TRIM_RACE_ROUNDS; round++) {
+        for (unsigned i = 0; i < TRIM_RACE_BURST; i++)
+            ck_assert_int_eq(hive_spawn(stack_writer, (void *)(uintptr_t)hive_self(), &kids[i]),
+                             0);
+        for (unsigned i = 0; i < TRIM_RACE_BURST; i++)
+            ck_assert_int_eq(hive_send(kids[i], T_GO, NULL, 0), 0);
+        for (unsigned i = 0; i < TRIM_RACE_BURST; i++) {
+            hive_msg *m = recv_tag(T_A, 10000);
+            ck_assert_ptr_nonnull(m);
+            ck_assert_int_eq(*(int *)m->data, 1);
+            hive_msg_free(m);
+        }
+        /* longer than the quiet spell: every scheduler trims */
+        hive_sleep(150);
+    }
+    uint64_t st1, tr1 = quiet_trims(&st1);
+    ck_assert_uint_gt(tr1, tr0);
+}
+START_TEST(stacks_trimmed_between_bursts_serve_the_next_burst_intact)
+{
+    run_hive(4, t_trim_race, NULL);
+}
+END_TEST
+
 /* ---- a polling loop is preempted like any other ---- */
 
 /* On one scheduler, a process that polls with zero time-outs (a receive
@@ -1005,6 +1058,7 @@ static Suite *suite(void)
     tcase_add_test(tc, slots_freed_on_one_scheduler_serve_spawns_on_every_other);
     tcase_add_test(tc, process_polling_with_zero_timeouts_is_preempted);
     tcase_add_test(tc, a_quiet_runtime_gives_back_the_stacks_of_a_burst);
+    tcase_add_test(tc, stacks_trimmed_between_bursts_serve_the_next_burst_intact);
     tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
     tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);
     tcase_add_test(tc, thousand_processes_thousand_messages_no_loss_per_pair_order);
