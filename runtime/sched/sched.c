@@ -380,7 +380,7 @@ static bool work_visible(struct sched *s)
 /* Quiet trim. What a scheduler keeps warm for busy times (stacks in its
  * cache and in the global pool, free pages in the allocator) is still
  * resident after a burst: a server that took 10,000 connections at once
- * held 7 MB of stacks afterwards, though its handlers wait stackless. A
+ * held 5.7 MB of stacks afterwards, though its handlers wait stackless. A
  * scheduler on which nothing has run for TRIM_QUIET_NS gives back all but
  * a few of its stacks (stack_trim) and the allocator's free pages
  * (mem_trim), once per quiet spell: a park that would outlast the spell's
