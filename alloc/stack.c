@@ -562,57 +562,6 @@ static struct stack *put_global_locked(struct stack *s)
     return put_idle_locked(s);
 }
 
-/* A full cache gives half of itself to the global pool in one lock hold:
- * a scheduler where more processes exit than start (its stolen work ends
- * there) would otherwise take the lock for every stack it puts back. The
- * most recently put (warmest, the upper half) stay. What fits in the pool
- * is copied there without touching a stack; only the rest (a full pool)
- * is handled one stack at a time. */
-static void cache_spill(struct stack_cache *c)
-{
-    const unsigned half = CACHE_MAX / 2;
-    struct stack *doomed = NULL;
-    pthread_mutex_lock(&g_pool_lock);
-    unsigned fit = POOL_MAX - g_pool_count < half ? POOL_MAX - g_pool_count : half;
-    memcpy(g_pool + g_pool_count, c->slot, fit * sizeof *c->slot);
-    g_pool_count += fit;
-    for (unsigned i = fit; i < half; i++) {
-        struct stack *t = put_global_locked(c->slot[i]);
-        if (t) {
-            t->next = doomed;
-            doomed = t;
-        }
-    }
-    pthread_mutex_unlock(&g_pool_lock);
-    memmove(c->slot, c->slot + half, (c->count - half) * sizeof *c->slot);
-    c->count -= half;
-    while (doomed) {
-        struct stack *t = doomed;
-        doomed = t->next;
-        stack_destroy(t);
-    }
-}
-
-void stack_put(struct stack_cache *c, struct stack *s)
-{
-    count_in_use(c, -1);
-    if (s->size + sizeof *s != g_default_size) {
-        stack_destroy(s);
-        return;
-    }
-    if (c) {
-        if (c->count >= CACHE_MAX)
-            cache_spill(c);
-        c->slot[c->count++] = s;
-        return;
-    }
-    pthread_mutex_lock(&g_pool_lock);
-    s = put_global_locked(s);
-    pthread_mutex_unlock(&g_pool_lock);
-    if (s)
-        stack_destroy(s);
-}
-
 /* Stacks that leave the caches and the pool for good, coldest first:
  * each as put_idle_locked, the mapped ones destroyed after the lock. The
  * list is the caller's own (put_idle_locked may drop the lock). */
@@ -633,6 +582,46 @@ static void release_all(struct stack **v, unsigned n)
         doomed = t->next;
         stack_destroy(t);
     }
+}
+
+/* A full cache gives half of itself to the global pool in one lock hold:
+ * a scheduler where more processes exit than start (its stolen work ends
+ * there) would otherwise take the lock for every stack it puts back. The
+ * most recently put (warmest, the upper half) stay. What fits in the pool
+ * is copied there without touching a stack; only the rest (a full pool)
+ * is handled one stack at a time, by release_all. */
+static void cache_spill(struct stack_cache *c)
+{
+    const unsigned half = CACHE_MAX / 2;
+    pthread_mutex_lock(&g_pool_lock);
+    unsigned fit = POOL_MAX - g_pool_count < half ? POOL_MAX - g_pool_count : half;
+    memcpy(g_pool + g_pool_count, c->slot, fit * sizeof *c->slot);
+    g_pool_count += fit;
+    pthread_mutex_unlock(&g_pool_lock);
+    if (fit < half)
+        release_all(c->slot + fit, half - fit);
+    memmove(c->slot, c->slot + half, (c->count - half) * sizeof *c->slot);
+    c->count -= half;
+}
+
+void stack_put(struct stack_cache *c, struct stack *s)
+{
+    count_in_use(c, -1);
+    if (s->size + sizeof *s != g_default_size) {
+        stack_destroy(s);
+        return;
+    }
+    if (c) {
+        if (c->count >= CACHE_MAX)
+            cache_spill(c);
+        c->slot[c->count++] = s;
+        return;
+    }
+    pthread_mutex_lock(&g_pool_lock);
+    s = put_global_locked(s);
+    pthread_mutex_unlock(&g_pool_lock);
+    if (s)
+        stack_destroy(s);
 }
 
 unsigned stack_trim(struct stack_cache *c, unsigned keep)
