@@ -137,6 +137,7 @@ static void stack_register(struct stack *s)
 {
 #ifdef HIVE_TSAN
     s->tsan_fiber = __tsan_create_fiber(0);
+    s->tsan_lives = 0;
 #else
     s->tsan_fiber = NULL;
 #endif
@@ -146,6 +147,18 @@ static void stack_register(struct stack *s)
     s->vg_id = 0;
 #endif
 }
+
+#ifdef HIVE_TSAN
+void *stack_fresh_fiber(struct stack *s)
+{
+    if (++s->tsan_lives >= STACK_FIBER_LIVES && s->tsan_fiber != __tsan_get_current_fiber()) {
+        __tsan_destroy_fiber(s->tsan_fiber);
+        s->tsan_fiber = __tsan_create_fiber(0);
+        s->tsan_lives = 0;
+    }
+    return s->tsan_fiber;
+}
+#endif
 
 static void stack_unregister(struct stack *s)
 {

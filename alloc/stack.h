@@ -41,6 +41,7 @@ struct stack {
                                 * alone), NULL for a stack mapped alone */
     void   *tsan_fiber;
     unsigned vg_id;
+    uint16_t tsan_lives;    /* contexts started on tsan_fiber (TSan only) */
     bool    guarded;
 };
 
@@ -109,6 +110,25 @@ static inline bool stack_intact(const struct stack *s)
 }
 /* Is addr inside s's guard page? */
 bool stack_in_guard(const struct stack *s, const void *addr);
+/* The TSan fiber for a context about to start afresh at its entry on s
+ * (NULL without TSan). A fiber's shadow call stack still holds the frames
+ * of the last context that left s without returning (an exit, a handler
+ * giving its stack back); starting on top of them would pile up frames,
+ * life after life, until the shadow stack (65,536 frames) overflows. So
+ * every STACK_FIBER_LIVES starts s gets a new fiber (a new fiber costs a
+ * map and an unmap of TSan's shadow stack, too slow for every start):
+ * enough while no context leaves a stack from deeper than 2,000 frames.
+ * Never for the running context's own stack. */
+#define STACK_FIBER_LIVES 32u
+#if defined(__SANITIZE_THREAD__)
+void *stack_fresh_fiber(struct stack *s);
+#else
+static inline void *stack_fresh_fiber(struct stack *s)
+{
+    (void)s;
+    return NULL;
+}
+#endif
 uint64_t stack_mmaps(void);   /* system calls spent on stacks so far */
 
 #endif

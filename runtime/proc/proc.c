@@ -329,7 +329,7 @@ static void proc_stack_start(struct proc *p)
     p->canary = !p->stack->guarded;
     ctx_init(&p->ctx, p->stack->lo, p->stack->size,
              p->kind == PK_FN ? proc_main : handler_main, p);
-    p->ctx.tsan_fiber = p->stack->tsan_fiber;
+    p->ctx.tsan_fiber = stack_fresh_fiber(p->stack);
 }
 
 int proc_stack_init(struct proc *p, struct stack_cache *c)
