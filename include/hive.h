@@ -112,6 +112,12 @@ typedef struct hive_config {
                               longer reads it; 0 (default): never, as
                               measured slower on loopback (docs/io.md); no
                               effect on epoll */
+    unsigned trim_ms;      /* a scheduler on which nothing has run for this
+                              long gives back what it keeps warm for busy
+                              times: the stacks in its cache beyond 64 and
+                              in the global pool beyond 64, and the
+                              allocator's free pages (once per quiet spell);
+                              default 100; 0: never */
 } hive_config;
 
 enum { HIVE_IO_AUTO = 0, HIVE_IO_URING = 1, HIVE_IO_EPOLL = 2 };
@@ -554,8 +560,9 @@ typedef struct hive_sched_stats {
                                   zero-copy sends (hive_config.send_zc); a
                                   socket that refuses them (AF_UNIX) counts
                                   one, then gets plain sends */
-    uint64_t quiet_trims;      /* times this scheduler, after 100 ms with
-                                  nothing to run, gave back what it kept warm
+    uint64_t quiet_trims;      /* times this scheduler, after trim_ms
+                                  (hive_config) with nothing to run, trimmed
+                                  what it kept warm
                                   for busy times: its cached stacks but 64,
                                   the global pool's but 64, the allocator's
                                   free pages (once per quiet spell) */

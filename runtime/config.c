@@ -27,6 +27,7 @@ void hive_config_default(hive_config *cfg)
     cfg->guard_stacks = 1024;
     cfg->backpressure = true;
     cfg->recv_bufs = 256;
+    cfg->trim_ms = 100;
 }
 
 /* Parses an unsigned decimal with an optional K/M/G suffix (sizes). */
@@ -104,6 +105,8 @@ static const struct limit limits[] = {
     LIM("HIVE_RECV_BUFS", recv_bufs, 0, 32768, false, true,
         "0 (none) or a power of two up to 32768"),
     LIM("HIVE_SEND_ZC", send_zc, 0, 1ull << 30, true, false, "bytes, 0 (off) .. 1G, e.g. 64K"),
+    LIM("HIVE_TRIM_MS", trim_ms, 0, 3600000, false, false,
+        "milliseconds, 0 (never) .. 3600000"),
 };
 #undef LIM
 

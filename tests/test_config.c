@@ -30,6 +30,7 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert(!c.defer_taskrun);
     ck_assert_uint_eq(c.recv_bufs, 256);
     ck_assert_uint_eq(c.send_zc, 0);
+    ck_assert_uint_eq(c.trim_ms, 100);
     /* defer_taskrun sits in the padding after backpressure: io_backend
      * kept its offset, so it went in without an ABI bump. */
     ck_assert_uint_eq(offsetof(hive_config, io_backend), offsetof(hive_config, backpressure) + 4);
@@ -53,6 +54,7 @@ START_TEST(config_from_env_reads_every_flag)
     setenv("HIVE_DEFER_TASKRUN", "1", 1);
     setenv("HIVE_RECV_BUFS", "1024", 1);
     setenv("HIVE_SEND_ZC", "64K", 1);
+    setenv("HIVE_TRIM_MS", "0", 1);
     hive_config c;
     hive_config_default(&c);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
@@ -71,7 +73,9 @@ START_TEST(config_from_env_reads_every_flag)
     ck_assert(c.defer_taskrun);
     ck_assert_uint_eq(c.recv_bufs, 1024);
     ck_assert_uint_eq(c.send_zc, 64 * 1024);
+    ck_assert_uint_eq(c.trim_ms, 0);
     unsetenv("HIVE_SEND_ZC");
+    unsetenv("HIVE_TRIM_MS");
     setenv("HIVE_GUARD_STACKS", "12", 1);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
     ck_assert_int_eq(c.guard_stacks, 12);
@@ -99,6 +103,7 @@ START_TEST(config_from_env_rejects_bad_values_and_changes_nothing)
         { "HIVE_DEFER_TASKRUN", "yes please" },
         { "HIVE_RECV_BUFS", "100" }, { "HIVE_RECV_BUFS", "65536" },
         { "HIVE_SEND_ZC", "2G" }, { "HIVE_SEND_ZC", "big" },
+        { "HIVE_TRIM_MS", "soon" }, { "HIVE_TRIM_MS", "3600001" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv(bad[i][0], bad[i][1], 1);

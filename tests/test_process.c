@@ -586,6 +586,32 @@ START_TEST(a_quiet_runtime_gives_back_the_stacks_of_a_burst)
 }
 END_TEST
 
+/* trim_ms 0: no scheduler ever trims. The main process waits 300 ms in a
+ * receive nobody answers, three times the default quiet spell, with the
+ * stacks of a burst's exits in the caches; no trim may be counted. */
+static void t_no_trim(void *arg)
+{
+    (void)arg;
+    hive_pid kids[256];
+    for (unsigned i = 0; i < 256; i++)
+        ck_assert_int_eq(hive_spawn(waits_for_go, NULL, &kids[i]), 0);
+    for (unsigned i = 0; i < 256; i++)
+        ck_assert_int_eq(hive_send(kids[i], T_GO, NULL, 0), 0);
+    ck_assert_int_eq(live_processes_settled(1), 1);
+    hive_msg *m;
+    ck_assert_int_eq(hive_receive(&m, 300), -ETIMEDOUT);
+    uint64_t st;
+    ck_assert_uint_eq(quiet_trims(&st), 0);
+    ck_assert_uint_eq(st, 0);
+}
+START_TEST(trim_ms_0_never_trims)
+{
+    hive_config cfg = test_config(2);
+    cfg.trim_ms = 0;
+    run_hive_cfg(&cfg, t_no_trim, NULL);
+}
+END_TEST
+
 /* Trimmed stacks serve the next burst: 4 schedulers, bursts of children
  * that write 2 KiB of their stacks, hold them until told to go, and check
  * what they wrote; between the bursts a pause longer than the quiet spell,
@@ -1058,6 +1084,7 @@ static Suite *suite(void)
     tcase_add_test(tc, slots_freed_on_one_scheduler_serve_spawns_on_every_other);
     tcase_add_test(tc, process_polling_with_zero_timeouts_is_preempted);
     tcase_add_test(tc, a_quiet_runtime_gives_back_the_stacks_of_a_burst);
+    tcase_add_test(tc, trim_ms_0_never_trims);
     tcase_add_test(tc, stacks_trimmed_between_bursts_serve_the_next_burst_intact);
     tcase_add_test(tc, flooding_a_queue_nobody_takes_from_never_yields);
     tcase_add_test(tc, flooding_a_busy_receiver_yields_to_it_and_loses_nothing);

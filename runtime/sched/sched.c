@@ -381,19 +381,21 @@ static bool work_visible(struct sched *s)
  * cache and in the global pool, free pages in the allocator) is still
  * resident after a burst: a server that took 10,000 connections at once
  * held 5.7 MB of stacks afterwards, though its handlers wait stackless. A
- * scheduler on which nothing has run for TRIM_QUIET_NS gives back all but
+ * scheduler on which nothing has run for trim_ms (hive_config, default
+ * 100 ms; 0: never) gives back all but
  * a few of its stacks (stack_trim) and the allocator's free pages
  * (mem_trim), once per quiet spell: a park that would outlast the spell's
  * due time is cut to it, so an idle scheduler wakes once to trim. A
- * scheduler that runs something at least every TRIM_QUIET_NS never trims,
+ * scheduler that runs something at least every trim_ms never trims,
  * and none trims in the middle of work; the system calls (munmap,
  * madvise) are paid once per quiet spell, not per process. */
-#define TRIM_QUIET_NS (100ull * 1000000u)
 
 /* The park time-out, cut to the quiet spell's due trim, after the trim if
  * it is due. */
 static int64_t quiet_trim(struct sched *s, int64_t timeout)
 {
+    if (!g_rt->cfg.trim_ms)
+        return timeout;
     uint64_t now = clock_ns();
     uint64_t sw = atomic_load_explicit(&s->st.switches, memory_order_relaxed);
     if (!s->quiet_since || sw != s->quiet_switches) {
@@ -403,7 +405,7 @@ static int64_t quiet_trim(struct sched *s, int64_t timeout)
     }
     if (s->trimmed)
         return timeout;
-    uint64_t due = s->quiet_since + TRIM_QUIET_NS;
+    uint64_t due = s->quiet_since + (uint64_t)g_rt->cfg.trim_ms * 1000000u;
     if (now >= due) {
         unsigned n = stack_trim(&s->stacks, STACK_TRIM_KEEP);
         mem_trim();
