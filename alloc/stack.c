@@ -211,8 +211,22 @@ static char *arena_base(const struct stack_arena *a)
 static struct stack *arena_desc(struct stack_resv t)
 {
     struct stack_arena *a = t.arena;
-    return desc_init(arena_base(a) + (size_t)t.index * a->stack_size - CANARY_SHIFT,
-                     a->stack_size, a->stack_size, a, false);
+    char *map = arena_base(a) + (size_t)t.index * a->stack_size - CANARY_SHIFT;
+    /* The canary lies in stack index-1's top page, which the process's
+     * first switch reads. If stack index-1 is still a reservation nobody
+     * has claimed (the other scheduler runs its process later), that read
+     * maps the zero page, and index-1's own descriptor write then takes a
+     * second fault that replaces it, with a TLB shootdown of every other
+     * core: an IPI, several microseconds in a VM (call_timeout_storm: 650
+     * of them for 10,000 spawns, 4 of its 51 ms). So the canary is
+     * written first (zero, what it must hold): the page is faulted in
+     * writable once. index-1 was not cold when index was taken (cold
+     * stacks go lowest first, and carving waits for them), so its page is
+     * resident already or about to be. Stack 0's canary is in the lead
+     * page, which nothing writes. */
+    if (t.index)
+        *(volatile uint64_t *)map = 0;
+    return desc_init(map, a->stack_size, a->stack_size, a, false);
 }
 
 /* Carves a stack from the current arena (g_pool_lock held); false when
