@@ -110,6 +110,10 @@ static inline bool stack_intact(const struct stack *s)
 }
 /* Is addr inside s's guard page? */
 bool stack_in_guard(const struct stack *s, const void *addr);
+/* Whether guard pages are the kernel's guard regions (Linux 6.13,
+ * madvise MADV_GUARD_INSTALL: no map entry of their own) rather than
+ * mprotect(PROT_NONE) pages, which split their stack's mapping. */
+bool stack_guard_regions(void);
 /* The TSan fiber for a context about to start afresh at its entry on s
  * (NULL without TSan). A fiber's shadow call stack still holds the frames
  * of the last context that left s without returning (an exit, a handler

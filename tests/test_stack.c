@@ -1,6 +1,9 @@
 /* Stack allocator: how arena stacks' memory goes back to the kernel. */
 #include <check.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -346,6 +349,74 @@ START_TEST(a_trim_unmaps_guarded_stacks_beyond_the_keep)
 }
 END_TEST
 
+/* Map entries (lines of /proc/self/maps). */
+static long map_entries(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    long n = 0;
+    int ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Guard pages are the kernel's guard regions where it has them (asked
+ * here independently of stack.c's own probe), which take no map entry:
+ * 256 guarded stacks mapped one after another add a few entries (they
+ * merge), not two each as mprotect's split pages do. Where the kernel
+ * lacks them, each guarded stack is two entries. */
+START_TEST(guarded_stacks_are_guard_regions_where_the_kernel_has_them)
+{
+    enum { N = 256 };
+    long pg = page_size();
+    void *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(p, MAP_FAILED);
+    bool kernel_has = madvise(p, (size_t)pg, 102 /* MADV_GUARD_INSTALL */) == 0;
+    munmap(p, (size_t)pg);
+    stack_global_init(SIZE, N);
+    ck_assert_int_eq(stack_guard_regions(), kernel_has);
+    struct stack *v[N];
+    long e0 = map_entries();
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_ptr_nonnull(v[i] = stack_get(NULL, 0));
+        ck_assert(v[i]->guarded);
+        touch(v[i], i + 1);
+    }
+    long added = map_entries() - e0;
+#if !defined(__SANITIZE_THREAD__)
+    if (kernel_has)
+        ck_assert_int_le(added, N / 8);
+    else
+        ck_assert_int_ge(added, 2 * N - 8);
+#else
+    (void)added; /* each stack's TSan fiber maps memory of TSan's own */
+#endif
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(mark_of(v[i]), i + 1);
+        stack_put(NULL, v[i]);
+    }
+    stack_global_fini();
+}
+END_TEST
+
+#ifndef SANITIZED
+/* A guarded stack's guard page faults on a read (the sanitizers would
+ * report the fault themselves instead of raising the signal). */
+START_TEST(a_guard_page_faults_when_touched)
+{
+    stack_global_init(SIZE, 1);
+    struct stack *s = stack_get(NULL, 0);
+    ck_assert_ptr_nonnull(s);
+    ck_assert(s->guarded);
+    ck_assert(stack_in_guard(s, s->map));
+    (void)*(volatile char *)(s->lo - 1); /* the byte just below the stack */
+    ck_abort_msg("the guard page did not fault");
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *s = suite_create("stack");
@@ -356,6 +427,10 @@ int main(void)
     tcase_add_test(tc, reservations_claimed_out_of_order_fault_each_page_once);
     tcase_add_test(tc, a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks);
     tcase_add_test(tc, a_trim_unmaps_guarded_stacks_beyond_the_keep);
+    tcase_add_test(tc, guarded_stacks_are_guard_regions_where_the_kernel_has_them);
+#ifndef SANITIZED
+    tcase_add_test_raise_signal(tc, a_guard_page_faults_when_touched, SIGSEGV);
+#endif
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
