@@ -119,8 +119,11 @@ static struct stack_cache *g_caches;
  * guarded stack stays one map entry, and stacks mapped one after another
  * merge into one. Older kernels get mprotect(PROT_NONE), which splits
  * the stack's mapping in two. With guard regions call_timeout_storm (its
- * first 1,024 stacks guarded) went from 42 to 38.9 ms (medians of 2x10
- * alternated runs). Probed once: 1 = guard regions, 0 = mprotect. */
+ * first 1,024 stacks guarded) went from 41.0-42.9 to 39.0-40.9 ms
+ * (medians of 4 sets of alternated runs; docs/performance.md). Probed
+ * once: 1 = guard regions, 0 = mprotect. Relaxed: the value stands alone
+ * (no other data is published with it), and threads that race to probe
+ * all get the same answer from the kernel. */
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
