@@ -129,7 +129,7 @@ static struct stack_cache *g_caches;
 #endif
 static _Atomic int g_guard_regions = -1;
 
-static bool guard_regions(void)
+bool stack_guard_regions(void)
 {
     int v = atomic_load_explicit(&g_guard_regions, memory_order_relaxed);
     if (v < 0) {
@@ -143,16 +143,11 @@ static bool guard_regions(void)
     return v;
 }
 
-bool stack_guard_regions(void)
-{
-    return guard_regions();
-}
-
 /* Makes the page at m a guard page; false if the kernel refused (over
  * the map limit, for mprotect). */
 static bool guard_install(char *m)
 {
-    if (guard_regions() && madvise(m, g_page, MADV_GUARD_INSTALL) == 0)
+    if (stack_guard_regions() && madvise(m, g_page, MADV_GUARD_INSTALL) == 0)
         return true;
     return mprotect(m, g_page, PROT_NONE) == 0;
 }
