@@ -511,7 +511,9 @@ typedef struct hive_sched_stats {
                                   epoll: epoll_wait/epoll_pwait2, epoll_ctl, the
                                   eventfd writes that wake a peer, and every
                                   recv, send, read, write, accept, connect, fcntl,
-                                  fstat and getsockopt an operation made. NOT
+                                  fstat and getsockopt an operation made;
+                                  both: the reads of /proc/pressure/cpu
+                                  (spin_pauses, at most one per 20 ms). NOT
                                   counted: hive_io_close's shutdown and close,
                                   the socket set-up of hive_tcp_*, the
                                   allocator's and the stacks' (mmap, munmap,
@@ -568,6 +570,13 @@ typedef struct hive_sched_stats {
                                   free pages (once per quiet spell) */
     uint64_t stacks_trimmed;   /* stacks those trims took out of this
                                   scheduler's cache and the global pool */
+    uint64_t spin_pauses;      /* times this scheduler read the kernel's CPU
+                                  pressure (/proc/pressure/cpu, at most
+                                  every 20 ms while idle) and found that
+                                  other threads had waited for a CPU more
+                                  than 25% of the time since the last
+                                  read, so that no scheduler spins for
+                                  20 ms, doubling up to 1 s while it lasts */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

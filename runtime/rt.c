@@ -155,6 +155,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         return -ENOMEM;
     }
     g_rt = rt;
+    spin_gov_init(&rt->spin);
     unsigned made = 0;
     for (; made < rt->n; made++) {
         rc = sched_init(&rt->scheds[made], made, &why);
@@ -231,6 +232,7 @@ fail_scheds:
     for (unsigned i = 0; i < made; i++)
         sched_fini(&rt->scheds[i]);
     ring_fini(&rt->outside);
+    spin_gov_fini(&rt->spin);
     pthread_mutex_destroy(&rt->gq_lock);
     pthread_mutex_destroy(&rt->outside_lock);
     free(rt->scheds);

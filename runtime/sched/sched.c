@@ -5,7 +5,8 @@
  *
  * Spinning and parking. A scheduler with nothing to do counts itself in
  * n_spinning (at most half of the schedulers spin at once) and polls for up
- * to spin_us. Then it parks: parked = 1 and n_parked++ (seq_cst), a last
+ * to spin_us, unless other threads of the machine are waiting for a CPU
+ * (spin.h: then nobody spins for a while). Then it parks: parked = 1 and n_parked++ (seq_cst), a last
  * look at every queue and source, then one io_uring_enter that submits what
  * its ring holds and waits for a completion (a wake-up) or the sources'
  * next deadline. Whoever makes work stealable (spawn, a displaced next
@@ -426,12 +427,13 @@ static struct proc *idle(struct sched *s)
     bool inherit;
     struct proc *p;
     bool spinning = false;
+    uint64_t now = clock_ns();
     unsigned ns = atomic_load_explicit(&g_rt->n_spinning, memory_order_relaxed);
-    if (ns * 2 < g_rt->n) {
+    if (ns * 2 < g_rt->n && g_rt->cfg.spin_us && spin_gov_allows(&g_rt->spin, s, now)) {
         atomic_fetch_add_explicit(&g_rt->n_spinning, 1, memory_order_seq_cst);
         spinning = true;
     }
-    uint64_t until = clock_ns() + (uint64_t)g_rt->cfg.spin_us * 1000u;
+    uint64_t until = now + (uint64_t)g_rt->cfg.spin_us * 1000u;
     if (spinning) {
         /* Its own queues and sources are looked at on every pass (its own
          * lines); the other schedulers' queues every gap passes, the gap
@@ -732,7 +734,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
     ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
     ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs); ADD(io_send_zc);
-    ADD(quiet_trims); ADD(stacks_trimmed);
+    ADD(quiet_trims); ADD(stacks_trimmed); ADD(spin_pauses);
 #undef ADD
 }
 

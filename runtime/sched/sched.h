@@ -31,6 +31,7 @@
 #include "runtime/ds/runq.h"
 #include "runtime/proc/proc.h"
 #include "runtime/proc/timer.h"
+#include "runtime/sched/spin.h"
 #include "runtime/sched/ctx.h"
 
 struct proc;
@@ -46,7 +47,7 @@ struct sched_counters {
         late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
         io_submitted, io_completed, io_cancels, mailbox_rejected, mailbox_dropped,
         mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs, io_send_zc,
-        quiet_trims, stacks_trimmed;
+        quiet_trims, stacks_trimmed, spin_pauses;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
@@ -125,6 +126,8 @@ struct rt {
     pthread_mutex_t gq_lock;
     struct proc *gq_head, *gq_tail;
     _Atomic uint32_t gq_len;
+
+    struct spin_gov spin;           /* spin.h: whether idle schedulers may spin */
 
     _Alignas(64) _Atomic unsigned n_spinning;
     _Atomic unsigned n_parked;
