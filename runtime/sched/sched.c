@@ -6,7 +6,8 @@
  * Spinning and parking. A scheduler with nothing to do counts itself in
  * n_spinning (at most half of the schedulers spin at once) and polls for up
  * to spin_us, unless other threads of the machine are waiting for a CPU
- * (spin.h: then nobody spins for a while). Then it parks: parked = 1 and n_parked++ (seq_cst), a last
+ * (spin.h: then nobody spins for a while). Then it parks: parked = 1 and
+ * n_parked++ (seq_cst), a last
  * look at every queue and source, then one io_uring_enter that submits what
  * its ring holds and waits for a completion (a wake-up) or the sources'
  * next deadline. Whoever makes work stealable (spawn, a displaced next
