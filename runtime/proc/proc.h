@@ -155,6 +155,15 @@ struct proc {
     bool          trap_exit;
     uint8_t       resv_index;       /* with resv_arena */
     bool          canary;           /* unguarded stack: check the canary on switch-out */
+    /* An exit waiting for other schedulers to cancel its I/O (Y_EXIT_IO,
+     * io.c): 1 for the process itself, given up in sched_finish_prev
+     * after its switch-out, plus one per group of cancels posted to
+     * another scheduler, given up by that scheduler once they reached the
+     * kernel (take_acks). Whoever brings it to 0 makes the process
+     * runnable; nobody touches the process after a decrement that does
+     * not. Here, in the hole after the flags above, it keeps the slot at
+     * seven lines; only an exit with I/O in flight touches it. */
+    _Atomic uint32_t io_exit_wait;
 
     /* Messages a handler process holds outside its queues; proc_exit frees
      * them if it exits (hive_exit, killed) before it is done with them. */
@@ -170,15 +179,11 @@ struct proc {
     void         *gs;               /* gen_server context, if any */
     uint64_t      freenext;         /* free-list link (slot + 1) */
     struct ioreq *io;               /* owner: I/O requests in flight (runtime/proc/io.c) */
-    /* An exit waiting for other schedulers to cancel its I/O (Y_EXIT_IO,
-     * io.c): 1 for the process itself, given up in sched_finish_prev
-     * after its switch-out, plus one per group of cancels posted to
-     * another scheduler, given up by that scheduler once they reached the
-     * kernel (take_acks). Whoever brings it to 0 makes the process
-     * runnable; nobody touches the process after a decrement that does
-     * not. */
-    _Atomic uint32_t io_exit_wait;
 };
+/* Seven lines: the slot is most of what a process costs beyond its stack
+ * page (spawn's bytes per process). A field that would make it eight goes
+ * into a hole first (a 4-byte one was io_exit_wait's place). */
+_Static_assert(sizeof(struct proc) == 448, "struct proc grew past seven cache lines");
 
 /* --- table and pids --- */
 #define PID_MAGIC 0xA5u
