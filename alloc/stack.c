@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* The sanitizer switches this file needs: runtime/sched/ctx.h, which used
@@ -97,7 +99,10 @@ struct stack_arena {        /* everything under g_pool_lock */
     struct stack_arena *cold_next;  /* g_cold, while on_cold */
     char    *map;
     size_t   size;                  /* the whole mapping */
-    size_t   stack_size;
+    size_t   stack_size;            /* what a stack's owner gets, descriptor included */
+    size_t   stride;                /* stack_size, plus the guard page when guarded */
+    unsigned shift;                 /* CANARY_SHIFT, or 0 when guarded */
+    bool     guarded;               /* a guard page at the bottom of every stride */
     unsigned used;                  /* stacks carved so far */
     unsigned nidle;
     bool     on_warm, on_cold;
@@ -128,6 +133,16 @@ static struct stack_cache *g_caches;
 #define MADV_GUARD_INSTALL 102
 #endif
 static _Atomic int g_guard_regions = -1;
+/* Whether new arenas guard their stacks: guard regions, and guards not
+ * turned off (HIVE_GUARD_STACKS=0). Set by stack_global_init; relaxed,
+ * cleared by a carve whose guards the kernel refused (the stacks carved
+ * before keep theirs: a guard is per arena). */
+static _Atomic bool g_arena_guards;
+
+void stack_guard_regions_force(int v)
+{
+    atomic_store_explicit(&g_guard_regions, v, memory_order_relaxed);
+}
 
 bool stack_guard_regions(void)
 {
@@ -170,6 +185,8 @@ void stack_global_init(size_t default_size, int guard_stacks)
     if (guard_stacks >= 0 && guard_stacks < g_guard_budget)
         g_guard_budget = guard_stacks;
     atomic_store(&g_guarded, 0);
+    atomic_store_explicit(&g_arena_guards, guard_stacks != 0 && stack_guard_regions(),
+                          memory_order_relaxed);
 }
 
 static void stack_register(struct stack *s)
@@ -228,16 +245,28 @@ static struct stack *desc_init(char *map, size_t map_size, size_t size, struct s
     return s;
 }
 
-/* Where an arena's stacks lie. Stack i is [stride_i - CANARY_SHIFT,
- * stride_i + stack_size - CANARY_SHIFT), stride_i = base + i * stack_size,
- * base one page into the mapping: every stack sits 64 bytes below its
- * stride, so its canary (its lowest 64 bytes) is the top line of the page
- * below its stride, the previous stack's top page, which that stack's
- * first frames made resident (the first stack's is in the lead page).
- * Checking a canary at the bottom of the stack's own range read a page
- * nothing else touches: a zero-page fault per process, as many faults as
- * the process's real first page (spawn: 2.1M faults for a million
- * processes, 1.1M now). */
+/* Where an arena's stacks lie: stride_i = base + i * stride, base one page
+ * into the mapping.
+ *
+ * A guarded arena (the kernel's guard regions, Linux 6.13) has a guard
+ * page at the bottom of every stride and the stack above it: stack i is
+ * [stride_i, stride_i + stride), its guard page first. The guards are
+ * installed when the arena is mapped, all 64 with one process_madvise
+ * (one madvise each where that call refuses), and stay through every
+ * MADV_DONTNEED that gives the stacks' pages back: they take no map
+ * entry and no memory beyond page-table entries, so every stack is
+ * guarded for one system call per 64 stacks, once.
+ *
+ * An unguarded arena (older kernels, HIVE_GUARD_STACKS=0) has stride ==
+ * stack_size, and stack i is [stride_i - CANARY_SHIFT, stride_i +
+ * stack_size - CANARY_SHIFT): every stack sits 64 bytes below its stride,
+ * so its canary (its lowest 64 bytes) is the top line of the page below
+ * its stride, the previous stack's top page, which that stack's first
+ * frames made resident (the first stack's is in the lead page). Checking
+ * a canary at the bottom of the stack's own range read a page nothing
+ * else touches: a zero-page fault per process, as many faults as the
+ * process's real first page (spawn: 2.1M faults for a million processes,
+ * 1.1M since). */
 #define CANARY_SHIFT 64u
 static char *arena_base(const struct stack_arena *a)
 {
@@ -250,7 +279,9 @@ static char *arena_base(const struct stack_arena *a)
 static struct stack *arena_desc(struct stack_resv t)
 {
     struct stack_arena *a = t.arena;
-    char *map = arena_base(a) + (size_t)t.index * a->stack_size - CANARY_SHIFT;
+    char *map = arena_base(a) + (size_t)t.index * a->stride - a->shift;
+    if (a->guarded)
+        return desc_init(map, a->stride, a->stack_size, a, true);
     /* The canary lies in stack index-1's top page, which the process's
      * first switch reads. If stack index-1 is still a reservation nobody
      * has claimed (the other scheduler runs its process later), that read
@@ -268,23 +299,72 @@ static struct stack *arena_desc(struct stack_resv t)
     return desc_init(map, a->stack_size, a->stack_size, a, false);
 }
 
+#ifndef PIDFD_SELF
+#define PIDFD_SELF (-10000)   /* the calling process (Linux 6.14) */
+#endif
+
+/* Installs the guard page of each of a's 64 strides: one process_madvise
+ * over all of them where the kernel takes it for the calling process
+ * (6.13 allows every advice there, 6.14 knows PIDFD_SELF), else one
+ * madvise each. False if the kernel refused a guard (page tables out of
+ * memory). */
+static bool arena_guards_install(struct stack_arena *a)
+{
+    struct iovec v[ARENA_STACKS];
+    for (unsigned i = 0; i < ARENA_STACKS; i++)
+        v[i] = (struct iovec){ arena_base(a) + (size_t)i * a->stride, g_page };
+#ifdef SYS_process_madvise
+    long done = syscall(SYS_process_madvise, PIDFD_SELF, v, ARENA_STACKS, MADV_GUARD_INSTALL, 0);
+    atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+    if (done == (long)(ARENA_STACKS * g_page))
+        return true;
+#endif
+    /* Installing a guard twice is harmless: all of them again. */
+    for (unsigned i = 0; i < ARENA_STACKS; i++) {
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+        if (madvise(v[i].iov_base, g_page, MADV_GUARD_INSTALL) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Maps a new arena for stacks of size bytes; NULL when no memory can be
+ * had. */
+static struct stack_arena *arena_map(size_t size)
+{
+    struct stack_arena *a = mem_alloc(sizeof *a);
+    if (!a)
+        return NULL;
+    for (;;) {
+        a->guarded = atomic_load_explicit(&g_arena_guards, memory_order_relaxed);
+        a->stride = size + (a->guarded ? g_page : 0);
+        a->shift = a->guarded ? 0 : CANARY_SHIFT;
+        a->size = g_page + a->stride * ARENA_STACKS;   /* the lead page, then the strides */
+        a->map = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+        if (a->map == MAP_FAILED) {
+            mem_free(a, sizeof *a);
+            return NULL;
+        }
+        if (!a->guarded || arena_guards_install(a))
+            return a;
+        /* No guards to be had: this arena and the next ones go without,
+         * their stacks checked by their canaries. */
+        munmap(a->map, a->size);
+        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
+        atomic_store_explicit(&g_arena_guards, false, memory_order_relaxed);
+    }
+}
+
 /* Carves a stack from the current arena (g_pool_lock held); false when
  * no memory can be had. */
 static bool arena_carve(size_t size, struct stack_resv *out)
 {
     struct stack_arena *a = g_arenas;
     if (!a || a->used == ARENA_STACKS) {
-        a = mem_alloc(sizeof *a);
-        if (!a)
+        if (!(a = arena_map(size)))
             return false;
-        a->size = g_page + size * ARENA_STACKS;   /* the lead page, then the stacks */
-        a->map = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-        atomic_fetch_add_explicit(&g_syscalls, 1, memory_order_relaxed);
-        if (a->map == MAP_FAILED) {
-            mem_free(a, sizeof *a);
-            return false;
-        }
         a->stack_size = size;
         a->used = 0;
         a->nidle = 0;
@@ -300,7 +380,7 @@ static bool arena_carve(size_t size, struct stack_resv *out)
 
 static uint64_t arena_bit(const struct stack_arena *a, const struct stack *s)
 {
-    return 1ull << ((size_t)(s->map + CANARY_SHIFT - arena_base(a)) / a->stack_size);
+    return 1ull << ((size_t)(s->map + a->shift - arena_base(a)) / a->stride);
 }
 
 static void arena_push_idle(struct stack *s)
@@ -408,12 +488,14 @@ static void arena_release(struct stack_arena *a)
                 while (j < ARENA_STACKS && (all >> j & 1))
                     any_idle |= (idle >> j++ & 1) != 0;
                 if (any_idle) {
-                    /* The strides of stacks i .. j-1: all of their pages
-                     * but the one holding stack i's canary (stack i-1's
-                     * top page, maybe in use); the last one holds stack
-                     * j's canary, which reads zero again. */
-                    give_back(arena_base(a) + (size_t)i * a->stack_size,
-                              (size_t)(j - i) * a->stack_size);
+                    /* The strides of stacks i .. j-1: in an unguarded
+                     * arena all of their pages but the one holding stack
+                     * i's canary (stack i-1's top page, maybe in use),
+                     * the last one holding stack j's canary, which reads
+                     * zero again; in a guarded one their guards, which
+                     * stay, and their stacks. */
+                    give_back(arena_base(a) + (size_t)i * a->stride,
+                              (size_t)(j - i) * a->stride);
                     calls++;
                 }
                 i = j;
@@ -438,20 +520,23 @@ static struct stack *stack_or_resv(struct stack_resv t, struct stack_resv *r)
     return NULL;
 }
 
-/* A new stack: mapped alone with a guard page while the budget lasts,
- * else carved from an arena (a reservation when r is given). */
+/* A new stack: carved from an arena (a reservation when r is given) if
+ * it has the default size and arenas are guarded; else mapped alone with
+ * a guard page while the budget lasts; else from an unguarded arena. */
 static struct stack *stack_new(size_t size, struct stack_resv *r)
 {
-    bool guard = atomic_fetch_add_explicit(&g_guarded, 1, memory_order_relaxed) < g_guard_budget;
-    if (!guard) {
-        atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
-        if (size == g_default_size) {
-            struct stack_resv t;
-            pthread_mutex_lock(&g_pool_lock);
-            bool ok = arena_carve(size, &t);
-            pthread_mutex_unlock(&g_pool_lock);
-            return ok ? stack_or_resv(t, r) : NULL;
-        }
+    bool arena = size == g_default_size, guard = false;
+    if (!(arena && atomic_load_explicit(&g_arena_guards, memory_order_relaxed))) {
+        guard = atomic_fetch_add_explicit(&g_guarded, 1, memory_order_relaxed) < g_guard_budget;
+        if (!guard)
+            atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
+    }
+    if (arena && !guard) {
+        struct stack_resv t;
+        pthread_mutex_lock(&g_pool_lock);
+        bool ok = arena_carve(size, &t);
+        pthread_mutex_unlock(&g_pool_lock);
+        return ok ? stack_or_resv(t, r) : NULL;
     }
     size_t map_size = size + (guard ? g_page : 0);
     char *m = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
@@ -478,7 +563,7 @@ static struct stack *stack_new(size_t size, struct stack_resv *r)
 static void stack_destroy(struct stack *s)
 {
     stack_unregister(s);
-    if (s->guarded)
+    if (s->guarded && !s->arena)
         atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
     if (!s->arena) {
         char *map = s->map;

@@ -2,20 +2,28 @@
  * Process stacks: mmap'ed, recycled through a per-scheduler cache and a
  * global pool.
  *
- * Overflow protection has two layers:
- *  - a guard page (PROT_NONE) below the stack, while the number of guarded
- *    stacks stays under a budget derived from vm.max_map_count (each guard
- *    splits the mapping: two map entries per stack, so the default 65530
- *    allows ~32k). A fault in a guard page prints the pid and aborts.
- *  - beyond the budget, stacks are carved 64 at a time from one mapping
- *    (an arena: one map entry, one system call per 64 stacks) and have no
- *    guard page. Their lowest 64 bytes are a canary that must stay zero:
- *    checked on every switch out of the process. Each arena stack sits 64
- *    bytes below its stride, so its canary is the top line of the
- *    previous stack's top page, already resident (stack.c, CANARY_SHIFT):
- *    the check costs neither memory nor a page fault. Releasing that
- *    previous stack's pages zeroes the canary.
- *    An overflow that writes only zeros there, or that skips past it and
+ * Overflow protection: a guard page below every stack where it is cheap,
+ * a canary where it is not.
+ *  - With the kernel's guard regions (Linux 6.13, MADV_GUARD_INSTALL),
+ *    default-size stacks are carved 64 at a time from one mapping (an
+ *    arena: one map entry) with a guard page at the bottom of every
+ *    stride, all 64 installed by one system call when the arena is
+ *    mapped and kept through every release of the stacks' pages
+ *    (stack.c). Every such stack is guarded; stacks of other sizes are
+ *    mapped alone with a guard while the budget below lasts.
+ *  - Without them, a guard page is an mprotect(PROT_NONE) page, which
+ *    splits its mapping: a stack mapped alone with one costs two map
+ *    entries, so guarded stacks are held to a budget derived from
+ *    vm.max_map_count (HIVE_GUARD_STACKS, default 1024). A fault in a
+ *    guard page prints the pid and aborts.
+ *  - Beyond the budget (or with HIVE_GUARD_STACKS=0) stacks come from
+ *    arenas without guards. Their lowest 64 bytes are a canary that must
+ *    stay zero: checked on every switch out of the process. Each such
+ *    stack sits 64 bytes below its stride, so its canary is the top line
+ *    of the previous stack's top page, already resident (stack.c,
+ *    CANARY_SHIFT): the check costs neither memory nor a page fault.
+ *    Releasing that previous stack's pages zeroes the canary. An
+ *    overflow that writes only zeros there, or that skips past it and
  *    returns before the process next switches, is not caught.
  */
 #ifndef HIVE_STACK_H
@@ -114,6 +122,10 @@ bool stack_in_guard(const struct stack *s, const void *addr);
  * madvise MADV_GUARD_INSTALL: no map entry of their own) rather than
  * mprotect(PROT_NONE) pages, which split their stack's mapping. */
 bool stack_guard_regions(void);
+/* Tests: answer stack_guard_regions with v (1 as if the kernel had guard
+ * regions, 0 as if it lacked them, -1 to probe again); before
+ * stack_global_init, which decides from it whether arenas are guarded. */
+void stack_guard_regions_force(int v);
 /* The TSan fiber for a context about to start afresh at its entry on s
  * (NULL without TSan). A fiber's shadow call stack still holds the frames
  * of the last context that left s without returning (an exit, a handler

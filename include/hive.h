@@ -72,10 +72,16 @@ typedef struct hive_config {
     unsigned budget;       /* reductions (sends, receives, spawns, yields) a
                               process runs before it is put at the back of the
                               queue; default 2000 */
-    int      guard_stacks; /* how many stacks get their own mapping with a guard
-                              page; default 1024, -1 = vm.max_map_count / 4.
-                              Beyond it stacks come from arenas (one mapping
-                              per 64) with a canary check at every switch */
+    int      guard_stacks; /* guard pages. With the kernel's guard regions
+                              (Linux 6.13) every stack of the default size
+                              has one (arenas of 64, their guards installed
+                              by one system call) and this bounds only
+                              stacks of other sizes, mapped alone. Elsewhere:
+                              how many stacks get their own mapping with a
+                              guard page; beyond it stacks come from arenas
+                              (one mapping per 64) with a canary check at
+                              every switch. Default 1024, -1 =
+                              vm.max_map_count / 4, 0 = no guard pages */
     bool     backpressure; /* a process that sends to a flooded receiver (one
                               that used a whole slice receiving and still has
                               messages queued) ends its time slice there: it

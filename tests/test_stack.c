@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <stdbool.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,7 @@ START_TEST(a_burst_of_exits_releases_whole_arenas)
         v[i] = stack_get(c, 0);
         ck_assert_ptr_nonnull(v[i]);
         ck_assert_ptr_nonnull(v[i]->arena);
+        ck_assert(!v[i]->guarded); /* HIVE_GUARD_STACKS=0: canaries only */
         touch(v[i], i + 1);
     }
     ck_assert_int_eq(stack_in_use(), N_STACKS);
@@ -316,11 +318,13 @@ START_TEST(a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks)
 }
 END_TEST
 
-/* Stacks mapped alone (with a guard page) leave a trim unmapped, one
- * munmap each, and new ones are mapped with their guard again. */
+/* Stacks mapped alone (with a guard page: what a kernel without guard
+ * regions gets, forced here) leave a trim unmapped, one munmap each, and
+ * new ones are mapped with their guard again. */
 START_TEST(a_trim_unmaps_guarded_stacks_beyond_the_keep)
 {
     enum { N = 512 };
+    stack_guard_regions_force(0);
     stack_global_init(SIZE, N);
     struct stack_cache c0 = { 0 }, *c = CACHE(&c0);
     struct stack *v[N];
@@ -328,6 +332,7 @@ START_TEST(a_trim_unmaps_guarded_stacks_beyond_the_keep)
         v[i] = stack_get(c, 0);
         ck_assert_ptr_nonnull(v[i]);
         ck_assert(v[i]->guarded);
+        ck_assert_ptr_null(v[i]->arena);
         touch(v[i], i + 1);
     }
     for (unsigned i = 0; i < N; i++)
@@ -364,9 +369,9 @@ static long map_entries(void)
 
 /* Guard pages are the kernel's guard regions where it has them (asked
  * here independently of stack.c's own probe), which take no map entry:
- * 256 guarded stacks mapped one after another add a few entries (they
- * merge), not two each as mprotect's split pages do. Where the kernel
- * lacks them, each guarded stack is two entries. */
+ * 256 guarded stacks add a few entries (their arenas), not two each as
+ * mprotect's split pages do. Where the kernel lacks them, each guarded
+ * stack is mapped alone, two entries. */
 START_TEST(guarded_stacks_are_guard_regions_where_the_kernel_has_them)
 {
     enum { N = 256 };
@@ -382,6 +387,7 @@ START_TEST(guarded_stacks_are_guard_regions_where_the_kernel_has_them)
     for (unsigned i = 0; i < N; i++) {
         ck_assert_ptr_nonnull(v[i] = stack_get(NULL, 0));
         ck_assert(v[i]->guarded);
+        ck_assert(kernel_has ? v[i]->arena != NULL : v[i]->arena == NULL);
         touch(v[i], i + 1);
     }
     long added = map_entries() - e0;
@@ -401,7 +407,111 @@ START_TEST(guarded_stacks_are_guard_regions_where_the_kernel_has_them)
 }
 END_TEST
 
+/* Where the kernel has guard regions, every default-size stack is guarded
+ * however small the budget for stacks mapped alone (4 here): all come
+ * from arenas, a mapping and one guard call per 64 stacks (64 where the
+ * kernel refuses process_madvise for its caller), adding no map entry per
+ * stack. */
+START_TEST(arena_stacks_are_all_guarded_for_a_call_per_arena)
+{
+    enum { N = 1000 };
+    if (!stack_guard_regions()) {
+        /* the same check of the fallback: past the budget, unguarded arenas */
+        stack_global_init(SIZE, 4);
+        struct stack *v[N];
+        for (unsigned i = 0; i < N; i++)
+            ck_assert_ptr_nonnull(v[i] = stack_get(NULL, 0));
+        ck_assert(!v[N - 1]->guarded);
+        ck_assert_ptr_nonnull(v[N - 1]->arena);
+        for (unsigned i = 0; i < N; i++)
+            stack_put(NULL, v[i]);
+        stack_global_fini();
+        return;
+    }
+    stack_global_init(SIZE, 4);
+    struct stack *v[N];
+    long e0 = map_entries();
+    uint64_t calls0 = stack_mmaps();
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_ptr_nonnull(v[i] = stack_get(NULL, 0));
+        ck_assert(v[i]->guarded);
+        ck_assert_ptr_nonnull(v[i]->arena);
+        ck_assert(stack_in_guard(v[i], v[i]->lo - 1));
+        ck_assert(!stack_in_guard(v[i], v[i]->lo));
+        ck_assert_uint_eq(v[i]->size + sizeof *v[i], SIZE); /* the guard is extra */
+        touch(v[i], i + 1);
+    }
+    uint64_t arenas = N / 64 + 1;
+    ck_assert_uint_le(stack_mmaps() - calls0, arenas * (1 + 64));
+#if !defined(__SANITIZE_THREAD__)
+    ck_assert_int_le(map_entries() - e0, (long)arenas);
+#else
+    (void)e0;
+#endif
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(mark_of(v[i]), i + 1);
+        stack_put(NULL, v[i]);
+    }
+    stack_global_fini();
+}
+END_TEST
+
 #ifndef SANITIZED
+static sigjmp_buf g_fault_jb;
+static void on_fault(int sig)
+{
+    (void)sig;
+    siglongjmp(g_fault_jb, 1);
+}
+
+/* Does reading addr fault? */
+static bool read_faults(const char *addr)
+{
+    struct sigaction sa = { .sa_handler = on_fault }, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old);
+    volatile bool faulted = true;
+    if (sigsetjmp(g_fault_jb, 1) == 0) {
+        (void)*(const volatile char *)addr;
+        faulted = false;
+    }
+    sigaction(SIGSEGV, &old, NULL);
+    return faulted;
+}
+
+/* An arena's guards stay when its stacks' pages go back to the kernel: a
+ * burst of exits releases whole arenas (madvise MADV_DONTNEED), and the
+ * stacks handed out again from them still fault below their lowest byte
+ * and not on it. */
+START_TEST(arena_guards_survive_the_release_of_their_stacks)
+{
+    if (!stack_guard_regions())
+        return; /* arena_stacks_are_all_guarded_for_a_call_per_arena covers the fallback */
+    stack_global_init(SIZE, 4);
+    struct stack **v = malloc(N_STACKS * sizeof *v);
+    get_touched(NULL, v, N_STACKS);
+    uint64_t calls0 = stack_mmaps();
+    for (unsigned i = 0; i < N_STACKS; i++)
+        stack_put(NULL, v[i]);
+    ck_assert_uint_gt(stack_mmaps(), calls0); /* pages were given back */
+    unsigned zeroed = 0;
+    for (unsigned i = 0; i < N_STACKS; i++) {
+        ck_assert_ptr_nonnull(v[i] = stack_get(NULL, 0));
+        ck_assert(v[i]->guarded);
+        zeroed += mark_of(v[i]) == 0;
+        if (i % 97 == 0) {
+            ck_assert(read_faults(v[i]->lo - 1));
+            ck_assert(!read_faults(v[i]->lo));
+        }
+    }
+    ck_assert_uint_ge(zeroed, N_STACKS - KEPT_WARM); /* released, not kept */
+    for (unsigned i = 0; i < N_STACKS; i++)
+        stack_put(NULL, v[i]);
+    stack_global_fini();
+    free(v);
+}
+END_TEST
+
 /* A guarded stack's guard page faults on a read (the sanitizers would
  * report the fault themselves instead of raising the signal). */
 START_TEST(a_guard_page_faults_when_touched)
@@ -428,7 +538,9 @@ int main(void)
     tcase_add_test(tc, a_trim_gives_back_the_cache_and_pool_but_spares_live_stacks);
     tcase_add_test(tc, a_trim_unmaps_guarded_stacks_beyond_the_keep);
     tcase_add_test(tc, guarded_stacks_are_guard_regions_where_the_kernel_has_them);
+    tcase_add_test(tc, arena_stacks_are_all_guarded_for_a_call_per_arena);
 #ifndef SANITIZED
+    tcase_add_test(tc, arena_guards_survive_the_release_of_their_stacks);
     tcase_add_test_raise_signal(tc, a_guard_page_faults_when_touched, SIGSEGV);
 #endif
     suite_add_tcase(s, tc);
