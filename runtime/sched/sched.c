@@ -325,9 +325,22 @@ static struct proc *find_local(struct sched *s, bool *inherit)
  * STEAL_GRACE_NS: its owner is busy with something long. A longer queue is
  * robbed at once (half of it), as before. The thief keeps its look per
  * victim (s->looks); head only grows, so an unchanged head means nobody
- * took anything in between. */
+ * took anything in between.
+ *
+ * The grace was 3 us. gen_server_call_2c (two callers, one server) then
+ * stole 42k times per million calls: the server, queued behind a caller
+ * for a few microseconds, was taken by the other core and its state
+ * crossed over, and a call that waited for such a steal made the p99
+ * (6.5 us, against 0.3 on one scheduler). At 30 us its own scheduler
+ * nearly always gets to it first: 3.54M -> 4.10M calls/s and p99 6.55 ->
+ * 1.59 us (medians of 6 alternated runs), the other workloads within
+ * their noise, the servers' too (docs/performance.md). 10 us was worse
+ * than either (p99 13 us: the steals still happened, later). Linux
+ * holds a task that ran within the last 0.5 ms as cache-hot for the
+ * same reason. A process queued behind one that computes for long waits
+ * up to this long for an idle core. */
 #define STEAL_EAGER_LEN 3u
-#define STEAL_GRACE_NS  3000u
+#define STEAL_GRACE_NS  30000u
 /* A spinner's longest wait between looks at the others' queues, in spin
  * passes of 16 pauses each (idle, below). */
 #define STEAL_GAP_MAX   8u
