@@ -124,6 +124,13 @@ typedef struct hive_config {
                               in the global pool beyond 64, and the
                               allocator's free pages (once per quiet spell);
                               default 100; 0: never */
+    unsigned steal_grace_us; /* an idle scheduler takes a process from another's
+                              queue holding fewer than 3 only once that queue's
+                              head has not moved for this long (its owner is
+                              busy with something long); longer queues are
+                              robbed at once. Default 30; 0: at once too. Longer
+                              keeps processes that talk to each other on one
+                              core (docs/performance.md, "The steal grace") */
 } hive_config;
 
 enum { HIVE_IO_AUTO = 0, HIVE_IO_URING = 1, HIVE_IO_EPOLL = 2 };

@@ -28,6 +28,7 @@ void hive_config_default(hive_config *cfg)
     cfg->backpressure = true;
     cfg->recv_bufs = 256;
     cfg->trim_ms = 100;
+    cfg->steal_grace_us = 30;
 }
 
 /* Parses an unsigned decimal with an optional K/M/G suffix (sizes). */
@@ -107,6 +108,8 @@ static const struct limit limits[] = {
     LIM("HIVE_SEND_ZC", send_zc, 0, 1ull << 30, true, false, "bytes, 0 (off) .. 1G, e.g. 64K"),
     LIM("HIVE_TRIM_MS", trim_ms, 0, 3600000, false, false,
         "milliseconds, 0 (never) .. 3600000"),
+    LIM("HIVE_STEAL_GRACE_US", steal_grace_us, 0, 1000000, false, false,
+        "microseconds, 0 (none) .. 1000000"),
 };
 #undef LIM
 

@@ -31,6 +31,7 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert_uint_eq(c.recv_bufs, 256);
     ck_assert_uint_eq(c.send_zc, 0);
     ck_assert_uint_eq(c.trim_ms, 100);
+    ck_assert_uint_eq(c.steal_grace_us, 30);
     /* defer_taskrun sits in the padding after backpressure: io_backend
      * kept its offset, so it went in without an ABI bump. */
     ck_assert_uint_eq(offsetof(hive_config, io_backend), offsetof(hive_config, backpressure) + 4);
@@ -55,6 +56,7 @@ START_TEST(config_from_env_reads_every_flag)
     setenv("HIVE_RECV_BUFS", "1024", 1);
     setenv("HIVE_SEND_ZC", "64K", 1);
     setenv("HIVE_TRIM_MS", "0", 1);
+    setenv("HIVE_STEAL_GRACE_US", "250", 1);
     hive_config c;
     hive_config_default(&c);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
@@ -74,6 +76,8 @@ START_TEST(config_from_env_reads_every_flag)
     ck_assert_uint_eq(c.recv_bufs, 1024);
     ck_assert_uint_eq(c.send_zc, 64 * 1024);
     ck_assert_uint_eq(c.trim_ms, 0);
+    ck_assert_uint_eq(c.steal_grace_us, 250);
+    unsetenv("HIVE_STEAL_GRACE_US");
     unsetenv("HIVE_SEND_ZC");
     unsetenv("HIVE_TRIM_MS");
     setenv("HIVE_GUARD_STACKS", "12", 1);
@@ -104,6 +108,7 @@ START_TEST(config_from_env_rejects_bad_values_and_changes_nothing)
         { "HIVE_RECV_BUFS", "100" }, { "HIVE_RECV_BUFS", "65536" },
         { "HIVE_SEND_ZC", "2G" }, { "HIVE_SEND_ZC", "big" },
         { "HIVE_TRIM_MS", "soon" }, { "HIVE_TRIM_MS", "3600001" },
+        { "HIVE_STEAL_GRACE_US", "1000001" }, { "HIVE_STEAL_GRACE_US", "-3" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv(bad[i][0], bad[i][1], 1);

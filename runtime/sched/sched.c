@@ -322,7 +322,7 @@ static struct proc *find_local(struct sched *s, bool *inherit)
  * whoever waits on it, and on two cores that made a stream of tiny tasks
  * run at a third of one scheduler's rate. So a victim with fewer than
  * STEAL_EAGER_LEN queued is robbed only once its head has not moved for
- * STEAL_GRACE_NS: its owner is busy with something long. A longer queue is
+ * the grace: its owner is busy with something long. A longer queue is
  * robbed at once (half of it), as before. The thief keeps its look per
  * victim (s->looks); head only grows, so an unchanged head means nobody
  * took anything in between.
@@ -338,9 +338,9 @@ static struct proc *find_local(struct sched *s, bool *inherit)
  * than either (p99 13 us: the steals still happened, later). Linux
  * holds a task that ran within the last 0.5 ms as cache-hot for the
  * same reason. A process queued behind one that computes for long waits
- * up to this long for an idle core. */
+ * up to this long for an idle core. The grace is hive_config.steal_grace_us
+ * (HIVE_STEAL_GRACE_US, default 30); 0 robs short queues at once too. */
 #define STEAL_EAGER_LEN 3u
-#define STEAL_GRACE_NS  30000u
 /* A spinner's longest wait between looks at the others' queues, in spin
  * passes of 16 pauses each (idle, below). */
 #define STEAL_GAP_MAX   8u
@@ -351,7 +351,7 @@ static struct proc *steal(struct sched *s)
     if (n < 2)
         return NULL;
     unsigned start = (unsigned)(rng_next(s) % n);
-    uint64_t now = 0;
+    uint64_t now = 0, grace_ns = (uint64_t)g_rt->cfg.steal_grace_us * 1000u;
     for (unsigned i = 0; i < n; i++) {
         struct sched *v = &g_rt->scheds[(start + i) % n];
         if (v == s)
@@ -361,7 +361,7 @@ static struct proc *steal(struct sched *s)
         uint32_t len = atomic_load_explicit(&v->rq.tail, memory_order_relaxed) - h;
         if (len == 0 || len > RUNQ_SIZE)
             continue;
-        if (len < STEAL_EAGER_LEN) {
+        if (len < STEAL_EAGER_LEN && grace_ns) {
             struct steal_look *l = &s->looks[v->id];
             if (!now)
                 now = clock_ns();
@@ -370,7 +370,7 @@ static struct proc *steal(struct sched *s)
                 l->since_ns = now;
                 continue;
             }
-            if (now - l->since_ns < STEAL_GRACE_NS)
+            if (now - l->since_ns < grace_ns)
                 continue;
         }
         struct proc *p = runq_steal(&v->rq, &s->rq);
