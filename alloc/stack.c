@@ -101,7 +101,6 @@ struct stack_arena {        /* everything under g_pool_lock */
     size_t   size;                  /* the whole mapping */
     size_t   stack_size;            /* what a stack's owner gets, descriptor included */
     size_t   stride;                /* stack_size, plus the guard page when guarded */
-    unsigned shift;                 /* CANARY_SHIFT, or 0 when guarded */
     bool     guarded;               /* a guard page at the bottom of every stride */
     unsigned used;                  /* stacks carved so far */
     unsigned nidle;
@@ -268,6 +267,12 @@ static struct stack *desc_init(char *map, size_t map_size, size_t size, struct s
  * process's real first page (spawn: 2.1M faults for a million processes,
  * 1.1M since). */
 #define CANARY_SHIFT 64u
+/* How far below its stride a stack of a begins. */
+static size_t arena_shift(const struct stack_arena *a)
+{
+    return a->guarded ? 0 : CANARY_SHIFT;
+}
+
 static char *arena_base(const struct stack_arena *a)
 {
     return a->map + g_page;
@@ -279,7 +284,7 @@ static char *arena_base(const struct stack_arena *a)
 static struct stack *arena_desc(struct stack_resv t)
 {
     struct stack_arena *a = t.arena;
-    char *map = arena_base(a) + (size_t)t.index * a->stride - a->shift;
+    char *map = arena_base(a) + (size_t)t.index * a->stride - arena_shift(a);
     if (a->guarded)
         return desc_init(map, a->stride, a->stack_size, a, true);
     /* The canary lies in stack index-1's top page, which the process's
@@ -337,8 +342,8 @@ static struct stack_arena *arena_map(size_t size)
         return NULL;
     for (;;) {
         a->guarded = atomic_load_explicit(&g_arena_guards, memory_order_relaxed);
+        a->stack_size = size;
         a->stride = size + (a->guarded ? g_page : 0);
-        a->shift = a->guarded ? 0 : CANARY_SHIFT;
         a->size = g_page + a->stride * ARENA_STACKS;   /* the lead page, then the strides */
         a->map = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -365,7 +370,6 @@ static bool arena_carve(size_t size, struct stack_resv *out)
     if (!a || a->used == ARENA_STACKS) {
         if (!(a = arena_map(size)))
             return false;
-        a->stack_size = size;
         a->used = 0;
         a->nidle = 0;
         a->on_warm = a->on_cold = false;
@@ -380,7 +384,7 @@ static bool arena_carve(size_t size, struct stack_resv *out)
 
 static uint64_t arena_bit(const struct stack_arena *a, const struct stack *s)
 {
-    return 1ull << ((size_t)(s->map + a->shift - arena_base(a)) / a->stride);
+    return 1ull << ((size_t)(s->map + arena_shift(a) - arena_base(a)) / a->stride);
 }
 
 static void arena_push_idle(struct stack *s)
