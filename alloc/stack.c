@@ -133,9 +133,12 @@ static struct stack_cache *g_caches;
 #endif
 static _Atomic int g_guard_regions = -1;
 /* Whether new arenas guard their stacks: guard regions, and guards not
- * turned off (HIVE_GUARD_STACKS=0). Set by stack_global_init; relaxed,
- * cleared by a carve whose guards the kernel refused (the stacks carved
- * before keep theirs: a guard is per arena). */
+ * turned off (HIVE_GUARD_STACKS=0). Set by stack_global_init, cleared
+ * by a carve whose guards the kernel refused (the stacks carved before
+ * keep theirs: a guard is per arena). Relaxed, with no partner: it stands
+ * alone, each arena records what it read in a->guarded under
+ * g_pool_lock, and a reader that sees it late only makes one more
+ * arena of the old kind. */
 static _Atomic bool g_arena_guards;
 
 void stack_guard_regions_force(int v)
