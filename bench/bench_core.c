@@ -292,9 +292,10 @@ static void send_throughput_main(void *arg)
     j->r->n = st.per * SENDERS;
     j->r->syscalls_per_msg = bench_syscalls_per_msg(&j->s0, &j->s1);
     snprintf(j->r->extra, sizeof j->r->extra,
-             "\"backpressure_yields\":%llu,\"steals\":%llu",
+             "\"backpressure_yields\":%llu,\"steals\":%llu,\"flood_moves\":%llu",
              (unsigned long long)(j->s1.backpressure_yields - j->s0.backpressure_yields),
-             (unsigned long long)(j->s1.steals - j->s0.steals));
+             (unsigned long long)(j->s1.steals - j->s0.steals),
+             (unsigned long long)(j->s1.flood_moves - j->s0.flood_moves));
     if (sum != SENDERS * (st.per * (st.per + 1) / 2))
         bench_fail(j->r, "checksum mismatch");
 }
@@ -325,7 +326,7 @@ const struct bench_def bench_core_defs[] = {
     { "send_throughput", "messages",
       "4 senders each send 1,000,000 messages (quick: 10,000) to one receiver. Verifies "
       "count and sum. Reports backpressure_yields (sends that found the receiver "
-      "flooded) and steals.",
+      "flooded), steals and flood_moves (senders moved to the receiver's scheduler).",
       b_send_throughput },
 };
 const unsigned bench_core_count = sizeof bench_core_defs / sizeof bench_core_defs[0];

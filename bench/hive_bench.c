@@ -45,7 +45,7 @@ static void usage(FILE *f)
             "Runtime flags (environment, see README): HIVE_SCHEDULERS, HIVE_PIN,\n"
             "  HIVE_SPIN_US, HIVE_SQPOLL, HIVE_STACK_SIZE, HIVE_RING_ENTRIES,\n"
             "  HIVE_MAX_MESSAGE, HIVE_BUDGET, HIVE_SHUTDOWN_MS, HIVE_GUARD_STACKS,\n"
-            "  HIVE_BACKPRESSURE, HIVE_TRIM_MS.\n\n"
+            "  HIVE_BACKPRESSURE, HIVE_FLOOD_MOVE, HIVE_STEAL_GRACE_US, HIVE_TRIM_MS.\n\n"
             "Workloads:\n");
     for (unsigned i = 0; i < nall; i++)
         fprintf(f, "  %-20s %s\n", all[i]->name, all[i]->help);

@@ -97,6 +97,14 @@ typedef struct hive_config {
                               a line on stderr. In the padding after
                               backpressure: the struct's size and layout are
                               unchanged */
+    bool     flood_move;   /* with backpressure: a process whose slice ends
+                              at a send to a receiver flooded on another
+                              scheduler moves to that scheduler, and one
+                              whose receiver is flooded on its own is held
+                              there where no idle scheduler can take it,
+                              until a slice of its ends without such a
+                              send; default true (docs/performance.md,
+                              "Flooding senders"). Also in that padding */
     int      io_backend;   /* HIVE_IO_AUTO (default): io_uring when the kernel
                               lets hive set it up and has every opcode it
                               needs, else epoll; HIVE_IO_URING: io_uring or
@@ -590,6 +598,10 @@ typedef struct hive_sched_stats {
                                   than 25% of the time since the last
                                   read, so that no scheduler spins for
                                   20 ms, doubling up to 1 s while it lasts */
+    uint64_t flood_moves;      /* processes this scheduler moved to another
+                                  scheduler because their slice ended at a
+                                  send to a receiver flooded there
+                                  (hive_config.flood_move) */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

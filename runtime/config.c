@@ -26,6 +26,7 @@ void hive_config_default(hive_config *cfg)
     cfg->budget = 2000;
     cfg->guard_stacks = 1024;
     cfg->backpressure = true;
+    cfg->flood_move = true;
     cfg->recv_bufs = 256;
     cfg->trim_ms = 100;
     cfg->steal_grace_us = 30;
@@ -207,6 +208,8 @@ int hive_config_from_env(hive_config *cfg)
         return bad("HIVE_BACKPRESSURE", v, "0 or 1");
     if ((v = getenv("HIVE_DEFER_TASKRUN")) && parse_bool(v, &c.defer_taskrun))
         return bad("HIVE_DEFER_TASKRUN", v, "0 or 1");
+    if ((v = getenv("HIVE_FLOOD_MOVE")) && parse_bool(v, &c.flood_move))
+        return bad("HIVE_FLOOD_MOVE", v, "0 or 1");
     *cfg = c;
     return 0;
 }

@@ -28,12 +28,13 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert_uint_eq(c.budget, 2000);
     ck_assert(c.backpressure);
     ck_assert(!c.defer_taskrun);
+    ck_assert(c.flood_move);
     ck_assert_uint_eq(c.recv_bufs, 256);
     ck_assert_uint_eq(c.send_zc, 0);
     ck_assert_uint_eq(c.trim_ms, 100);
     ck_assert_uint_eq(c.steal_grace_us, 30);
-    /* defer_taskrun sits in the padding after backpressure: io_backend
-     * kept its offset, so it went in without an ABI bump. */
+    /* defer_taskrun and flood_move sit in the padding after backpressure:
+     * io_backend kept its offset, so they went in without an ABI bump. */
     ck_assert_uint_eq(offsetof(hive_config, io_backend), offsetof(hive_config, backpressure) + 4);
 }
 END_TEST
@@ -53,6 +54,7 @@ START_TEST(config_from_env_reads_every_flag)
     setenv("HIVE_SHUTDOWN_MS", "250", 1);
     setenv("HIVE_BACKPRESSURE", "off", 1);
     setenv("HIVE_DEFER_TASKRUN", "1", 1);
+    setenv("HIVE_FLOOD_MOVE", "0", 1);
     setenv("HIVE_RECV_BUFS", "1024", 1);
     setenv("HIVE_SEND_ZC", "64K", 1);
     setenv("HIVE_TRIM_MS", "0", 1);
@@ -73,6 +75,7 @@ START_TEST(config_from_env_reads_every_flag)
     ck_assert_uint_eq(c.shutdown_ms, 250);
     ck_assert(!c.backpressure);
     ck_assert(c.defer_taskrun);
+    ck_assert(!c.flood_move);
     ck_assert_uint_eq(c.recv_bufs, 1024);
     ck_assert_uint_eq(c.send_zc, 64 * 1024);
     ck_assert_uint_eq(c.trim_ms, 0);
@@ -88,6 +91,7 @@ START_TEST(config_from_env_reads_every_flag)
     unsetenv("HIVE_SHUTDOWN_MS");
     unsetenv("HIVE_BACKPRESSURE");
     unsetenv("HIVE_DEFER_TASKRUN");
+    unsetenv("HIVE_FLOOD_MOVE");
     setenv("HIVE_RECV_BUFS", "0", 1);
     ck_assert_int_eq(hive_config_from_env(&c), 0);
     ck_assert_uint_eq(c.recv_bufs, 0);
@@ -104,7 +108,7 @@ START_TEST(config_from_env_rejects_bad_values_and_changes_nothing)
         { "HIVE_MAX_MESSAGE", "9G" }, { "HIVE_STACK_SIZE", "12Q" },
         { "HIVE_GUARD_STACKS", "-5" }, { "HIVE_BUDGET", "0" },
         { "HIVE_BACKPRESSURE", "2" }, { "HIVE_BACKPRESSURE", "sometimes" },
-        { "HIVE_DEFER_TASKRUN", "yes please" },
+        { "HIVE_DEFER_TASKRUN", "yes please" }, { "HIVE_FLOOD_MOVE", "2" },
         { "HIVE_RECV_BUFS", "100" }, { "HIVE_RECV_BUFS", "65536" },
         { "HIVE_SEND_ZC", "2G" }, { "HIVE_SEND_ZC", "big" },
         { "HIVE_TRIM_MS", "soon" }, { "HIVE_TRIM_MS", "3600001" },

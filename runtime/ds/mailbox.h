@@ -139,17 +139,20 @@ static inline bool mbox_try_wait(struct mbox *q)
 
 /* Back-pressure hint, set by the consumer when it used a whole time slice
  * receiving and messages were still queued, cleared when it finds the
- * mailbox empty. A hint, not synchronisation: relaxed, and written only on
- * a change so the producers' line is not taken away for nothing. */
-static inline bool mbox_flooded(struct mbox *q)
+ * mailbox empty. Its value says where the consumer was then: its
+ * scheduler's id + 1 (0: not flooded), which a flooding sender on another
+ * scheduler reads to move there (switch.c, "Flooding senders"). A hint,
+ * not synchronisation: relaxed, and written only on a change so the
+ * producers' line is not taken away for nothing. */
+static inline uint32_t mbox_flooded(struct mbox *q)
 {
-    return atomic_load_explicit(&q->flooded, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&q->flooded, memory_order_relaxed);
 }
 
-static inline void mbox_set_flooded(struct mbox *q, bool on)
+static inline void mbox_set_flooded(struct mbox *q, uint32_t where)
 {
-    if (mbox_flooded(q) != on)
-        atomic_store_explicit(&q->flooded, on, memory_order_relaxed);
+    if (mbox_flooded(q) != where)
+        atomic_store_explicit(&q->flooded, where, memory_order_relaxed);
 }
 
 /* Cheap emptiness hint for the consumer (may be stale by the time it returns). */

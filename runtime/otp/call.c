@@ -123,7 +123,7 @@ int call_begin(struct proc *self, hive_pid server, struct mnode *n, struct call 
     n->msg.ref = c->ref;
     /* A request counts against the server's mailbox limit; a system
      * request (stop, exec) does not. */
-    bool flooded;
+    uint32_t flooded;
     rc = n->kind == MK_CALL ? proc_send_user_node(server, n, &flooded)
                             : proc_send_node(server, n);
     if (rc == -EAGAIN) {

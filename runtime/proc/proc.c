@@ -511,7 +511,7 @@ void proc_reduce_receive(struct proc *p)
 {
     /* This reduction ends the slice: mark before proc_reduce yields. */
     if (p->sched->budget <= 1 && g_rt->cfg.backpressure && mbox_maybe_nonempty(&p->mbox))
-        mbox_set_flooded(&p->mbox, true);
+        mbox_set_flooded(&p->mbox, p->sched->id + 1);
     sched_reduce(p);
 }
 

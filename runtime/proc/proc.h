@@ -330,7 +330,8 @@ void proc_hold(struct proc *p, struct mnode *n);
 
 /* --- delivery (any thread): push n into p's mailbox and schedule p if that
  * ended its wait. n->to must be set. */
-bool proc_deliver(struct proc *p, struct mnode *n); /* true: the receiver is flooded */
+/* The receiver's flooded mark (mbox_flooded): 0, or where it is flooded. */
+uint32_t proc_deliver(struct proc *p, struct mnode *n);
 /* The one send path for copied messages: validates, resolves `to` once,
  * delivers a node of `kind` (MK_USER or MK_CAST, which count against a
  * mailbox limit), counts the send and charges the running sender a
@@ -351,7 +352,7 @@ int  proc_send_uncounted(hive_pid to, struct mnode *n, bool behind);
  * (mbox_flooded); -EINVAL/-ESRCH with n left to the caller. Never counted
  * against a mailbox limit: timer messages, DOWNs, exit signals, system
  * requests and I/O completions go this way. */
-static inline int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flooded)
+static inline int proc_send_node_flooded(hive_pid to, struct mnode *n, uint32_t *flooded)
 {
     struct proc *p;
     int rc = proc_resolve_live(to, &p);
@@ -363,7 +364,7 @@ static inline int proc_send_node_flooded(hive_pid to, struct mnode *n, bool *flo
 }
 static inline int proc_send_node(hive_pid to, struct mnode *n)
 {
-    bool flooded;
+    uint32_t flooded;
     return proc_send_node_flooded(to, n, &flooded);
 }
 /* The same for a node others send that counts against a mailbox limit
@@ -372,8 +373,8 @@ static inline int proc_send_node(hive_pid to, struct mnode *n)
  * Inline like proc_send_node_flooded: the unbounded path is its one
  * branch more; the bounded one is send.c's. */
 int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_t max,
-                           bool *flooded);
-static inline int proc_send_user_node(hive_pid to, struct mnode *n, bool *flooded)
+                           uint32_t *flooded);
+static inline int proc_send_user_node(hive_pid to, struct mnode *n, uint32_t *flooded)
 {
     struct proc *p;
     int rc = proc_resolve_live(to, &p);

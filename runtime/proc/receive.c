@@ -122,7 +122,7 @@ next_msg(struct proc *p, hive_pid self, struct mnode *start, struct mnode **curs
         struct mq_node *qn;
         enum mbox_pop_result r = mbox_pop(&p->mbox, &qn);
         if (r == MBOX_EMPTY) {
-            mbox_set_flooded(&p->mbox, false);
+            mbox_set_flooded(&p->mbox, 0);
             return NULL;
         }
         if (r == MBOX_BUSY) {

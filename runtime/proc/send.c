@@ -18,14 +18,14 @@
 /* The push and the scheduling it may call for, in one place: mbox_push
  * says whether the receiver was waiting (and so must now be made
  * runnable); the mailbox itself knows nothing of schedulers. */
-static inline bool deliver_on(struct sched *s, struct proc *p, struct mnode *n)
+static inline uint32_t deliver_on(struct sched *s, struct proc *p, struct mnode *n)
 {
     if (mbox_push(&p->mbox, &n->q))
         sched_ready_on(s, p);
     return mbox_flooded(&p->mbox);
 }
 
-bool proc_deliver(struct proc *p, struct mnode *n)
+uint32_t proc_deliver(struct proc *p, struct mnode *n)
 {
     return deliver_on(cur_sched, p, n);
 }
@@ -45,15 +45,20 @@ static inline void count_sent(struct proc *self)
 /* After a send: count it on the sender's counters, and charge a running
  * sender a reduction. A sender whose receiver is flooded (see
  * proc_reduce_receive) ends its slice: it is never blocked, but the
- * receiver gets the core before it sends more. */
+ * receiver gets the core before it sends more. `flooded` is the
+ * receiver's mark (mbox_flooded: where it is flooded), BP_NOWHERE for a
+ * full mailbox whose receiver's place is not known, or 0; the scheduler
+ * keeps it for the yield that ends the slice (switch.c, "Flooding
+ * senders"). */
 #define BP_SLICE 16
-static inline __attribute__((always_inline)) void send_done(struct proc *self, bool flooded)
+static inline __attribute__((always_inline)) void send_done(struct proc *self, uint32_t flooded)
 {
     count_sent(self);
     if (!self)
         return;
-    if (__builtin_expect(flooded, 0)) { /* only marked with backpressure on */
+    if (__builtin_expect(flooded != 0, 0)) { /* only marked with backpressure on */
         struct sched *s = self->sched;
+        s->bp_to = flooded;
         if (s->budget > BP_SLICE) {
             STAT_INC(s, backpressure_yields);
             s->budget = BP_SLICE;
@@ -192,7 +197,7 @@ static __attribute__((noinline)) int send_copy_bounded(struct proc *p, uint32_t 
         return rc;
     }
     if (rc == ADMIT_DROPPED) {
-        send_done(self, true);
+        send_done(self, BP_NOWHERE);
         return 0;
     }
     struct mnode *n = mnode_make_on(s ? &s->msgs : NULL, kind, tag, data, len);
@@ -203,8 +208,8 @@ static __attribute__((noinline)) int send_copy_bounded(struct proc *p, uint32_t 
     n->aux2 = MN_COUNTED;
     n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     n->to = to;
-    bool flooded = deliver_on(s, p, n);
-    send_done(self, flooded || over);
+    uint32_t flooded = deliver_on(s, p, n);
+    send_done(self, flooded ? flooded : over ? BP_NOWHERE : 0);
     return 0;
 }
 
@@ -246,7 +251,7 @@ int proc_send_reply(hive_pid to, uint32_t tag, const void *data, size_t len, hiv
 }
 
 int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_t max,
-                           bool *flooded)
+                           uint32_t *flooded)
 {
     struct sched *s = cur_sched;
     bool over;
@@ -255,11 +260,12 @@ int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_
         return rc;
     if (rc == ADMIT_DROPPED) {
         mnode_free(n);
-        *flooded = true;
+        *flooded = BP_NOWHERE;
         return 0;
     }
     n->aux2 = MN_COUNTED;
-    *flooded = deliver_on(s, p, n) || over;
+    uint32_t f = deliver_on(s, p, n);
+    *flooded = f ? f : over ? BP_NOWHERE : 0;
     return 0;
 }
 
@@ -273,7 +279,7 @@ int proc_send_uncounted(hive_pid to, struct mnode *n, bool behind)
     struct sched *s = self ? self->sched : cur_sched;
     n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     n->to = to;
-    bool flooded;
+    uint32_t flooded;
     if (behind) {
         if (mbox_push(&p->mbox, &n->q))
             sched_ready_behind(s, p);
@@ -315,7 +321,7 @@ int hive_send_msg(hive_pid to, hive_msg *m)
     n->kind = MK_USER;
     struct proc *self = cur_proc;
     m->from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
-    bool flooded;
+    uint32_t flooded;
     int rc = proc_send_user_node(to, n, &flooded);
     if (rc) {
         if (rc == -EAGAIN && self)

@@ -62,15 +62,22 @@ struct sched_counters *sched_counters(void)
 /* Global queue                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Appends p to a FIFO of processes linked through rq_next (the global
+ * queue, a scheduler's held processes). */
+static inline void fifo_append(struct proc **head, struct proc **tail, struct proc *p)
+{
+    p->rq_next = NULL;
+    if (*tail)
+        (*tail)->rq_next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
 /* Appends p at the tail; gq_lock held. */
 static inline void gq_append_locked(struct proc *p)
 {
-    p->rq_next = NULL;
-    if (g_rt->gq_tail)
-        g_rt->gq_tail->rq_next = p;
-    else
-        g_rt->gq_head = p;
-    g_rt->gq_tail = p;
+    fifo_append(&g_rt->gq_head, &g_rt->gq_tail, p);
 }
 
 static void gq_push(struct proc *p)
@@ -168,6 +175,72 @@ void sched_ready_behind(struct sched *s, struct proc *p)
     sched_enqueue(s, p);
     if (was_empty)
         sched_kick();
+}
+
+/* ------------------------------------------------------------------ */
+/* Flooding senders (switch.c): held and moved processes               */
+/* ------------------------------------------------------------------ */
+
+void sched_hold(struct sched *s, struct proc *p)
+{
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    fifo_append(&s->held_head, &s->held_tail, p);
+}
+
+struct proc *sched_held_pop(struct sched *s)
+{
+    /* relaxed: a look; the exchange below is what takes them. */
+    if (__builtin_expect(atomic_load_explicit(&s->moved_in, memory_order_relaxed) != NULL, 0)) {
+        /* acquire: pairs with the movers' CAS, so their rq_next links and
+         * everything the processes' last scheduler wrote are visible. */
+        struct proc *l = atomic_exchange_explicit(&s->moved_in, NULL, memory_order_acquire);
+        struct proc *fifo = NULL;
+        while (l) { /* pushed last first: reverse to the order they came */
+            struct proc *nx = l->rq_next;
+            l->rq_next = fifo;
+            fifo = l;
+            l = nx;
+        }
+        while (fifo) {
+            struct proc *nx = fifo->rq_next;
+            sched_hold(s, fifo);
+            fifo = nx;
+        }
+    }
+    struct proc *p = s->held_head;
+    if (p) {
+        s->held_head = p->rq_next;
+        if (!s->held_head)
+            s->held_tail = NULL;
+    }
+    return p;
+}
+
+static void wake(struct sched *target);
+
+void sched_move(struct sched *s, struct sched *t, struct proc *p)
+{
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    STAT_INC(s, flood_moves);
+    /* seq_cst: releases p's state to t's exchange (sched_held_pop), and is
+     * one half of the Dekker pair with a parking t: t stores parked = 1
+     * and then loads moved_in (work_visible), we store moved_in and then
+     * load parked; one of us sees the other. From here on p is t's. */
+    struct proc *h = atomic_load_explicit(&t->moved_in, memory_order_relaxed);
+    do
+        p->rq_next = h;
+    while (!atomic_compare_exchange_weak_explicit(&t->moved_in, &h, p, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+    int one = 1;
+    if (atomic_load_explicit(&t->parked, memory_order_seq_cst) == 1 &&
+        atomic_compare_exchange_strong_explicit(&t->parked, &one, 0, memory_order_seq_cst,
+                                                memory_order_relaxed))
+        wake(t);
+}
+
+static inline bool held_any(struct sched *s)
+{
+    return s->held_head || atomic_load_explicit(&s->moved_in, memory_order_seq_cst);
 }
 
 /* A wake-up from the ring of the threads outside the schedulers. */
@@ -302,14 +375,14 @@ static struct proc *find_local(struct sched *s, bool *inherit)
 {
     *inherit = false;
     struct proc *p;
-    if (++s->tick % 61 == 0 && (p = gq_take(s)))
+    if (++s->tick % 61 == 0 && ((p = gq_take(s)) || (p = sched_held_pop(s))))
         return p;
     if ((p = s->next)) {
         s->next = NULL;
         *inherit = true;
         return p;
     }
-    if ((p = runq_pop(&s->rq)))
+    if ((p = runq_pop(&s->rq)) || (p = sched_held_pop(s)))
         return p;
     return gq_take(s);
 }
@@ -389,7 +462,7 @@ static bool work_visible(struct sched *s)
     for (unsigned i = 0; i < g_rt->n; i++)
         if (runq_len(&g_rt->scheds[i].rq) != 0)
             return true;
-    return sources_pending(s) || atomic_load(&g_rt->stopping);
+    return held_any(s) || sources_pending(s) || atomic_load(&g_rt->stopping);
 }
 
 /* Quiet trim. What a scheduler keeps warm for busy times (stacks in its
@@ -535,7 +608,7 @@ static void loop(struct sched *s)
             continue;
         }
         poll_sources(s);
-        if (s->next || runq_len(&s->rq))
+        if (s->next || runq_len(&s->rq) || held_any(s))
             continue;
         if (atomic_load_explicit(&g_rt->stopping, memory_order_acquire))
             return;
@@ -748,7 +821,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(io_submitted); ADD(io_completed); ADD(io_cancels);
     ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
     ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs); ADD(io_send_zc);
-    ADD(quiet_trims); ADD(stacks_trimmed); ADD(spin_pauses);
+    ADD(quiet_trims); ADD(stacks_trimmed); ADD(spin_pauses); ADD(flood_moves);
 #undef ADD
 }
 

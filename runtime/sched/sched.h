@@ -37,6 +37,9 @@
 struct proc;
 struct sched;
 
+/* A flooded mark for a full mailbox whose receiver's place is not known. */
+#define BP_NOWHERE UINT32_MAX
+
 /* Single-writer counters; readers load them relaxed. */
 #define STAT_INC(s, f) \
     atomic_store_explicit(&(s)->st.f, atomic_load_explicit(&(s)->st.f, memory_order_relaxed) + 1, \
@@ -47,7 +50,7 @@ struct sched_counters {
         late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
         io_submitted, io_completed, io_cancels, mailbox_rejected, mailbox_dropped,
         mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs, io_send_zc,
-        quiet_trims, stacks_trimmed, spin_pauses;
+        quiet_trims, stacks_trimmed, spin_pauses, flood_moves;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
@@ -99,6 +102,12 @@ struct sched {
     uint64_t      quiet_since;
     uint64_t      quiet_switches;
     bool          trimmed;
+    /* switch.c, "Flooding senders": the flooded mark (mbox_flooded) of the
+     * running process's last send to a flooded receiver in this slice, 0
+     * if none; and the processes that yielded here at such a send, which
+     * no thief can take (a FIFO through rq_next). */
+    uint32_t      bp_to;
+    struct proc  *held_head, *held_tail;
 
     /* --- shared --- */
     struct runq   rq;
@@ -114,6 +123,11 @@ struct sched {
      * spawners elsewhere whose own is empty. On a line of its own: the
      * owner writes it at every spawn and exit. */
     _Alignas(64) _Atomic uint64_t free_slots;
+    /* switch.c, "Flooding senders": processes other schedulers moved here,
+     * a stack through rq_next pushed by them (CAS, seq_cst) and taken
+     * whole by the owner (exchange), who adds them to held_head. On a
+     * line of its own: the owner reads it whenever its queue is empty. */
+    _Alignas(64) _Atomic(struct proc *) moved_in;
 };
 
 struct rt {
@@ -162,6 +176,13 @@ void sched_ready_on(struct sched *s, struct proc *p);
 void sched_ready_behind(struct sched *s, struct proc *p);
 /* Back of the local queue (yield, spawn). */
 void sched_enqueue(struct sched *s, struct proc *p);
+/* Flooding senders (switch.c): p, which yielded at a send to a receiver
+ * flooded on s, waits on s where no thief takes it; or moves to t, the
+ * receiver's scheduler (waking it if parked). The owner takes them from
+ * its held FIFO when its queue is empty, and every 61st pick. */
+void sched_hold(struct sched *s, struct proc *p);
+void sched_move(struct sched *s, struct sched *t, struct proc *p);
+struct proc *sched_held_pop(struct sched *s);
 /* Wake a parked scheduler if nobody is looking for work. */
 void sched_kick(void);
 void sched_wake_all(void);
