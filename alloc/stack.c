@@ -570,9 +570,9 @@ static struct stack *stack_new(size_t size, struct stack_resv *r)
 static void stack_destroy(struct stack *s)
 {
     stack_unregister(s);
-    if (s->guarded && !s->arena)
-        atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
-    if (!s->arena) {
+    if (!s->arena) { /* an arena's stacks, guarded or not, are not in g_guarded */
+        if (s->guarded)
+            atomic_fetch_sub_explicit(&g_guarded, 1, memory_order_relaxed);
         char *map = s->map;
         size_t map_size = s->map_size;
         UNPOISON(map, map_size);

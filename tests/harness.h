@@ -11,8 +11,10 @@
 
 #include <check.h>
 #include <hive.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* HIVE_TEST_DEFER_TASKRUN=1 (set by tests/CMakeLists.txt for the NAME@defer
  * runs of the I/O suites) runs every runtime of the test with
@@ -44,6 +46,15 @@ static inline void run_hive(unsigned scheds, void (*fn)(void *), void *arg)
 {
     hive_config cfg = test_config(scheds);
     run_hive_cfg(&cfg, fn, arg);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds, for tests that measure when things
+ * happened (never to wait for them). */
+static inline uint64_t test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Processes alive by hive_stats: spawns - exits. */

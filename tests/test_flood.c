@@ -16,7 +16,6 @@
 #include <check.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "harness.h"
 #include "runtime/sched/sched.h"
@@ -27,19 +26,12 @@ enum { T_DATA = 1, T_END, T_RECV_REPORT, T_SEND_REPORT, T_HALF };
 #define CAP     400000u /* the most a sender sends waiting for its move */
 #define AFTER   32u     /* sends after the move, each checked for where it ran */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A slow receiver's work per message, so that a sender stolen back while
  * it drains (were it not held) would be found on the other scheduler. */
 static void work_us(unsigned us)
 {
-    uint64_t t0 = mono_ns();
-    while (mono_ns() - t0 < us * 1000ull)
+    uint64_t t0 = test_now_ns();
+    while (test_now_ns() - t0 < us * 1000ull)
         ;
 }
 
@@ -77,8 +69,8 @@ static void receiver(void *arg)
     atomic_store(&g_recv_sched, (int)cur_sched->id);
     /* Hold this scheduler (no reduction) until the backlog is queued; 20 s
      * at most, after which the sender's report fails the test. */
-    uint64_t t0 = mono_ns();
-    while (atomic_load(&g_sent) < BACKLOG && mono_ns() - t0 < 20000000000ull)
+    uint64_t t0 = test_now_ns();
+    while (atomic_load(&g_sent) < BACKLOG && test_now_ns() - t0 < 20000000000ull)
         ;
     unsigned n = 0, next = 1;
     bool in_order = true;
@@ -237,7 +229,7 @@ static void t_stress(void *arg)
 {
     (void)arg;
     g_main = hive_self();
-    srand((unsigned)mono_ns());
+    srand((unsigned)test_now_ns());
     for (unsigned g = 0; g < GROUPS; g++)
         ck_assert_int_eq(hive_spawn(stress_receiver, (void *)(uintptr_t)g, &g_recvs[g]), 0);
     hive_pid senders[GROUPS * PER];

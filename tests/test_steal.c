@@ -9,19 +9,11 @@
 #include <check.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "harness.h"
 #include "runtime/sched/sched.h"
 
 enum { T_REPORT = 1 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 struct runner {
     _Atomic uint64_t spawned_ns, started_ns;
@@ -35,10 +27,10 @@ static hive_pid g_main;
 static void busy(void *arg)
 {
     (void)arg;
-    atomic_store(&g_busy.started_ns, mono_ns());
+    atomic_store(&g_busy.started_ns, test_now_ns());
     atomic_store(&g_busy.sched, cur_sched->id);
-    uint64_t t0 = mono_ns();
-    while (!atomic_load(&g_released) && mono_ns() - t0 < 10000000000ull)
+    uint64_t t0 = test_now_ns();
+    while (!atomic_load(&g_released) && test_now_ns() - t0 < 10000000000ull)
         ;
     int released = atomic_load(&g_released);
     hive_send(g_main, T_REPORT, &released, sizeof released);
@@ -47,7 +39,7 @@ static void busy(void *arg)
 static void queued(void *arg)
 {
     (void)arg;
-    atomic_store(&g_queued.started_ns, mono_ns());
+    atomic_store(&g_queued.started_ns, test_now_ns());
     atomic_store(&g_queued.sched, cur_sched->id);
     atomic_store(&g_released, 1);
 }
@@ -68,9 +60,9 @@ static void t_grace(void *arg)
     uint64_t grace_ns = (uint64_t)(uintptr_t)arg * 1000u;
     g_main = hive_self();
     unsigned home = cur_sched->id;
-    atomic_store(&g_busy.spawned_ns, mono_ns());
+    atomic_store(&g_busy.spawned_ns, test_now_ns());
     ck_assert_int_eq(hive_spawn(busy, NULL, NULL), 0);
-    atomic_store(&g_queued.spawned_ns, mono_ns());
+    atomic_store(&g_queued.spawned_ns, test_now_ns());
     ck_assert_int_eq(hive_spawn(queued, NULL, NULL), 0);
     hive_msg *m;
     ck_assert_int_eq(hive_receive(&m, 20000), 0);
@@ -107,7 +99,7 @@ START_TEST(a_grace_of_zero_steals_a_short_queue_too)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("steal");
     TCase *tc = tcase_create("grace");
@@ -116,9 +108,7 @@ int main(void)
     tcase_add_test(tc, a_short_queue_is_not_stolen_before_a_long_grace);
     tcase_add_test(tc, a_grace_of_zero_steals_a_short_queue_too);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+HIVE_TEST_MAIN(make_suite)

@@ -182,6 +182,14 @@ int proc_check_send(hive_pid to, uint32_t tag, const void *data, size_t len, str
     return check_send(to, tag, data, len, out);
 }
 
+/* The mark a bounded send leaves for send_done: the receiver's own
+ * (where it is flooded), else BP_NOWHERE when admit found the mailbox
+ * over its limit. */
+static inline uint32_t bounded_mark(uint32_t flooded, bool over)
+{
+    return flooded ? flooded : over ? BP_NOWHERE : 0;
+}
+
 /* A counted copy (MK_USER, MK_CAST: no ref) to a bounded receiver:
  * admitted first, so a refused message is never built. */
 static __attribute__((noinline)) int send_copy_bounded(struct proc *p, uint32_t kind, hive_pid to,
@@ -208,8 +216,7 @@ static __attribute__((noinline)) int send_copy_bounded(struct proc *p, uint32_t 
     n->aux2 = MN_COUNTED;
     n->msg.from = self ? atomic_load_explicit(&self->pid, memory_order_relaxed) : HIVE_NOPID;
     n->to = to;
-    uint32_t flooded = deliver_on(s, p, n);
-    send_done(self, flooded ? flooded : over ? BP_NOWHERE : 0);
+    send_done(self, bounded_mark(deliver_on(s, p, n), over));
     return 0;
 }
 
@@ -264,8 +271,7 @@ int proc_send_user_bounded(struct proc *p, hive_pid to, struct mnode *n, uint32_
         return 0;
     }
     n->aux2 = MN_COUNTED;
-    uint32_t f = deliver_on(s, p, n);
-    *flooded = f ? f : over ? BP_NOWHERE : 0;
+    *flooded = bounded_mark(deliver_on(s, p, n), over);
     return 0;
 }
 

@@ -177,72 +177,6 @@ void sched_ready_behind(struct sched *s, struct proc *p)
         sched_kick();
 }
 
-/* ------------------------------------------------------------------ */
-/* Flooding senders (switch.c): held and moved processes               */
-/* ------------------------------------------------------------------ */
-
-void sched_hold(struct sched *s, struct proc *p)
-{
-    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-    fifo_append(&s->held_head, &s->held_tail, p);
-}
-
-struct proc *sched_held_pop(struct sched *s)
-{
-    /* relaxed: a look; the exchange below is what takes them. */
-    if (__builtin_expect(atomic_load_explicit(&s->moved_in, memory_order_relaxed) != NULL, 0)) {
-        /* acquire: pairs with the movers' CAS, so their rq_next links and
-         * everything the processes' last scheduler wrote are visible. */
-        struct proc *l = atomic_exchange_explicit(&s->moved_in, NULL, memory_order_acquire);
-        struct proc *fifo = NULL;
-        while (l) { /* pushed last first: reverse to the order they came */
-            struct proc *nx = l->rq_next;
-            l->rq_next = fifo;
-            fifo = l;
-            l = nx;
-        }
-        while (fifo) {
-            struct proc *nx = fifo->rq_next;
-            sched_hold(s, fifo);
-            fifo = nx;
-        }
-    }
-    struct proc *p = s->held_head;
-    if (p) {
-        s->held_head = p->rq_next;
-        if (!s->held_head)
-            s->held_tail = NULL;
-    }
-    return p;
-}
-
-static void wake(struct sched *target);
-
-void sched_move(struct sched *s, struct sched *t, struct proc *p)
-{
-    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-    STAT_INC(s, flood_moves);
-    /* seq_cst: releases p's state to t's exchange (sched_held_pop), and is
-     * one half of the Dekker pair with a parking t: t stores parked = 1
-     * and then loads moved_in (work_visible), we store moved_in and then
-     * load parked; one of us sees the other. From here on p is t's. */
-    struct proc *h = atomic_load_explicit(&t->moved_in, memory_order_relaxed);
-    do
-        p->rq_next = h;
-    while (!atomic_compare_exchange_weak_explicit(&t->moved_in, &h, p, memory_order_seq_cst,
-                                                  memory_order_relaxed));
-    int one = 1;
-    if (atomic_load_explicit(&t->parked, memory_order_seq_cst) == 1 &&
-        atomic_compare_exchange_strong_explicit(&t->parked, &one, 0, memory_order_seq_cst,
-                                                memory_order_relaxed))
-        wake(t);
-}
-
-static inline bool held_any(struct sched *s)
-{
-    return s->held_head || atomic_load_explicit(&s->moved_in, memory_order_seq_cst);
-}
-
 /* A wake-up from the ring of the threads outside the schedulers. */
 static int wake_outside(struct sched *target)
 {
@@ -279,6 +213,21 @@ static void wake(struct sched *target)
     atomic_store_explicit(&target->parked, 1, memory_order_seq_cst);
 }
 
+/* Claims t if it is parked (CAS parked 1 -> 0, seq_cst: the Dekker pair
+ * with its park; the caller fenced before, after publishing its work) and
+ * wakes it. Whether it claimed it. */
+static bool wake_if_parked(struct sched *t)
+{
+    int one = 1;
+    if (atomic_load_explicit(&t->parked, memory_order_relaxed) == 1 &&
+        atomic_compare_exchange_strong_explicit(&t->parked, &one, 0, memory_order_seq_cst,
+                                                memory_order_relaxed)) {
+        wake(t);
+        return true;
+    }
+    return false;
+}
+
 void sched_kick(void)
 {
     /* seq_cst: the Dekker pair with the parker (see the top of this file). */
@@ -290,26 +239,79 @@ void sched_kick(void)
     struct sched *cs = cur_sched;
     unsigned start = cs ? cs->id + 1 : 0;
     for (unsigned i = 0; i < n; i++) {
-        struct sched *t = &g_rt->scheds[(start + i) % n];
-        int one = 1;
-        if (atomic_load_explicit(&t->parked, memory_order_relaxed) == 1 &&
-            atomic_compare_exchange_strong_explicit(&t->parked, &one, 0, memory_order_seq_cst,
-                                                    memory_order_relaxed)) {
-            wake(t);
+        if (wake_if_parked(&g_rt->scheds[(start + i) % n]))
             return;
-        }
     }
 }
 
 void sched_wake_all(void)
 {
-    for (unsigned i = 0; i < g_rt->n; i++) {
-        struct sched *t = &g_rt->scheds[i];
-        int one = 1;
-        if (atomic_compare_exchange_strong_explicit(&t->parked, &one, 0, memory_order_seq_cst,
-                                                    memory_order_relaxed))
-            wake(t);
+    atomic_thread_fence(memory_order_seq_cst);
+    for (unsigned i = 0; i < g_rt->n; i++)
+        wake_if_parked(&g_rt->scheds[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Flooding senders (switch.c): held and moved processes               */
+/* ------------------------------------------------------------------ */
+
+void sched_hold(struct sched *s, struct proc *p)
+{
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    fifo_append(&s->held_head, &s->held_tail, p);
+}
+
+struct proc *sched_held_pop(struct sched *s)
+{
+    /* relaxed: a look; the exchange below is what takes them. */
+    if (__builtin_expect(atomic_load_explicit(&s->moved_in, memory_order_relaxed) != NULL, 0)) {
+        /* acquire: pairs with the movers' CAS, so their rq_next links and
+         * everything the processes' last scheduler wrote are visible. */
+        struct proc *l = atomic_exchange_explicit(&s->moved_in, NULL, memory_order_acquire);
+        struct proc *fifo = NULL, *last = l;
+        while (l) { /* pushed last first: reversed to the order they came */
+            struct proc *nx = l->rq_next;
+            l->rq_next = fifo;
+            fifo = l;
+            l = nx;
+        }
+        /* appended whole (their movers marked them runnable); only this
+         * thread takes from moved_in, so the look above still holds */
+        if (s->held_tail)
+            s->held_tail->rq_next = fifo;
+        else
+            s->held_head = fifo;
+        s->held_tail = last;
     }
+    struct proc *p = s->held_head;
+    if (p) {
+        s->held_head = p->rq_next;
+        if (!s->held_head)
+            s->held_tail = NULL;
+    }
+    return p;
+}
+
+void sched_move(struct sched *s, struct sched *t, struct proc *p)
+{
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    STAT_INC(s, flood_moves);
+    /* release: p's state to t's exchange (sched_held_pop). From here on
+     * p is t's. Then the Dekker pair with a parking t, as for a kick: t
+     * stores parked = 1 and then loads moved_in (work_visible, seq_cst),
+     * we store moved_in, fence and load parked; one of us sees the other. */
+    struct proc *h = atomic_load_explicit(&t->moved_in, memory_order_relaxed);
+    do
+        p->rq_next = h;
+    while (!atomic_compare_exchange_weak_explicit(&t->moved_in, &h, p, memory_order_release,
+                                                  memory_order_relaxed));
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_if_parked(t);
+}
+
+static inline bool held_any(struct sched *s)
+{
+    return s->held_head || atomic_load_explicit(&s->moved_in, memory_order_seq_cst);
 }
 
 /* ------------------------------------------------------------------ */
