@@ -124,9 +124,10 @@ struct sched {
      * owner writes it at every spawn and exit. */
     _Alignas(64) _Atomic uint64_t free_slots;
     /* switch.c, "Flooding senders": processes other schedulers moved here,
-     * a stack through rq_next pushed by them (CAS, seq_cst) and taken
-     * whole by the owner (exchange), who adds them to held_head. On a
-     * line of its own: the owner reads it whenever its queue is empty. */
+     * a stack through rq_next pushed by them (a release CAS, then a
+     * seq_cst fence before they look at parked) and taken whole by the
+     * owner (an acquire exchange), who adds them to held_head. On a line
+     * of its own: the owner reads it whenever its queue is empty. */
     _Alignas(64) _Atomic(struct proc *) moved_in;
 };
 
