@@ -555,12 +555,12 @@ typedef struct hive_sched_stats {
     uint64_t io_submitted;     /* I/O operations (hive_io_*) queued on this
                                   scheduler's ring, one per operation: a
                                   send or write in pieces counts each piece;
-                                  linked time-outs and cancels not counted */
+                                  cancels not counted */
     uint64_t io_completed;     /* completions of such operations dispatched
                                   here (cancelled and timed-out ones included) */
     uint64_t io_cancels;       /* cancels sent to the kernel for operations
                                   whose process exited with them in flight
-                                  (time-outs are the kernel's, not counted) */
+                                  (time-outs are io_timeouts) */
     /* Mailbox limits (hive_spawn_opts.max_queue): counted on the sender's
      * scheduler, drop-oldest drops on the receiver's. */
     uint64_t mailbox_rejected; /* sends that returned -EAGAIN: mailbox full */
@@ -602,6 +602,12 @@ typedef struct hive_sched_stats {
                                   scheduler because their slice ended at a
                                   send to a receiver flooded there
                                   (hive_config.flood_move) */
+    uint64_t io_timeouts;      /* I/O operations on this scheduler's ring
+                                  whose time-out passed before their
+                                  completion came: io_uring sent the kernel
+                                  a cancel for each (data that beat the
+                                  cancel are still returned), epoll ended
+                                  the wait */
 } hive_sched_stats;
 
 /* Fills up to n per-scheduler records (n may be 0), and *total (if not NULL)

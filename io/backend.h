@@ -20,7 +20,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <linux/time_types.h>
 #include <sys/socket.h>
 
 struct ring;
@@ -44,17 +43,18 @@ struct iop {
     uint32_t   len;            /* bytes; CONNECT: the address's length */
     socklen_t *addrlen;        /* ACCEPT: in: room at buf, out: its length */
     int64_t    off;            /* READ/WRITE: file offset, -1 = current position */
-    int64_t    timeout_ns;     /* < 0: none; else the kernel cancels the op after it */
+    int64_t    timeout_ns;     /* < 0: none; else the backend cancels the op once
+                                  this long has passed since iob_start (io/tmo.h) */
 
     /* --- backend state (owner thread) --- */
     int        res;            /* the op's result, kept while a cancel is pending */
     uint8_t    bflags;         /* IOPB_* */
-    struct __kernel_timespec ts; /* uring: the linked timeout's, read by the kernel at submit */
     /* epoll: the op's place while it waits for readiness (io/epoll.c) */
     struct iop *enext, *eprev;   /* its fd's wait list, or the list of finished ops;
                                     uring: enext links the ops not yet submitted */
     uint64_t    deadline;        /* CLOCK_MONOTONIC ns its time-out ends at */
-    uint32_t    hidx;            /* 1 + its index in the time-out heap; 0: not there */
+    uint32_t    hidx;            /* 1 + its index in its ring's time-out heap
+                                    (io/tmo.h); 0: not there */
     uint32_t    progress;        /* bytes sent or written so far */
     uint32_t    fdgen;           /* the fd's generation when it started (io/fdgen.h) */
     void       *sqe;             /* uring: its entry, until submitted */

@@ -21,9 +21,10 @@
  * pwrite (or read/write at the current position) run at once, from the
  * page cache, on the scheduler thread.
  *
- * Time-outs: a waiting operation with one sits in a min-heap by deadline;
- * the reap and the park end those whose deadline passed (-ECANCELED, or the
- * bytes sent so far), and the park sleeps no longer than the first one.
+ * Time-outs: a waiting operation with one sits in a min-heap by deadline
+ * (io/tmo.h); the reap and the park end those whose deadline passed
+ * (-ECANCELED, or the bytes sent so far), and the park sleeps no longer
+ * than the first one.
  *
  * Descriptor numbers are reused, files are not: the kernel drops a
  * registration when its file closes, and a new file under the same number
@@ -113,8 +114,7 @@ struct ep {
     struct fdrec *recs;      /* by descriptor number */
     unsigned nrecs;
     struct oplist fin;       /* finished, handed back at the next reap */
-    struct iop **heap;       /* waiting operations with a time-out, by deadline */
-    unsigned nheap, capheap;
+    struct tmo_heap tmo;     /* waiting operations with a time-out (io/tmo.h) */
     unsigned waiting;        /* operations on wait lists */
     uint64_t last_poll;
     /* Receive buffers it lends (backend.h): free ones in a LIFO list linked
@@ -155,15 +155,8 @@ static inline uint32_t gen_of(int fd)
     return (size_t)fd < fd_cap ? fdgen_of(fd) : 0;
 }
 
-static inline uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* ------------------------------------------------------------------ */
-/* Lists and the time-out heap                                         */
+/* Lists                                                               */
 /* ------------------------------------------------------------------ */
 
 static void list_add(struct oplist *l, struct iop *op)
@@ -198,61 +191,6 @@ static inline bool reads(const struct iop *op)
 static inline struct oplist *list_of(struct fdrec *rec, const struct iop *op)
 {
     return reads(op) ? &rec->rd : &rec->wr;
-}
-
-static void heap_swap(struct ep *e, unsigned a, unsigned b)
-{
-    struct iop *t = e->heap[a];
-    e->heap[a] = e->heap[b];
-    e->heap[b] = t;
-    e->heap[a]->hidx = a + 1;
-    e->heap[b]->hidx = b + 1;
-}
-
-static void heap_fix(struct ep *e, unsigned i)
-{
-    while (i > 0 && e->heap[(i - 1) / 2]->deadline > e->heap[i]->deadline) {
-        heap_swap(e, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-    for (;;) {
-        unsigned l = 2 * i + 1, r = l + 1, m = i;
-        if (l < e->nheap && e->heap[l]->deadline < e->heap[m]->deadline)
-            m = l;
-        if (r < e->nheap && e->heap[r]->deadline < e->heap[m]->deadline)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(e, i, m);
-        i = m;
-    }
-}
-
-static int heap_add(struct ep *e, struct iop *op)
-{
-    if (e->nheap == e->capheap) {
-        unsigned cap = e->capheap ? e->capheap * 2 : 64;
-        struct iop **h = realloc(e->heap, cap * sizeof *h);
-        if (!h)
-            return -ENOMEM;
-        e->heap = h;
-        e->capheap = cap;
-    }
-    e->heap[e->nheap] = op;
-    op->hidx = ++e->nheap;
-    heap_fix(e, e->nheap - 1);
-    return 0;
-}
-
-static void heap_del(struct ep *e, struct iop *op)
-{
-    unsigned i = op->hidx - 1;
-    op->hidx = 0;
-    if (i != --e->nheap) {
-        e->heap[i] = e->heap[e->nheap];
-        e->heap[i]->hidx = i + 1;
-        heap_fix(e, i);
-    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,7 +274,7 @@ static void finish(struct ep *e, struct iop *op)
             waiters_clear(e, op->fd);
     }
     if (op->hidx)
-        heap_del(e, op);
+        tmo_del(&e->tmo, op);
     op->bflags |= IOPB_FINISHED;
     list_add(&e->fin, op);
 }
@@ -658,8 +596,11 @@ static void end_wait(struct ring *r, struct iop *op)
 static void expire(struct ring *r, uint64_t now)
 {
     struct ep *e = r->ep;
-    while (e->nheap && e->heap[0]->deadline <= now)
-        end_wait(r, e->heap[0]);
+    struct iop *op;
+    while ((op = tmo_first(&e->tmo)) && op->deadline <= now) {
+        r->timeouts++;
+        end_wait(r, op);
+    }
 }
 
 /* One epoll_wait (or epoll_pwait2, for ns time-outs): timeout_ns < 0
@@ -684,7 +625,7 @@ static void poll_events(struct ring *r, int64_t timeout_ns)
             ms = 1000000000;
         n = epoll_wait(e->epfd, evs, EP_EVENTS, ms);
     }
-    e->last_poll = now_ns();
+    e->last_poll = tmo_now_ns();
     /* acquire: pairs with the release push of whoever posted. */
     if (n > 0 && r->take_posted && atomic_load_explicit(&r->posted, memory_order_acquire))
         r->take_posted(r);
@@ -767,8 +708,8 @@ static int ep_start(struct ring *r, struct iop *op)
     }
     int rc = arm(r, rec, op->fd, !reads(op));
     if (rc == 0 && op->timeout_ns >= 0) {
-        op->deadline = now_ns() + (uint64_t)op->timeout_ns;
-        rc = heap_add(e, op);
+        op->deadline = tmo_now_ns() + (uint64_t)op->timeout_ns;
+        rc = tmo_add(&e->tmo, op);
     }
     if (rc) {
         r->inflight--;
@@ -808,12 +749,12 @@ static int ep_reap(struct ring *r)
     if (atomic_load_explicit(&e->notices, memory_order_relaxed))
         take_notices(r);
     if (e->waiting) {
-        uint64_t now = now_ns();
+        uint64_t now = tmo_now_ns();
         if (now - e->last_poll >= EP_POLL_NS) {
             poll_events(r, 0);
             now = e->last_poll;
         }
-        if (e->nheap)
+        if (e->tmo.n)
             expire(r, now);
     }
     return e->fin.head ? hand_back(r) : 0;
@@ -824,15 +765,10 @@ static int ep_park(struct ring *r, int64_t timeout_ns)
     struct ep *e = r->ep;
     if (e->fin.head || atomic_load_explicit(&e->notices, memory_order_relaxed))
         timeout_ns = 0;
-    if (e->nheap) {
-        uint64_t now = now_ns(), d = e->heap[0]->deadline;
-        int64_t left = d > now ? (int64_t)(d - now) : 0;
-        if (timeout_ns < 0 || left < timeout_ns)
-            timeout_ns = left;
-    }
+    timeout_ns = tmo_wait(&e->tmo, timeout_ns);
     poll_events(r, timeout_ns);
     take_notices(r);
-    if (e->nheap)
+    if (e->tmo.n)
         expire(r, e->last_poll);
     return hand_back(r);
 }
@@ -987,7 +923,7 @@ static void ep_fini(struct ring *r)
         free(b);
     }
     free(e->recs);
-    free(e->heap);
+    tmo_free(&e->tmo);
     free(e);
     r->ep = NULL;
     r->ready = false;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "io/backend.h"
+#include "io/tmo.h"
 
 #define RING_WAKE_UD ((uint64_t)0x77616b65u)   /* "wake" */
 
@@ -53,8 +54,12 @@ struct ring {
     unsigned inflight;              /* ops started and not handed back (backend.h) */
     uint64_t enters;                /* io_uring_enter calls the backend made */
     struct iop *queued;             /* uring: started, not yet submitted */
+    struct tmo_heap tmo;            /* uring: started ops with a time-out, by
+                                       deadline (io/tmo.h; epoll keeps its own) */
     uint64_t sys;                   /* its other system calls (epoll_wait,
                                        epoll_ctl, recv, send, eventfd writes...) */
+    uint64_t timeouts;              /* ops whose time-out passed first
+                                       (hive_stats.io_timeouts) */
     /* receive buffers it lends (backend.h): uring's provided-buffer ring */
     struct io_uring_buf_ring *lend_br;
     char    *lend_mem;              /* count * IOB_LEND_SIZE bytes */
@@ -115,12 +120,15 @@ static inline int ring_reap(struct ring *r) { return io_ops->reap(r); }
  * the caller; the outside ring under its lock). */
 static inline int ring_wake(struct ring *r, int target) { return io_ops->wake(r, target); }
 static inline int ring_fd(const struct ring *r) { return r->wake_fd; }
-/* Takes the system calls the backend counted on r since the last take. */
-static inline void ring_take_counts(struct ring *r, uint64_t *enters, uint64_t *sys)
+/* Takes the system calls and time-outs the backend counted on r since
+ * the last take. */
+static inline void ring_take_counts(struct ring *r, uint64_t *enters, uint64_t *sys,
+                                    uint64_t *timeouts)
 {
     *enters = r->enters;
     *sys = r->sys;
-    r->enters = r->sys = 0;
+    *timeouts = r->timeouts;
+    r->enters = r->sys = r->timeouts = 0;
 }
 
 /* The ring's half of the close barrier (io/fdgen.h). */

@@ -1,11 +1,13 @@
 /*
- * The io_uring backend (backend.h): one SQE per operation, linked to a
- * LINK_TIMEOUT when it has a time-out, so the kernel itself cancels it;
- * completions dispatched from the CQ ring without a system call.
+ * The io_uring backend (backend.h): one SQE per operation; completions
+ * dispatched from the CQ ring without a system call. An op with a time-out
+ * waits in the ring's time-out heap (io/tmo.h) as well; when its deadline
+ * passes, the scheduler's next reap or park sends the kernel an async
+ * cancel for it.
  *
  * user_data: the op's address for its own completion, the address | 1 for
  * the completion of a cancel aimed at it, 0 for entries nobody waits for
- * (linked timeouts, the final cancel-all, failed wake-ups). An op with a
+ * (the final cancel-all, failed wake-ups). An op with a
  * cancel in flight is handed back only once both completions are in, so
  * its address is never reused while any entry in the kernel names it: a
  * cancel can never hit a later op at the same address.
@@ -38,6 +40,7 @@ static inline size_t lend_ring_bytes(unsigned count)
 }
 
 static int ur_reap(struct ring *r);
+static int ur_flush(struct ring *r);
 static int ur_setup_done(struct ring *r, const struct io_uring_params *p, bool sqpoll,
                          const char **why);
 
@@ -51,7 +54,7 @@ static void pre_submit(struct ring *r)
         if (fdgen_of(op->fd) == op->fdgen)
             continue;
         struct io_uring_sqe *sqe = op->sqe;
-        /* a no-op takes no buffer: the link stays, the selection goes */
+        /* a no-op takes no buffer: the selection goes */
         uint8_t flags = sqe->flags & (uint8_t)~IOSQE_BUFFER_SELECT;
         uint64_t ud = sqe->user_data;
         io_uring_prep_nop(sqe);
@@ -117,10 +120,18 @@ static int make_room(struct ring *r, unsigned n)
 
 static int ur_start(struct ring *r, struct iop *op)
 {
-    bool timed = op->timeout_ns >= 0;
-    int rc = make_room(r, timed ? 2 : 1);
+    int rc = make_room(r, 1);
     if (rc)
         return rc;
+    if (op->timeout_ns >= 0) {
+        /* From now, not from the submission at the end of the pass: the
+         * deadline is never later than the caller asked. */
+        op->deadline = tmo_now_ns() + (uint64_t)op->timeout_ns;
+        if (tmo_add(&r->tmo, op))
+            return -ENOMEM;
+    } else {
+        op->hidx = 0;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
     switch (op->kind) {
     case IOP_RECV:
@@ -160,6 +171,7 @@ static int ur_start(struct ring *r, struct iop *op)
         /* Not started: give the entry back as a no-op nobody waits for. */
         io_uring_prep_nop(sqe);
         io_uring_sqe_set_data64(sqe, 0);
+        tmo_del(&r->tmo, op);
         return -EINVAL;
     }
     io_uring_sqe_set_data(sqe, op);
@@ -171,16 +183,20 @@ static int ur_start(struct ring *r, struct iop *op)
     op->sqe = sqe;
     op->enext = r->queued;
     r->queued = op;
-    if (timed) {
-        sqe->flags |= IOSQE_IO_LINK;
-        op->ts.tv_sec = op->timeout_ns / 1000000000;
-        op->ts.tv_nsec = op->timeout_ns % 1000000000;
-        struct io_uring_sqe *t = io_uring_get_sqe(&r->uring);
-        io_uring_prep_link_timeout(t, &op->ts, 0);
-        io_uring_sqe_set_data64(t, 0);
-    }
     r->inflight++;
     return 0;
+}
+
+/* Queues a cancel aimed at op, unless one is in already or op's own
+ * completion came; the SQ has room. */
+static void queue_cancel(struct ring *r, struct iop *op)
+{
+    if (!(op->bflags & IOPB_INFLIGHT) || (op->bflags & (IOPB_CANCELLING | IOPB_DONE)))
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    io_uring_prep_cancel(sqe, op, 0);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | 1u);
+    op->bflags |= IOPB_CANCELLING;
 }
 
 static void ur_cancel(struct ring *r, struct iop *op)
@@ -189,12 +205,38 @@ static void ur_cancel(struct ring *r, struct iop *op)
         return; /* the kernel takes nothing: the op ends when its fd does */
     /* Making room reaps: the op may have been handed back meanwhile (the
      * caller keeps it alive until this returns). */
-    if (!(op->bflags & IOPB_INFLIGHT) || (op->bflags & (IOPB_CANCELLING | IOPB_DONE)))
+    queue_cancel(r, op);
+}
+
+/* The ops whose deadline passed (io/tmo.h) get a cancel each, which goes
+ * to the kernel with the next submission: -ECANCELED, or the op's own
+ * result if it completed first. An op's handler may give it to a process
+ * that frees it on another scheduler, so nothing here reaps (make_room
+ * would): with the SQ full and the kernel taking nothing more, the rest
+ * wait for the next reap. precise: read the clock, else tmo_due decides
+ * whether to. */
+static void expire(struct ring *r, bool precise)
+{
+    struct tmo_heap *h = &r->tmo;
+    uint64_t now;
+    if (!h->n)
         return;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
-    io_uring_prep_cancel(sqe, op, 0);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | 1u);
-    op->bflags |= IOPB_CANCELLING;
+    if (precise)
+        now = tmo_now_ns();
+    else if (!tmo_due(h, &now))
+        return;
+    struct iop *op;
+    while ((op = tmo_first(h)) && op->deadline <= now) {
+        if (io_uring_sq_space_left(&r->uring) == 0) {
+            ur_flush(r);
+            if (io_uring_sq_space_left(&r->uring) == 0)
+                return;
+        }
+        tmo_del(h, op);
+        if (!(op->bflags & (IOPB_CANCELLING | IOPB_DONE)))
+            r->timeouts++;
+        queue_cancel(r, op);
+    }
 }
 
 static int ur_flush(struct ring *r)
@@ -224,6 +266,7 @@ static void lend_put(struct ring *r, unsigned bid)
 
 static void hand_back(struct ring *r, struct iop *op, int res)
 {
+    tmo_del(&r->tmo, op);
     if (op->bflags & IOPB_CLOSED)
         res = closed_result(op);
     op->bflags &= (uint8_t)~IOPB_INFLIGHT;
@@ -311,6 +354,7 @@ static int ur_reap(struct ring *r)
         if (!k)
             break;
     }
+    expire(r, false);
     return (int)n;
 }
 
@@ -465,7 +509,6 @@ static int ur_probe(struct ring *r, const char **why)
         { IORING_OP_WRITE, "IORING_OP_WRITE" },
         { IORING_OP_ACCEPT, "IORING_OP_ACCEPT" },
         { IORING_OP_CONNECT, "IORING_OP_CONNECT" },
-        { IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT" },
         { IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL" },
     };
     static char msg[128];
@@ -557,6 +600,7 @@ static void ur_fini(struct ring *r)
         /* the ring's exit releases the buffer group with it */
         io_uring_queue_exit(&r->uring);
         fdgen_unregister(r);
+        tmo_free(&r->tmo);
         if (r->lend_count) {
             munmap(r->lend_br, lend_ring_bytes(r->lend_count));
             munmap(r->lend_mem, (size_t)r->lend_count * IOB_LEND_SIZE);
@@ -618,6 +662,13 @@ static int ur_park(struct ring *r, int64_t timeout_ns)
 {
     struct io_uring_cqe *cqe = NULL;
     struct __kernel_timespec ts, *tsp = NULL;
+    /* What is due is cancelled now (each op has had its try: queued ops
+     * are submitted first); the wait lasts until the next deadline. */
+    if (r->tmo.n) {
+        ur_flush(r);
+        expire(r, true);
+        timeout_ns = tmo_wait(&r->tmo, timeout_ns);
+    }
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / 1000000000;
         ts.tv_nsec = timeout_ns % 1000000000;
@@ -625,8 +676,10 @@ static int ur_park(struct ring *r, int64_t timeout_ns)
     }
     /* What is queued goes in by itself (its fd section must not last a
      * wait); the park's loop submitted it already, nearly always. */
-    if (r->queued)
+    if (r->queued) {
         submit(r);
+        r->enters++;
+    }
     io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, tsp, NULL);
     r->enters++;
     return ur_reap(r);

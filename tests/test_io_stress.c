@@ -1,8 +1,10 @@
 /*
  * I/O under pressure: processes killed in the middle of large receives and
  * sends and of small receives that borrow the ring's lent buffers (the
- * kernel lets go before anything of theirs is reused: run under ASan), a tiny ring with many operations at once (a full submission queue
- * and an overflowing completion queue lose nothing), 10,000 concurrent
+ * kernel lets go before anything of theirs is reused: run under ASan), a
+ * tiny ring with many operations at once (a full submission queue and an
+ * overflowing completion queue lose nothing; many time-outs due at once
+ * all end), time-outs on a scheduler that never parks, 10,000 concurrent
  * loopback connections, and closes racing receives on four schedulers
  * (no operation ever reaches a descriptor that reused a closed number).
  */
@@ -529,6 +531,118 @@ START_TEST(tiny_ring_full_sq_and_cq_overflow_lose_nothing)
 }
 END_TEST
 
+/* Many time-outs due at once on the tiny ring: each due operation gets a
+ * cancel, and with the SQ full the rest wait for the next pass; every one
+ * still ends, none early, and every socket still works after. */
+#define NTMO 300
+#define TMO_MS 30
+
+struct tmo_arg { int fd; hive_pid parent; };
+
+static void tmo_waiter(void *arg)
+{
+    struct tmo_arg *a = arg;
+    char c;
+    uint64_t t0 = test_now_ns();
+    ssize_t n = hive_io_recv(a->fd, &c, 1, TMO_MS);
+    uint64_t waited_ms = (test_now_ns() - t0) / 1000000u;
+    int ok = n == -ETIMEDOUT && waited_ms >= TMO_MS;
+    /* usable after: the parent's byte comes after this reply */
+    hive_send(a->parent, T_READY, &ok, sizeof ok);
+    n = hive_io_recv(a->fd, &c, 1, 5000);
+    ok = n == 1 && c == 'y';
+    hive_send(a->parent, T_DONE, &ok, sizeof ok);
+}
+
+static void t_tmo_burst(void *arg)
+{
+    (void)arg;
+    static int sp[NTMO][2];
+    static struct tmo_arg a[NTMO];
+    hive_sched_stats s0, s1;
+    hive_stats(NULL, 0, &s0);
+    for (int i = 0; i < NTMO; i++) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]), 0);
+        a[i] = (struct tmo_arg){ .fd = sp[i][0], .parent = hive_self() };
+        ck_assert_int_eq(hive_spawn(tmo_waiter, &a[i], NULL), 0);
+    }
+    for (int k = 0; k < NTMO; k++) {
+        hive_msg *m = recv_tag(T_READY, 10000);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(*(int *)m->data, 1);
+        hive_msg_free(m);
+    }
+    hive_stats(NULL, 0, &s1);
+    ck_assert_uint_eq(s1.io_timeouts - s0.io_timeouts, NTMO);
+    for (int i = 0; i < NTMO; i++)
+        ck_assert_int_eq(send(sp[i][1], "y", 1, MSG_NOSIGNAL), 1);
+    for (int k = 0; k < NTMO; k++) {
+        hive_msg *m = recv_tag(T_DONE, 10000);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(*(int *)m->data, 1);
+        hive_msg_free(m);
+    }
+    for (int i = 0; i < NTMO; i++) {
+        close(sp[i][0]);
+        close(sp[i][1]);
+    }
+}
+START_TEST(tiny_ring_many_time_outs_due_at_once_all_end_never_early)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 1;
+    cfg.pin = false;
+    cfg.ring_entries = 8;
+    run_hive_cfg(&cfg, t_tmo_burst, NULL);
+}
+END_TEST
+
+/* A scheduler that never parks (a process yields on it the whole time)
+ * still ends a waiting operation whose time is up: the loop's reap checks
+ * the deadlines, not only the park. */
+static _Atomic bool g_busy_stop;
+
+static void busy_yielder(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&g_busy_stop, memory_order_relaxed))
+        hive_yield();
+}
+
+static void t_tmo_busy(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_busy_stop, false);
+    ck_assert_int_eq(hive_spawn(busy_yielder, NULL, NULL), 0);
+    int sp[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    hive_sched_stats s0, s1;
+    hive_stats(NULL, 0, &s0);
+    char c;
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = test_now_ns();
+        ck_assert_int_eq(hive_io_recv(sp[0], &c, 1, 20), -ETIMEDOUT);
+        ck_assert_uint_ge((test_now_ns() - t0) / 1000000u, 20);
+    }
+    hive_stats(NULL, 0, &s1);
+    atomic_store(&g_busy_stop, true);
+    /* the point of the test: the scheduler was never idle to park */
+    ck_assert_uint_eq(s1.parks, s0.parks);
+    ck_assert_uint_eq(s1.io_timeouts - s0.io_timeouts, 5);
+    close(sp[0]);
+    close(sp[1]);
+}
+START_TEST(time_outs_end_on_a_scheduler_that_never_parks)
+{
+    hive_config cfg;
+    hive_config_default(&cfg);
+    cfg.schedulers = 1;
+    cfg.pin = false;
+    run_hive_cfg(&cfg, t_tmo_busy, NULL);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* 10,000 connections                                                  */
 /* ------------------------------------------------------------------ */
@@ -696,6 +810,8 @@ static Suite *io_stress_suite(void)
     tcase_add_test(tc, data_sent_after_the_down_of_a_process_killed_away_from_its_receives_ring_stay_in_the_socket);
     tcase_add_test(tc, data_sent_after_the_down_of_an_idle_server_killed_away_from_its_receives_ring_stay_in_the_socket);
     tcase_add_test(tc, tiny_ring_full_sq_and_cq_overflow_lose_nothing);
+    tcase_add_test(tc, tiny_ring_many_time_outs_due_at_once_all_end_never_early);
+    tcase_add_test(tc, time_outs_end_on_a_scheduler_that_never_parks);
     tcase_add_test(tc, ten_thousand_concurrent_loopback_connections);
     suite_add_tcase(s, tc);
     return s;

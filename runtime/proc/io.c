@@ -47,12 +47,12 @@
  * with -ENOBUFS; the owner runs it again with a buffer of its own
  * (lend_retries) after the reap, outside the backend's dispatch.
  *
- * Time-outs are the kernel's: a blocking call's operation is linked to a
- * LINK_TIMEOUT, and the process waits for the operation's own completion
- * whatever happens. Data that arrived before the time-out fired are
- * returned, not lost; a time-out is -ECANCELED from the kernel, reported as
- * -ETIMEDOUT, and never early (the kernel's timer starts after the call
- * did). The socket stays usable.
+ * Time-outs: a blocking call's operation carries the time left, and the
+ * backend cancels it once that has passed (io/tmo.h); the process waits
+ * for the operation's own completion whatever happens. Data that arrived
+ * before the cancel are returned, not lost; a time-out is -ECANCELED,
+ * reported as -ETIMEDOUT, and never early (the deadline is counted from
+ * the op's start, after the call's). The socket stays usable.
  */
 #include "runtime/proc/io.h"
 
@@ -651,7 +651,7 @@ static inline uint64_t deadline_of(int64_t timeout_ms)
     return timeout_ms < 0 ? UINT64_MAX : clock_ns() + (uint64_t)timeout_ms * 1000000u;
 }
 
-/* The time left until deadline, for the next operation's linked time-out:
+/* The time left until deadline, for the next operation's time-out:
  * -1 (none), or ns >= 0; false once it has passed (and a time-out of 0
  * was not asked for). */
 static bool time_left(uint64_t deadline, int64_t timeout_ms, bool first, int64_t *ns)

@@ -182,8 +182,8 @@ static int wake_outside(struct sched *target)
 {
     pthread_mutex_lock(&g_rt->outside_lock);
     int rc = ring_wake(&g_rt->outside, ring_fd(&target->ring));
-    uint64_t enters, sys;
-    ring_take_counts(&g_rt->outside, &enters, &sys);
+    uint64_t enters, sys, timeouts;
+    ring_take_counts(&g_rt->outside, &enters, &sys, &timeouts);
     atomic_fetch_add_explicit(&g_rt->outside_st.wakeups_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_rt->outside_st.ring_enters, enters, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_rt->outside_st.syscalls, enters + sys, memory_order_relaxed);
@@ -824,6 +824,7 @@ static void add_counters(hive_sched_stats *o, struct sched_counters *c)
     ADD(mailbox_rejected); ADD(mailbox_dropped); ADD(mailbox_overflow_kills);
     ADD(io_recv_bufs); ADD(io_recv_lent); ADD(io_recv_nobufs); ADD(io_send_zc);
     ADD(quiet_trims); ADD(stacks_trimmed); ADD(spin_pauses); ADD(flood_moves);
+    ADD(io_timeouts);
 #undef ADD
 }
 

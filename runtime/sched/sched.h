@@ -50,7 +50,7 @@ struct sched_counters {
         late_replies_dropped, spawns, exits, backpressure_yields, wake_retries,
         io_submitted, io_completed, io_cancels, mailbox_rejected, mailbox_dropped,
         mailbox_overflow_kills, io_recv_bufs, io_recv_lent, io_recv_nobufs, io_send_zc,
-        quiet_trims, stacks_trimmed, spin_pauses, flood_moves;
+        quiet_trims, stacks_trimmed, spin_pauses, flood_moves, io_timeouts;
 };
 
 /* An event source the scheduler loop polls besides its run queues: timers
@@ -224,8 +224,12 @@ void  sched_install_segv(void);
 /* Moves the system calls s's ring counted into s's counters (owner). */
 static inline void sched_count_ring(struct sched *s)
 {
-    uint64_t enters, sys;
-    ring_take_counts(&s->ring, &enters, &sys);
+    uint64_t enters, sys, timeouts;
+    ring_take_counts(&s->ring, &enters, &sys, &timeouts);
+    if (timeouts)
+        atomic_store_explicit(&s->st.io_timeouts,
+                              atomic_load_explicit(&s->st.io_timeouts, memory_order_relaxed) + timeouts,
+                              memory_order_relaxed);
     if (enters | sys) {
         atomic_store_explicit(&s->st.ring_enters,
                               atomic_load_explicit(&s->st.ring_enters, memory_order_relaxed) + enters,
