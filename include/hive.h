@@ -324,6 +324,8 @@ HIVE_API int  hive_cast_name(const char *name, uint32_t tag, const void *msg, si
 HIVE_API int  hive_reply(hive_from from, uint32_t tag, const void *data, size_t len);
 HIVE_API void hive_gs_stop_self(hive_gs *gs, hive_reason reason);
 HIVE_API void hive_gs_continue(hive_gs *gs, uint32_t tag, const void *data, size_t len);
+/* From inside a callback: the state every later callback and terminate get
+ * (the callback's own state argument is not changed); ignored elsewhere. */
 HIVE_API void hive_gs_set_state(hive_gs *gs, void *state);
 HIVE_API int  hive_gs_stop(hive_pid server, hive_reason reason, int64_t timeout_ms);
 HIVE_API int  hive_send_request(hive_pid server, uint32_t tag, const void *req, size_t len,

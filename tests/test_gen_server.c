@@ -999,6 +999,159 @@ START_TEST(continue_runs_before_any_other_message)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* hive_gs_set_state                                                   */
+/* ------------------------------------------------------------------ */
+
+/* A server whose state is a heap cell; SWAP (from a cast, a call, a
+ * continue or an info) puts a new cell with the given value in its place
+ * and frees the old one, GET answers the current cell's value, and
+ * terminate reports the value and address of the cell it was given. */
+enum { SS_SWAP = 1, SS_GET, SS_SWAP_CONT, SS_TERM = 900, SS_GS };
+
+struct ss_cell {
+    int64_t  v;
+    hive_pid observer;
+};
+
+static struct ss_cell *ss_cell(int64_t v, hive_pid observer)
+{
+    struct ss_cell *c = malloc(sizeof *c);
+    ck_assert_ptr_nonnull(c);
+    c->v = v;
+    c->observer = observer;
+    return c;
+}
+
+static void ss_swap(hive_gs *gs, void *state, const hive_msg *m)
+{
+    struct ss_cell *old = state;
+    int64_t v;
+    ck_assert_uint_eq(m->len, sizeof v);
+    memcpy(&v, m->data, sizeof v);
+    hive_gs_set_state(gs, ss_cell(v, old->observer));
+    free(old);
+}
+
+static int ss_init(hive_gs *gs, void *arg, void **state)
+{
+    hive_pid observer = *(hive_pid *)arg;
+    uintptr_t g = (uintptr_t)gs;
+    hive_send(observer, SS_GS, &g, sizeof g);
+    *state = ss_cell(1, observer);
+    return 0;
+}
+
+static void ss_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    struct ss_cell *c = state;
+    if (req->tag == SS_SWAP) {
+        ss_swap(gs, state, req);
+        hive_reply(from, 0, NULL, 0);
+    } else if (req->tag == SS_SWAP_CONT) {
+        /* the new state is set by the continue, which runs before the
+         * next message: the reply goes first, from here */
+        hive_reply(from, 0, NULL, 0);
+        hive_gs_continue(gs, SS_SWAP, req->data, req->len);
+    } else {
+        hive_reply(from, 0, &c->v, sizeof c->v);
+    }
+}
+
+static void ss_cast(hive_gs *gs, void *state, const hive_msg *m)
+{
+    ss_swap(gs, state, m);
+}
+
+static void ss_info(hive_gs *gs, void *state, const hive_msg *m)
+{
+    ss_swap(gs, state, m);
+}
+
+static void ss_continue(hive_gs *gs, void *state, const hive_msg *m)
+{
+    ss_swap(gs, state, m);
+}
+
+static void ss_terminate(hive_gs *gs, void *state, hive_reason reason)
+{
+    (void)gs;
+    (void)reason;
+    struct ss_cell *c = state;
+    struct { int64_t v; uintptr_t addr; } t = { c->v, (uintptr_t)c };
+    hive_send(c->observer, SS_TERM, &t, sizeof t);
+    free(c);
+}
+
+static const hive_gen_server SS = {
+    .init = ss_init,
+    .handle_call = ss_call,
+    .handle_cast = ss_cast,
+    .handle_info = ss_info,
+    .handle_continue = ss_continue,
+    .terminate = ss_terminate,
+};
+
+static int64_t ss_get(hive_pid pid)
+{
+    hive_msg *m;
+    ck_assert_int_eq(hive_call(pid, SS_GET, NULL, 0, &m, 5000), 0);
+    int64_t v;
+    ck_assert_uint_eq(m->len, sizeof v);
+    memcpy(&v, m->data, sizeof v);
+    hive_msg_free(m);
+    return v;
+}
+
+static void body_set_state(void *arg)
+{
+    (void)arg;
+    hive_pid self = hive_self(), pid;
+    ck_assert_int_eq(hive_gs_start(&SS, &self, NULL, &pid), 0);
+    ck_assert_int_eq(ss_get(pid), 1);
+    int64_t v = 2;
+    hive_cast(pid, SS_SWAP, &v, sizeof v);
+    ck_assert_int_eq(ss_get(pid), 2);
+    v = 3;
+    hive_msg *m;
+    ck_assert_int_eq(hive_call(pid, SS_SWAP, &v, sizeof v, &m, 5000), 0);
+    hive_msg_free(m);
+    ck_assert_int_eq(ss_get(pid), 3);
+    v = 4;
+    ck_assert_int_eq(hive_send(pid, SS_SWAP, &v, sizeof v), 0);
+    ck_assert_int_eq(ss_get(pid), 4);
+    v = 5;
+    ck_assert_int_eq(hive_call(pid, SS_SWAP_CONT, &v, sizeof v, &m, 5000), 0);
+    hive_msg_free(m);
+    ck_assert_int_eq(ss_get(pid), 5);
+    /* from outside the server's callbacks it is ignored */
+    hive_msg *g = recv_tag(SS_GS, 5000);
+    uintptr_t gs;
+    memcpy(&gs, g->data, sizeof gs);
+    hive_msg_free(g);
+    struct ss_cell bogus = { 99, self };
+    hive_gs_set_state((hive_gs *)gs, &bogus);
+    ck_assert_int_eq(ss_get(pid), 5);
+    /* hive_gs_get_state and terminate see the cell set last */
+    void *st;
+    ck_assert_int_eq(hive_gs_get_state(pid, &st, 5000), 0);
+    ck_assert_int_eq(((struct ss_cell *)st)->v, 5);
+    ck_assert_int_eq(hive_gs_stop(pid, HIVE_NORMAL, 5000), 0);
+    hive_msg *t = recv_tag(SS_TERM, 5000);
+    struct { int64_t v; uintptr_t addr; } got;
+    ck_assert_uint_eq(t->len, sizeof got);
+    memcpy(&got, t->data, sizeof got);
+    hive_msg_free(t);
+    ck_assert_int_eq(got.v, 5);
+    ck_assert(got.addr == (uintptr_t)st);
+}
+
+START_TEST(set_state_from_a_callback_is_the_state_later_callbacks_get_and_ignored_elsewhere)
+{
+    run_hive(2, body_set_state, NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Defaults                                                            */
 /* ------------------------------------------------------------------ */
 
@@ -1442,6 +1595,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, stop_times_out_while_a_callback_runs);
     tcase_add_test(tc, stop_self_stops_after_the_callback_and_skips_queued_messages);
     tcase_add_test(tc, continue_runs_before_any_other_message);
+    tcase_add_test(tc, set_state_from_a_callback_is_the_state_later_callbacks_get_and_ignored_elsewhere);
     tcase_add_test(tc, null_callbacks_get_otp_defaults);
     tcase_add_test(tc, parent_exit_runs_terminate_when_the_server_traps_exits);
     tcase_add_test(tc, parent_exit_kills_a_server_that_does_not_trap_without_terminate);

@@ -420,9 +420,13 @@ void hive_gs_continue(hive_gs *gs, uint32_t tag, const void *data, size_t len)
     p->held_next = n;
 }
 
+/* The state the next callback (and terminate) gets; only from inside this
+ * server's own callbacks, as hive_gs_continue: gs is the callee's, and
+ * another process writing it would race with the server's next call. */
 void hive_gs_set_state(hive_gs *gs, void *state)
 {
-    if (gs)
+    struct proc *p = cur_proc;
+    if (gs && p && p->gs == gs)
         gs->state = state;
 }
 
