@@ -2,10 +2,11 @@
  * its clients), keys sharded over gen_servers under a supervisor.
  *
  * Each connection is a gen_server fed by hive_io_recv_async: it parses every
- * complete command that arrived, runs them in order — a command on keys is
- * a hive_call to the shard of each key (kv_shard.c) — and sends all the
- * replies in one write, so pipelined commands are answered in order with
- * one send per batch. A partial command is kept for the next data. Bad
+ * complete command that arrived, runs them in order — a command on a key
+ * is a request to the key's shard (kv_shard.c), one request per shard for
+ * the commands of a batch (struct kbatch) — and sends all the replies in
+ * one write, so pipelined commands are answered in order with one send per
+ * batch. A partial command is kept for the next data. Bad
  * RESP gets an error reply; then the connection is closed (after a short
  * drain, as Redis does, since the stream cannot be resynchronised).
  *
@@ -42,18 +43,13 @@ static hive_pid sup_pid;
 
 /* ---- talking to shards --------------------------------------------- */
 
-/* Calls shard `shard` with op and args; the reply's RESP bytes go to *reply.
- * A shard that is being restarted is waited for a little (-ESRCH: the call
- * never reached it); one that died during the call is -ECONNRESET. */
-static int shard_call(unsigned shard, uint32_t op, const resp_arg *args, size_t n,
-                      hive_msg **reply)
+/* Calls shard `shard` with op and its packed arguments (kv_pack); the
+ * reply's RESP bytes go to *reply. A shard that is being restarted is
+ * waited for a little (-ESRCH: the call never reached it); one that died
+ * during the call is -ECONNRESET. */
+static int shard_call_packed(unsigned shard, uint32_t op, const void *buf, size_t sz,
+                             hive_msg **reply)
 {
-    size_t sz = kv_pack_size(args, n);
-    char small[1024];
-    char *buf = sz <= sizeof small ? small : malloc(sz);
-    if (!buf)
-        return -ENOMEM;
-    kv_pack(args, n, buf);
     int rc;
     for (int tries = 0;; tries++) {
         /* pairs with the release store in the shard's init */
@@ -70,6 +66,19 @@ static int shard_call(unsigned shard, uint32_t op, const resp_arg *args, size_t 
         else
             hive_sleep(5);
     }
+    return rc;
+}
+
+static int shard_call(unsigned shard, uint32_t op, const resp_arg *args, size_t n,
+                      hive_msg **reply)
+{
+    size_t sz = kv_pack_size(args, n);
+    char small[1024];
+    char *buf = sz <= sizeof small ? small : malloc(sz);
+    if (!buf)
+        return -ENOMEM;
+    kv_pack(args, n, buf);
+    int rc = shard_call_packed(shard, op, buf, sz, reply);
     if (buf != small)
         free(buf);
     return rc;
@@ -85,84 +94,213 @@ static void shard_error(resp_out *o, int rc)
         resp_add_error(o, "ERR shard unavailable");
 }
 
-/* Commands in flight to shards. The commands of one batch of input are
- * sent to their shards without waiting (hive_send_request), so the shards
- * work on them in parallel, and their replies are taken in command order
- * (hive_receive_response), which keeps the replies in order. A shard runs
- * the requests of one connection in the order they were sent, so two
- * commands on one key still happen in order. Whatever writes to the output
- * directly first drains what is in flight (kbatch_drain). */
-#define KV_INFLIGHT 64
+/* Commands in flight to shards, gathered per shard. The commands of one
+ * batch of input that go to one shard travel as one request (KV_MULTI,
+ * kv_shard.h; a shard with a single command gets it as a plain request),
+ * sent to every shard involved at once (hive_send_request) when the batch
+ * is drained, so the shards work on them in parallel; the replies are then
+ * taken in command order, each shard's one response split into its
+ * commands' replies, which keeps the replies in order. A shard runs the
+ * commands of one request in order, and the requests of one connection in
+ * the order they were sent, so two commands on one key still happen in
+ * order. Pipelined GETs over 8 shards: about 8 requests, 8 replies and 8
+ * monitors per 16 commands instead of 16 of each. Whatever writes to the
+ * output directly first drains the batch (kbatch_drain). */
+#define KV_INFLIGHT 64        /* commands per batch */
+#define KACC_KEEP   16384     /* a shard buffer's memory kept between batches */
+#define KV_BATCH_BYTES (1u << 20) /* a batch holding this much is sent before it grows */
 
 enum { CONV_NONE, CONV_TTL_SECONDS };
+enum { KA_EMPTY, KA_SENT, KA_REPLIED, KA_FAILED, KA_SLOW };
 
-struct kbatch {
-    resp_out *o;
-    unsigned  n;
-    struct {
-        hive_ref req;
-        uint8_t  conv;
-    } q[KV_INFLIGHT];
+/* One shard's part of a batch. buf holds its commands, each as
+ * [u32 op][u32 len][len bytes of kv_pack]. */
+struct kacc {
+    char     *buf;
+    uint32_t  len, cap;
+    uint32_t  nops;
+    uint8_t   state;     /* KA_*, once the batch is sent */
+    int       rc;        /* KA_FAILED: every command's error */
+    hive_ref  req;
+    hive_msg *reply;     /* KA_REPLIED: the shard's response */
+    uint32_t  roff;      /* next sub-reply in reply (KV_MULTI) */
+    uint32_t  boff;      /* next command in buf (KA_SLOW) */
 };
 
-static void add_reply(resp_out *o, const hive_msg *r, int conv)
+struct kbatch {
+    resp_out    *o;
+    struct kacc *acc;    /* nshards entries, the connection's */
+    unsigned     n;
+    size_t       bytes;  /* packed commands gathered */
+    struct {
+        uint16_t shard;
+        uint8_t  conv;
+    } q[KV_INFLIGHT];
+    unsigned     ntouched;
+    uint16_t     touched[KV_INFLIGHT];  /* shards with commands, in first-use order */
+};
+
+static void add_reply(resp_out *o, const char *p, size_t len, int conv)
 {
     int64_t v;
-    const char *p = r->data;
     /* TTL: the shard answers in ms; seconds, rounded as Redis does */
-    if (conv == CONV_TTL_SECONDS && r->len > 3 && p[0] == ':' && resp_to_i64(p + 1, r->len - 3, &v))
+    if (conv == CONV_TTL_SECONDS && len > 3 && p[0] == ':' && resp_to_i64(p + 1, len - 3, &v))
         resp_add_int(o, v < 0 ? v : (v + 500) / 1000);
     else
-        resp_add_raw(o, r->data, r->len);
+        resp_add_raw(o, p, len);
+}
+
+static bool acc_grow(struct kacc *a, size_t more)
+{
+    if (a->cap - a->len >= more)
+        return true;
+    size_t cap = a->cap ? a->cap : 256;
+    while (cap - a->len < more)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return false;
+    char *p = realloc(a->buf, cap);
+    if (!p)
+        return false;
+    a->buf = p;
+    a->cap = (uint32_t)cap;
+    return true;
+}
+
+/* The next command in a->buf from *off: its op, packed bytes and length. */
+static const char *acc_next(const struct kacc *a, uint32_t *off, uint32_t *op, uint32_t *len)
+{
+    memcpy(op, a->buf + *off, 4);
+    memcpy(len, a->buf + *off + 4, 4);
+    const char *p = a->buf + *off + 8;
+    *off += 8 + *len;
+    return p;
+}
+
+static void acc_send(struct kacc *a, unsigned shard)
+{
+    /* pairs with the release store in the shard's init */
+    hive_pid p = atomic_load_explicit(&kv_shard_pid[shard], memory_order_acquire);
+    int rc = -ESRCH;
+    if (p != HIVE_NOPID) {
+        if (a->nops == 1) {
+            uint32_t off = 0, op, len;
+            const char *req = acc_next(a, &off, &op, &len);
+            rc = hive_send_request(p, op, req, len, &a->req);
+        } else {
+            rc = hive_send_request(p, KV_MULTI, a->buf, a->len, &a->req);
+        }
+    }
+    /* the shard is being restarted (or no memory): its commands go one by
+       one, the slow way, when their turn comes */
+    a->state = rc ? KA_SLOW : KA_SENT;
+    a->boff = 0;
+}
+
+/* The reply of the next command of shard `shard` goes to the output. */
+static void acc_take(struct kbatch *b, unsigned shard, int conv)
+{
+    struct kacc *a = &b->acc[shard];
+    if (a->state == KA_SENT) {
+        int rc = hive_receive_response(a->req, &a->reply, CALL_TMO);
+        a->state = rc ? KA_FAILED : KA_REPLIED;
+        a->rc = rc;
+        a->roff = 0;
+    }
+    switch (a->state) {
+    case KA_FAILED:
+        shard_error(b->o, a->rc);
+        return;
+    case KA_SLOW: {
+        uint32_t op, len;
+        const char *req = acc_next(a, &a->boff, &op, &len);
+        hive_msg *r;
+        int rc = shard_call_packed(shard, op, req, len, &r);
+        if (rc) {
+            shard_error(b->o, rc);
+            return;
+        }
+        add_reply(b->o, r->data, r->len, conv);
+        hive_msg_free(r);
+        return;
+    }
+    default: /* KA_REPLIED */
+        break;
+    }
+    const char *p = a->reply->data;
+    if (a->nops == 1) {
+        add_reply(b->o, p, a->reply->len, conv);
+        return;
+    }
+    uint32_t len;
+    if (a->reply->len - a->roff < 4 ||
+        (memcpy(&len, p + a->roff, 4), a->reply->len - a->roff - 4 < len)) {
+        resp_add_error(b->o, "ERR bad reply from a shard");
+        return;
+    }
+    add_reply(b->o, p + a->roff + 4, len, conv);
+    a->roff += 4 + len;
 }
 
 static void kbatch_drain(struct kbatch *b)
 {
-    for (unsigned i = 0; i < b->n; i++) {
-        hive_msg *r;
-        int rc = hive_receive_response(b->q[i].req, &r, CALL_TMO);
-        if (rc) {
-            shard_error(b->o, rc);
-            continue;
+    for (unsigned i = 0; i < b->ntouched; i++)
+        acc_send(&b->acc[b->touched[i]], b->touched[i]);
+    for (unsigned i = 0; i < b->n; i++)
+        acc_take(b, b->q[i].shard, b->q[i].conv);
+    for (unsigned i = 0; i < b->ntouched; i++) {
+        struct kacc *a = &b->acc[b->touched[i]];
+        if (a->state == KA_REPLIED)
+            hive_msg_free(a->reply);
+        a->reply = NULL;
+        a->state = KA_EMPTY;
+        a->nops = 0;
+        a->len = 0;
+        if (a->cap > KACC_KEEP) {
+            free(a->buf);
+            a->buf = NULL;
+            a->cap = 0;
         }
-        add_reply(b->o, r, b->q[i].conv);
-        hive_msg_free(r);
     }
     b->n = 0;
+    b->ntouched = 0;
+    b->bytes = 0;
 }
 
-/* One shard request whose reply is the command's reply. */
+/* One shard command whose reply is the command's reply, added to the
+ * batch. */
 static void forward_conv(struct kbatch *b, const resp_arg *key, uint32_t op, const resp_arg *args,
                          size_t n, int conv)
 {
     unsigned shard = kv_shard_of(key->p, key->len, nshards);
-    hive_pid p = atomic_load_explicit(&kv_shard_pid[shard], memory_order_acquire);
     size_t sz = kv_pack_size(args, n);
-    char small[1024];
-    char *buf = sz <= sizeof small ? small : malloc(sz);
-    if (b->n == KV_INFLIGHT)
+    if (b->n == KV_INFLIGHT || (b->n && b->bytes + sz > KV_BATCH_BYTES))
         kbatch_drain(b);
-    if (buf && p != HIVE_NOPID) {
-        kv_pack(args, n, buf);
-        if (hive_send_request(p, op, buf, sz, &b->q[b->n].req) == 0) {
-            b->q[b->n++].conv = (uint8_t)conv;
-            if (buf != small)
-                free(buf);
+    struct kacc *a = &b->acc[shard];
+    if (sz > UINT32_MAX - 8 || !acc_grow(a, 8 + sz)) {
+        /* no memory for it in the batch: in order, the slow way */
+        kbatch_drain(b);
+        hive_msg *r;
+        int rc = shard_call(shard, op, args, n, &r);
+        if (rc) {
+            shard_error(b->o, rc);
             return;
         }
-    }
-    if (buf != small)
-        free(buf);
-    /* the shard is being restarted (or no memory): in order, the slow way */
-    kbatch_drain(b);
-    hive_msg *r;
-    int rc = shard_call(shard, op, args, n, &r);
-    if (rc) {
-        shard_error(b->o, rc);
+        add_reply(b->o, r->data, r->len, conv);
+        hive_msg_free(r);
         return;
     }
-    add_reply(b->o, r, conv);
-    hive_msg_free(r);
+    if (a->nops == 0)
+        b->touched[b->ntouched++] = (uint16_t)shard;
+    uint32_t sz32 = (uint32_t)sz;
+    memcpy(a->buf + a->len, &op, 4);
+    memcpy(a->buf + a->len + 4, &sz32, 4);
+    kv_pack(args, n, a->buf + a->len + 8);
+    a->len += 8 + sz32;
+    a->nops++;
+    b->bytes += 8 + sz;
+    b->q[b->n].shard = (uint16_t)shard;
+    b->q[b->n++].conv = (uint8_t)conv;
 }
 
 static void forward(struct kbatch *b, const resp_arg *key, uint32_t op, const resp_arg *args,
@@ -404,7 +542,10 @@ static bool command(struct kbatch *b, const resp_arg *a, size_t n)
     case 5:
         if (is(c, "DEBUG")) {
             if (n == 3 && is(&a[1], "CRASHSHARD")) {
+                /* alone in its request: the commands after it go to the
+                   restarted shard, as they would without pipelining */
                 forward(b, &a[2], KV_CRASH, NULL, 0);
+                kbatch_drain(b);
                 return true;
             }
             resp_add_error(o, "ERR DEBUG subcommands: CRASHSHARD key");
@@ -521,6 +662,7 @@ struct kconn {
     char    *in;        /* a partial command kept between messages */
     size_t   inlen, incap;
     resp_out out;
+    struct kacc *acc;   /* nshards entries, made at the first command */
 };
 
 static void kconn_stop(hive_gs *gs) { hive_gs_stop_self(gs, HIVE_NORMAL); }
@@ -538,7 +680,11 @@ static ssize_t serve(struct kconn *c, const char *data, size_t len)
     /* on the stack, not thread-local: command() blocks in calls, and the
        process may resume on another scheduler thread */
     resp_arg argv[RESP_MAX_ARGS];
-    struct kbatch b = { .o = &c->out };
+    if (!c->acc && !(c->acc = calloc(nshards, sizeof *c->acc))) {
+        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'");
+        return -1;
+    }
+    struct kbatch b = { .o = &c->out, .acc = c->acc };
     size_t pos = 0;
     while (pos < len) {
         size_t argc;
@@ -653,6 +799,10 @@ static void kconn_terminate(hive_gs *gs, void *state, hive_reason reason)
     hive_io_close(c->io.fd);
     free(c->in);
     resp_out_free(&c->out);
+    if (c->acc)
+        for (unsigned i = 0; i < nshards; i++)
+            free(c->acc[i].buf);
+    free(c->acc);
     free(c);
 }
 

@@ -452,16 +452,53 @@ static int shard_init(hive_gs *gs, void *arg, void **state)
     return 0;
 }
 
-static void shard_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+/* One command, packed, its reply appended to s->out. */
+static void run_packed(hive_gs *gs, struct shard *s, uint32_t op, const char *p, size_t len)
 {
     static __thread resp_arg args[2 * RESP_MAX_ARGS];
-    struct shard *s = state;
-    resp_out_reset(&s->out);
-    ssize_t n = unpack(req->data, req->len, args, 2 * RESP_MAX_ARGS);
+    ssize_t n = unpack(p, len, args, 2 * RESP_MAX_ARGS);
     if (n < 0)
         resp_add_error(&s->out, "ERR bad request to a shard");
     else
-        run(gs, s, req->tag, args, (size_t)n);
+        run(gs, s, op, args, (size_t)n);
+}
+
+/* KV_MULTI: each command's reply after its 4-byte length. */
+static void run_multi(hive_gs *gs, struct shard *s, const char *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        uint32_t op, l, rl;
+        if (len - off < 8) {
+            resp_add_error(&s->out, "ERR bad request to a shard");
+            return;
+        }
+        memcpy(&op, p + off, 4);
+        memcpy(&l, p + off + 4, 4);
+        off += 8;
+        if (len - off < l || op == KV_MULTI) {
+            resp_add_error(&s->out, "ERR bad request to a shard");
+            return;
+        }
+        size_t at = s->out.len;
+        resp_add_raw(&s->out, "\0\0\0\0", 4);
+        run_packed(gs, s, op, p + off, l);
+        if (s->out.oom)
+            return;
+        rl = (uint32_t)(s->out.len - at - 4);
+        memcpy(s->out.p + at, &rl, 4);
+        off += l;
+    }
+}
+
+static void shard_call(hive_gs *gs, void *state, const hive_msg *req, hive_from from)
+{
+    struct shard *s = state;
+    resp_out_reset(&s->out);
+    if (req->tag == KV_MULTI)
+        run_multi(gs, s, req->data, req->len);
+    else
+        run_packed(gs, s, req->tag, req->data, req->len);
     if (s->out.oom) {
         resp_out_reset(&s->out);
         resp_add_error(&s->out, "OOM command not allowed when used memory > 'maxmemory'");

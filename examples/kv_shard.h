@@ -3,6 +3,7 @@
  * Connections call a shard with the command's operation as the call's tag
  * and its arguments packed (kv_pack) as the request; the shard answers with
  * the RESP reply bytes, ready to be appended to the connection's output.
+ * Several commands of one pipelined batch go as one KV_MULTI request.
  * Expiry: each key with a time to live has a hive timer to its shard; the
  * key is also dropped when it is read after its deadline, so a late timer
  * never shows an expired key.
@@ -31,6 +32,9 @@ enum kv_op {
     KV_FLUSH,     /* -> +OK */
     KV_DBSIZE,    /* -> :keys */
     KV_CRASH,     /* -> +OK, then the shard stops abnormally (a test hook) */
+    KV_MULTI,     /* ([u32 op][u32 len][len bytes of kv_pack])... -> ([u32 len][reply])...:
+                     the commands of one connection's batch for this shard, run in
+                     order, their replies in that order */
 };
 
 #define KV_SHARD_NAME "kv.shard.%u"

@@ -77,6 +77,21 @@ out=$(tcp "$SRV_HOST" "$SRV_PORT" \
 for i in $(seq 1 1000); do printf 'INCR pipe\r\n'; done >"$T/pipe"
 out=$(tcp "$SRV_HOST" "$SRV_PORT" "@$T/pipe" | tr -d '\r' | tail -1)
 [ "$out" = ":1000" ] || fail "1000 pipelined INCRs end with '$out'"
+# pipelined commands on many keys, spread over the shards (one request per
+# shard for each batch of input): every reply in command order, each seeing
+# the commands before it on its key, TTLs converted to seconds
+for i in $(seq 1 100); do
+    printf 'SET m%d %d\r\nINCR m%d\r\nGET m%d\r\nSET t%d x EX 100\r\nTTL t%d\r\n' \
+        "$i" "$i" "$i" "$((i - 1))" "$i" "$i"
+done >"$T/mixed"
+for i in $(seq 1 100); do
+    printf '+OK\r\n:%d\r\n' "$((i + 1))"
+    if [ "$i" = 1 ]; then printf '$-1\r\n'; else printf '$%d\r\n%d\r\n' "${#i}" "$i"; fi
+    printf '+OK\r\n:100\r\n'
+done >"$T/mixed.want"
+tcp "$SRV_HOST" "$SRV_PORT" "@$T/mixed" >"$T/mixed.got"
+cmp -s "$T/mixed.got" "$T/mixed.want" ||
+    fail "500 pipelined commands on 200 keys: $(diff <(tr -d '\r' <"$T/mixed.want") <(tr -d '\r' <"$T/mixed.got") | head -5)"
 # a command split over several reads
 out=$(tcp "$SRV_HOST" "$SRV_PORT" --gap 30 '*2\r\n$3\r' '\nGET\r\n$' '4\r\nlo' 'ng\r\n')
 [ "$out" = "$(printf '$1\r\nv\r\n')" ] || fail "split command: $(printf '%q' "$out")"
