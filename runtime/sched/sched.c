@@ -145,22 +145,16 @@ void sched_ready(struct proc *p)
     sched_ready_on(cur_sched, p);
 }
 
-void sched_ready_on(struct sched *s, struct proc *p)
+void sched_ready_outside(struct proc *p)
 {
-    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
-    if (!s) {
-        gq_push(p);
-        sched_kick();
-        return;
-    }
-    /* LIFO slot: the process woken by the running one runs next, here,
-     * while what it needs is still in this core's cache. */
-    struct proc *old = s->next;
-    s->next = p;
-    if (old) {
-        sched_enqueue(s, old);
-        sched_kick();
-    }
+    gq_push(p);
+    sched_kick();
+}
+
+void sched_ready_bump(struct sched *s, struct proc *old)
+{
+    sched_enqueue(s, old);
+    sched_kick();
 }
 
 void sched_ready_behind(struct sched *s, struct proc *p)

@@ -169,8 +169,13 @@ uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
 /* Make p runnable (it must not be queued anywhere). From a scheduler thread
  * it goes to that scheduler's next slot; from elsewhere to the global queue. */
 void sched_ready(struct proc *p);
-/* The same, for a caller that knows its scheduler (NULL: a foreign thread). */
-void sched_ready_on(struct sched *s, struct proc *p);
+/* The same, for a caller that knows its scheduler (NULL: a foreign thread):
+ * inline below, since every wake-by-message takes it. */
+static inline void sched_ready_on(struct sched *s, struct proc *p);
+/* sched_ready_on's other halves: the process the next slot held goes to
+ * the back of the queue; a wake-up from outside goes to the global queue. */
+void sched_ready_bump(struct sched *s, struct proc *old);
+void sched_ready_outside(struct proc *p);
 /* Make p runnable behind what is queued here (not the next slot): for a
  * waker whose siblings, already queued, are what p will want next (a
  * task waking its owner, which then finds the rest of its batch done). */
@@ -186,6 +191,21 @@ void sched_move(struct sched *s, struct sched *t, struct proc *p);
 struct proc *sched_held_pop(struct sched *s);
 /* Wake a parked scheduler if nobody is looking for work. */
 void sched_kick(void);
+
+static inline void sched_ready_on(struct sched *s, struct proc *p)
+{
+    atomic_store_explicit(&p->status, PS_RUNNABLE, memory_order_relaxed);
+    if (__builtin_expect(s == NULL, 0)) {
+        sched_ready_outside(p);
+        return;
+    }
+    /* LIFO slot: the process woken by the running one runs next, here,
+     * while what it needs is still in this core's cache. */
+    struct proc *old = s->next;
+    s->next = p;
+    if (old)
+        sched_ready_bump(s, old);
+}
 void sched_wake_all(void);
 /* Counter of the calling thread (a scheduler's, or the foreign one). */
 struct sched_counters *sched_counters(void);
