@@ -625,7 +625,7 @@ static void poll_events(struct ring *r, int64_t timeout_ns)
             ms = 1000000000;
         n = epoll_wait(e->epfd, evs, EP_EVENTS, ms);
     }
-    e->last_poll = tmo_now_ns();
+    e->last_poll = clock_precise_ns();
     /* acquire: pairs with the release push of whoever posted. */
     if (n > 0 && r->take_posted && atomic_load_explicit(&r->posted, memory_order_acquire))
         r->take_posted(r);
@@ -708,7 +708,7 @@ static int ep_start(struct ring *r, struct iop *op)
     }
     int rc = arm(r, rec, op->fd, !reads(op));
     if (rc == 0 && op->timeout_ns >= 0) {
-        op->deadline = tmo_now_ns() + (uint64_t)op->timeout_ns;
+        op->deadline = clock_precise_ns() + (uint64_t)op->timeout_ns;
         rc = tmo_add(&e->tmo, op);
     }
     if (rc) {
@@ -749,7 +749,7 @@ static int ep_reap(struct ring *r)
     if (atomic_load_explicit(&e->notices, memory_order_relaxed))
         take_notices(r);
     if (e->waiting) {
-        uint64_t now = tmo_now_ns();
+        uint64_t now = clock_precise_ns();
         if (now - e->last_poll >= EP_POLL_NS) {
             poll_events(r, 0);
             now = e->last_poll;

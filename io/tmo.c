@@ -8,22 +8,9 @@
 
 #define TMO_COARSE_SKIPS 64u
 
-/* The coarse clock's resolution (a kernel tick), read by tmo_init: how
- * far it may lag the precise one while ticks run. */
-static uint64_t g_coarse_res_ns = 1000000000u;
-
 void tmo_init(void)
 {
-    struct timespec r;
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0)
-        g_coarse_res_ns = (uint64_t)r.tv_sec * 1000000000u + (uint64_t)r.tv_nsec;
-}
-
-static inline uint64_t coarse_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+    clock_init();
 }
 
 static void swap(struct tmo_heap *h, unsigned a, unsigned b)
@@ -95,12 +82,13 @@ bool tmo_due(struct tmo_heap *h, uint64_t *now)
     if (!h->n)
         return false;
     uint64_t d = h->v[0]->deadline;
-    if (h->skips < TMO_COARSE_SKIPS && d > g_coarse_res_ns && coarse_ns() < d - g_coarse_res_ns) {
+    if (h->skips < TMO_COARSE_SKIPS && d > g_clock_coarse_res_ns &&
+        clock_coarse_ns() < d - g_clock_coarse_res_ns) {
         h->skips++;
         return false;
     }
     h->skips = 0;
-    *now = tmo_now_ns();
+    *now = clock_precise_ns();
     return d <= *now;
 }
 
@@ -108,7 +96,7 @@ int64_t tmo_wait(const struct tmo_heap *h, int64_t timeout_ns)
 {
     if (!h->n)
         return timeout_ns;
-    uint64_t now = tmo_now_ns(), d = h->v[0]->deadline;
+    uint64_t now = clock_precise_ns(), d = h->v[0]->deadline;
     int64_t left = d > now ? (int64_t)(d - now) : 0;
     return timeout_ns < 0 || left < timeout_ns ? left : timeout_ns;
 }

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "io/clock.h"
+
 struct iop;
 
 struct tmo_heap {
@@ -29,13 +31,6 @@ struct tmo_heap {
     unsigned n, cap;
     unsigned skips;          /* tmo_due: coarse-clock answers in a row */
 };
-
-static inline uint64_t tmo_now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 /* Reads the coarse clock's resolution; once, before any ring runs
  * (ring_select). */

@@ -126,7 +126,7 @@ static int ur_start(struct ring *r, struct iop *op)
     if (op->timeout_ns >= 0) {
         /* From now, not from the submission at the end of the pass: the
          * deadline is never later than the caller asked. */
-        op->deadline = tmo_now_ns() + (uint64_t)op->timeout_ns;
+        op->deadline = clock_precise_ns() + (uint64_t)op->timeout_ns;
         if (tmo_add(&r->tmo, op))
             return -ENOMEM;
     } else {
@@ -222,7 +222,7 @@ static void expire(struct ring *r, bool precise)
     if (!h->n)
         return;
     if (precise)
-        now = tmo_now_ns();
+        now = clock_precise_ns();
     else if (!tmo_due(h, &now))
         return;
     struct iop *op;

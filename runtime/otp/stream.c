@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/clock.h"
 #include "runtime/otp/task.h"
 
 enum { SI_FREE, SI_RUNNING, SI_DONE, SI_FAILED, SI_TIMEDOUT };
@@ -78,17 +79,7 @@ struct hive_stream {
  * deadline gets that resolution added: a time-out is never early. */
 static int64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t coarse_res_ns(void)
-{
-    struct timespec ts;
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-        return 10000000;
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)clock_coarse_ns();
 }
 
 static void run_remove(struct hive_stream *s, struct sitem *it)
@@ -405,7 +396,7 @@ int hive_task_async_stream(size_t n, void *(*fn)(void *ctx, size_t i), void *ctx
     s->unordered = o.unordered;
     s->kill_on_timeout = o.kill_on_timeout;
     s->timeout_ns = o.timeout_ms == HIVE_INFINITY ? -1
-                    : (o.timeout_ms == 0 ? 5000 : o.timeout_ms) * 1000000 + coarse_res_ns();
+                    : (o.timeout_ms == 0 ? 5000 : o.timeout_ms) * 1000000 + (int64_t)g_clock_coarse_res_ns;
     s->sup = o.supervisor;
     if (s->unordered) {
         for (unsigned i = 0; i < maxc; i++)

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "alloc/alloc.h"
+#include "io/clock.h"
 #include "runtime/proc/msg.h"
 #include "runtime/proc/proc.h"
 #include "runtime/sched/sched.h"
@@ -40,16 +41,10 @@ static struct {
     pthread_mutex_t lock;
 } tt = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* The coarse clock's resolution (a kernel tick), read at start: how far
- * it may lag the precise one while ticks run. */
-static uint64_t g_coarse_res_ns = 1000000000u;
-
 void timer_global_init(void)
 {
     atomic_store(&tt.fresh, 0);
-    struct timespec r;
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0)
-        g_coarse_res_ns = (uint64_t)r.tv_sec * 1000000000u + (uint64_t)r.tv_nsec;
+    clock_init();
 }
 
 void timer_global_fini(void)
@@ -318,13 +313,6 @@ static bool next_deadline(struct sched *s, uint64_t *deadline_ns)
  * tick stops on a busy core (nohz_full) and the coarse clock stalls. */
 #define COARSE_SKIPS_MAX 64u
 
-static inline uint64_t coarse_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* The scheduler loop's view of the timers (struct sched_source), asked on
  * every pass: the clock is read only when something is armed or a cancel
  * waits. A process that calls with a time-out keeps a timer armed (its
@@ -342,8 +330,8 @@ static unsigned poll_source(struct sched *s)
     bool cancels = pending_cancels(s);
     if (t->wheel.count == 0 && !cancels)
         return 0;
-    if (!cancels && t->skips < COARSE_SKIPS_MAX && t->due_ns > g_coarse_res_ns &&
-        coarse_ns() < t->due_ns - g_coarse_res_ns) {
+    if (!cancels && t->skips < COARSE_SKIPS_MAX && t->due_ns > g_clock_coarse_res_ns &&
+        clock_coarse_ns() < t->due_ns - g_clock_coarse_res_ns) {
         t->skips++;
         return 0;
     }
