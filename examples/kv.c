@@ -107,7 +107,7 @@ static void shard_error(resp_out *o, int rc)
  * monitors per 16 commands instead of 16 of each. Whatever writes to the
  * output directly first drains the batch (kbatch_drain). */
 #define KV_INFLIGHT 64        /* commands per batch */
-#define KACC_KEEP   16384     /* a shard buffer's memory kept between batches */
+#define KACC_KEEP   4096      /* a shard buffer's memory kept between batches */
 #define KV_BATCH_BYTES (1u << 20) /* a batch holding this much is sent before it grows */
 
 enum { CONV_NONE, CONV_TTL_SECONDS };
