@@ -167,6 +167,18 @@ static bool acc_grow(struct kacc *a, size_t more)
     return true;
 }
 
+/* The reply of a shard call made one command at a time (rc, *r) goes to
+ * the output. */
+static void add_call_reply(resp_out *o, int rc, hive_msg *r, int conv)
+{
+    if (rc) {
+        shard_error(o, rc);
+        return;
+    }
+    add_reply(o, r->data, r->len, conv);
+    hive_msg_free(r);
+}
+
 /* The next command in a->buf from *off: its op, packed bytes and length. */
 static const char *acc_next(const struct kacc *a, uint32_t *off, uint32_t *op, uint32_t *len)
 {
@@ -214,14 +226,9 @@ static void acc_take(struct kbatch *b, unsigned shard, int conv)
     case KA_SLOW: {
         uint32_t op, len;
         const char *req = acc_next(a, &a->boff, &op, &len);
-        hive_msg *r;
+        hive_msg *r = NULL;
         int rc = shard_call_packed(shard, op, req, len, &r);
-        if (rc) {
-            shard_error(b->o, rc);
-            return;
-        }
-        add_reply(b->o, r->data, r->len, conv);
-        hive_msg_free(r);
+        add_call_reply(b->o, rc, r, conv);
         return;
     }
     default: /* KA_REPLIED */
@@ -280,14 +287,9 @@ static void forward_conv(struct kbatch *b, const resp_arg *key, uint32_t op, con
     if (sz > UINT32_MAX - 8 || !acc_grow(a, 8 + sz)) {
         /* no memory for it in the batch: in order, the slow way */
         kbatch_drain(b);
-        hive_msg *r;
+        hive_msg *r = NULL;
         int rc = shard_call(shard, op, args, n, &r);
-        if (rc) {
-            shard_error(b->o, rc);
-            return;
-        }
-        add_reply(b->o, r->data, r->len, conv);
-        hive_msg_free(r);
+        add_call_reply(b->o, rc, r, conv);
         return;
     }
     if (a->nops == 0)

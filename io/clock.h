@@ -15,6 +15,7 @@
 #ifndef HIVE_IO_CLOCK_H
 #define HIVE_IO_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -38,6 +39,25 @@ static inline uint64_t clock_coarse_ns(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Answers in a row a caller may take from the coarse clock (clock_not_yet):
+ * how late a deadline can be seen where the tick stops on a busy core
+ * (nohz_full) and the coarse clock stalls. */
+#define CLOCK_COARSE_SKIPS 64u
+
+/* True when the coarse clock alone shows that deadline is more than a tick
+ * away (*skips counts such answers; at most CLOCK_COARSE_SKIPS in a row);
+ * false, with *skips reset, when the caller must read the precise clock. */
+static inline bool clock_not_yet(uint64_t deadline, unsigned *skips)
+{
+    if (*skips < CLOCK_COARSE_SKIPS && deadline > g_clock_coarse_res_ns &&
+        clock_coarse_ns() < deadline - g_clock_coarse_res_ns) {
+        (*skips)++;
+        return true;
+    }
+    *skips = 0;
+    return false;
 }
 
 #endif

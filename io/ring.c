@@ -43,7 +43,7 @@ int ring_select(int mode, struct ring *outside, const char **why)
 {
     *why = NULL;
     passed_over = NULL;
-    tmo_init();
+    clock_init();
     if (mode != HIVE_IO_EPOLL) {
         io_ops = &uring_ops;
         int rc = ring_init(outside, 8, 0, why);

@@ -6,13 +6,6 @@
 
 #include "io/backend.h"
 
-#define TMO_COARSE_SKIPS 64u
-
-void tmo_init(void)
-{
-    clock_init();
-}
-
 static void swap(struct tmo_heap *h, unsigned a, unsigned b)
 {
     struct iop *t = h->v[a];
@@ -82,12 +75,8 @@ bool tmo_due(struct tmo_heap *h, uint64_t *now)
     if (!h->n)
         return false;
     uint64_t d = h->v[0]->deadline;
-    if (h->skips < TMO_COARSE_SKIPS && d > g_clock_coarse_res_ns &&
-        clock_coarse_ns() < d - g_clock_coarse_res_ns) {
-        h->skips++;
+    if (clock_not_yet(d, &h->skips))
         return false;
-    }
-    h->skips = 0;
     *now = clock_precise_ns();
     return d <= *now;
 }

@@ -20,7 +20,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "io/clock.h"
 
@@ -31,10 +30,6 @@ struct tmo_heap {
     unsigned n, cap;
     unsigned skips;          /* tmo_due: coarse-clock answers in a row */
 };
-
-/* Reads the coarse clock's resolution; once, before any ring runs
- * (ring_select). */
-void tmo_init(void);
 
 /* Adds op, its deadline set: 0 or -ENOMEM. */
 int  tmo_add(struct tmo_heap *h, struct iop *op);
@@ -48,8 +43,8 @@ static inline struct iop *tmo_first(const struct tmo_heap *h) { return h->n ? h-
 /* Whether the earliest deadline may have passed, and if so the precise
  * time in *now: the coarse clock (the last kernel tick, never ahead of the
  * precise one) answers "not yet" while the deadline is more than a tick
- * away, at most TMO_COARSE_SKIPS passes in a row (a tick that stops on a
- * busy nohz_full core stalls it); otherwise the precise clock decides. So
+ * away, at most CLOCK_COARSE_SKIPS passes in a row (clock_not_yet);
+ * otherwise the precise clock decides. So
  * an op is never ended early, and late by at most a tick on a busy ring. */
 bool tmo_due(struct tmo_heap *h, uint64_t *now);
 

@@ -589,10 +589,7 @@ static void t_tmo_burst(void *arg)
 }
 START_TEST(tiny_ring_many_time_outs_due_at_once_all_end_never_early)
 {
-    hive_config cfg;
-    hive_config_default(&cfg);
-    cfg.schedulers = 1;
-    cfg.pin = false;
+    hive_config cfg = test_config(1);
     cfg.ring_entries = 8;
     run_hive_cfg(&cfg, t_tmo_burst, NULL);
 }
@@ -635,11 +632,7 @@ static void t_tmo_busy(void *arg)
 }
 START_TEST(time_outs_end_on_a_scheduler_that_never_parks)
 {
-    hive_config cfg;
-    hive_config_default(&cfg);
-    cfg.schedulers = 1;
-    cfg.pin = false;
-    run_hive_cfg(&cfg, t_tmo_busy, NULL);
+    run_hive(1, t_tmo_busy, NULL);
 }
 END_TEST
 

@@ -308,11 +308,6 @@ static bool next_deadline(struct sched *s, uint64_t *deadline_ns)
     return true;
 }
 
-/* Passes of the scheduler loop that may trust the coarse clock in a row
- * (poll_source): a bound on how late a timer can be where the kernel's
- * tick stops on a busy core (nohz_full) and the coarse clock stalls. */
-#define COARSE_SKIPS_MAX 64u
-
 /* The scheduler loop's view of the timers (struct sched_source), asked on
  * every pass: the clock is read only when something is armed or a cancel
  * waits. A process that calls with a time-out keeps a timer armed (its
@@ -323,19 +318,18 @@ static bool next_deadline(struct sched *s, uint64_t *deadline_ns)
  * run) says when nothing can be due yet: due_ns, the earliest time
  * anything in the wheel fires, is more than a tick away. Timers still
  * fire only after a precise read says their time has come, so never
- * early; at most COARSE_SKIPS_MAX passes trust the coarse clock in a row. */
+ * early; at most CLOCK_COARSE_SKIPS passes trust the coarse clock in a row
+ * (io/clock.h, clock_not_yet). */
 static unsigned poll_source(struct sched *s)
 {
     struct timer_local *t = &s->timers;
     bool cancels = pending_cancels(s);
     if (t->wheel.count == 0 && !cancels)
         return 0;
-    if (!cancels && t->skips < COARSE_SKIPS_MAX && t->due_ns > g_clock_coarse_res_ns &&
-        clock_coarse_ns() < t->due_ns - g_clock_coarse_res_ns) {
-        t->skips++;
+    if (cancels)
+        t->skips = 0;
+    else if (clock_not_yet(t->due_ns, &t->skips))
         return 0;
-    }
-    t->skips = 0;
     uint64_t fired = atomic_load_explicit(&s->st.timers_fired, memory_order_relaxed);
     s->now_ns = clock_ns();
     timer_poll(s, s->now_ns);
