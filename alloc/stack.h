@@ -100,6 +100,18 @@ struct stack *stack_claim(const struct stack_resv *r);
 /* Gives back a reservation that was never claimed. */
 void stack_unreserve(struct stack_cache *c, const struct stack_resv *r);
 void stack_cache_flush(struct stack_cache *c);
+/* Trades w, a warm default-size stack had elsewhere (a spawn's, on the
+ * spawner's core), for the one c's owner put last, the warmest on this
+ * core: w takes its place in the cache. Moves two pointers and touches
+ * neither stack. w itself when c is empty. */
+static inline struct stack *stack_cache_trade(struct stack_cache *c, struct stack *w)
+{
+    if (!c->count)
+        return w;
+    struct stack *h = c->slot[c->count - 1];
+    c->slot[c->count - 1] = w;
+    return h;
+}
 /* What an idle scheduler keeps (runtime/sched/sched.c, "Quiet trim"): its
  * cache's warmest STACK_TRIM_KEEP, and STACK_TRIM_POOL in the pool. */
 #define STACK_TRIM_KEEP 64u

@@ -379,6 +379,45 @@ static void t_spawn_enomem(void *arg)
 START_TEST(spawn_without_stack_memory_is_enomem_and_leaves_nothing) { run_hive(2, t_spawn_enomem, NULL); }
 END_TEST
 
+/* A warm stack is had at spawn, but a task runs on its scheduler's
+ * warmest: the one the last process to exit there left. One scheduler:
+ * three tasks spawned together run and exit, leaving three stacks in its
+ * cache; then two more are spawned together (each takes a different one
+ * of them) and run in turn, and the second runs on the stack the first
+ * left, page for page. */
+static uintptr_t task_page[2];
+
+static void notes_its_stack_page(void *arg)
+{
+    task_page[(uintptr_t)arg] = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)4095;
+}
+
+static void t_task_on_the_warmest_stack(void *arg)
+{
+    (void)arg;
+    hive_ref first[3];
+    for (int i = 0; i < 3; i++) {
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &first[i] };
+        ck_assert_int_eq(hive_spawn_opt(notes_its_stack_page, (void *)(uintptr_t)0, &o, NULL), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(wait_down(first[i]), HIVE_NORMAL);
+    hive_ref r[2];
+    for (uintptr_t i = 0; i < 2; i++) {
+        hive_spawn_opts o = { .flags = HIVE_MONITOR, .monitor = &r[i] };
+        ck_assert_int_eq(hive_spawn_opt(notes_its_stack_page, (void *)i, &o, NULL), 0);
+    }
+    ck_assert_int_eq(wait_down(r[0]), HIVE_NORMAL);
+    ck_assert_int_eq(wait_down(r[1]), HIVE_NORMAL);
+    ck_assert_uint_ne(task_page[0], 0);
+    ck_assert_uint_eq(task_page[1], task_page[0]);
+}
+START_TEST(a_task_runs_on_the_stack_the_last_exit_on_its_scheduler_left)
+{
+    run_hive(1, t_task_on_the_warmest_stack, NULL);
+}
+END_TEST
+
 START_TEST(spawn_past_max_processes_is_eagain)
 {
     hive_config cfg;
@@ -1084,6 +1123,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stale_pid_gets_esrch_and_never_reaches_a_newer_process);
     tcase_add_test(tc, bad_arguments_get_the_contract_errors);
     tcase_add_test(tc, blocking_call_from_foreign_thread_is_eperm_and_send_works);
+    tcase_add_test(tc, a_task_runs_on_the_stack_the_last_exit_on_its_scheduler_left);
     tcase_add_test(tc, spawn_past_max_processes_is_eagain);
     tcase_add_test(tc, spawn_without_stack_memory_is_enomem_and_leaves_nothing);
     tcase_add_test(tc, slot_of_a_process_seen_dead_can_be_reused_at_once);

@@ -364,10 +364,12 @@ static int proc_stack_reserve(struct proc *p, struct stack_cache *c)
     return 0;
 }
 
-void proc_stack_claim(struct proc *p)
+void proc_stack_claim(struct proc *p, struct stack_cache *c)
 {
     struct stack *st = resv_warm(p);
-    if (!st) {
+    if (st) {
+        st = stack_cache_trade(c, st);
+    } else {
         struct stack_resv r = { p->resv_arena, p->resv_index };
         st = stack_claim(&r);
     }

@@ -131,9 +131,13 @@ struct proc {
      * proc_stack_claim), so the spawner touches none of its memory. Either
      * an untouched arena stack (struct stack_resv, alloc/stack.h; its index
      * is resv_index below), whose page fault the runner takes, or, tagged
-     * with RESV_WARM, a warm stack (struct stack *: resv_warm), whose
-     * descriptor and first frame are on lines the runner's core will
-     * write anyway. NULL when none. */
+     * with RESV_WARM, a warm stack (struct stack *: resv_warm), which the
+     * runner trades for the warmest stack in its own cache when it has
+     * one (stack_cache_trade): a short task then runs on the stack the
+     * last one to exit on that core left, whose lines are still there,
+     * wherever it was spawned. (An untouched one is claimed as it is:
+     * giving it back for a cached stack takes the pool's lock, and in
+     * fork_join that halved the rate.) NULL when none. */
     struct stack_arena *resv_arena;
     /* An idle handler's stack, lent back while it waits (sched.c, Y_IDLE):
      * whoever exchanges it out first owns it, the process when it runs
@@ -309,8 +313,9 @@ void proc_exit_unstacked(struct proc *p, hive_reason reason);
  * start at p's entry. -ENOMEM if none can be had. */
 struct stack_cache;
 int  proc_stack_init(struct proc *p, struct stack_cache *c);
-/* The first run of a process whose stack was reserved at spawn. */
-void proc_stack_claim(struct proc *p);
+/* The first run of a process whose stack was reserved at spawn, on the
+ * scheduler whose stack cache is c. */
+void proc_stack_claim(struct proc *p, struct stack_cache *c);
 
 /* Counts a spawn (before the process can run) on the calling thread's
  * counters. */

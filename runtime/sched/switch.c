@@ -81,7 +81,7 @@ bool sched_prepare(struct sched *s, struct proc *p)
 {
     if (__builtin_expect(!p->stack, 0)) {
         if (p->resv_arena) { /* its first run: its stack was reserved at spawn */
-            proc_stack_claim(p);
+            proc_stack_claim(p, &s->stacks);
             goto ready;
         }
         /* An idle handler whose stack was not reclaimed resumes on it, in
