@@ -64,7 +64,12 @@ static inline struct mnode *mnode_of(const hive_msg *m)
     return (struct mnode *)((char *)m - offsetof(struct mnode, msg));
 }
 
-/* A scheduler's free nodes of 128 and 256 bytes (owner thread only).
+/* Node sizes the caches keep: MNODE_SMALL holds a payload of up to 16
+ * bytes (a counter, a pid, a pointer: most messages), the other two up to
+ * 48 and 176. */
+#define MNODE_CLASSES 3
+#define MNODE_SMALL 96u
+/* A scheduler's free nodes of those sizes (owner thread only).
  * Handed in by pointer; NULL means "no cache" (a foreign thread). Arrays
  * of pointers, the most recently freed last, not lists through the nodes:
  * a free writes nothing into the node, whose lines a receiver on another
@@ -73,8 +78,8 @@ static inline struct mnode *mnode_of(const hive_msg *m)
  * one copy of pointers (msg.c). */
 #define MNODE_CACHE_MAX 4096u
 struct mnode_cache {
-    unsigned      n[2];
-    struct mnode *slot[2][MNODE_CACHE_MAX];
+    unsigned      n[MNODE_CLASSES];
+    struct mnode *slot[MNODE_CLASSES][MNODE_CACHE_MAX];
 };
 /* The calling thread's cache: its scheduler's, NULL elsewhere. Set by the
  * scheduler thread at start (mnode_cache_bind). Read through a call: a
