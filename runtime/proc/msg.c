@@ -94,8 +94,8 @@ void mnode_depot_flush(void)
 
 /* The classes' sizes. 96 bytes for the smallest (the 80-byte header and
  * 16 of payload) rather than 128: fork_join, whose million results are
- * outstanding at once, ran at 4.0M tasks/s with 128 and 4.6M with 96
- * (docs/performance.md, "Message nodes of 96 bytes"). */
+ * outstanding at once, ran at 4.07M tasks/s with 128 and 4.49M with 96
+ * (medians of 5; docs/performance.md, "Message nodes of 96 bytes"). */
 static const uint32_t class_size[MNODE_CLASSES] = { MNODE_SMALL, 128, 256 };
 
 static inline int mclass(size_t size)
