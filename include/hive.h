@@ -136,7 +136,7 @@ typedef struct hive_config {
                               queue holding fewer than 3 only once that queue's
                               head has not moved for this long (its owner is
                               busy with something long); longer queues are
-                              robbed at once. Default 30; 0: at once too. Longer
+                              robbed at once. Default 100; 0: at once too. Longer
                               keeps processes that talk to each other on one
                               core (docs/performance.md, "The steal grace") */
 } hive_config;

@@ -29,7 +29,7 @@ void hive_config_default(hive_config *cfg)
     cfg->flood_move = true;
     cfg->recv_bufs = 256;
     cfg->trim_ms = 100;
-    cfg->steal_grace_us = 30;
+    cfg->steal_grace_us = 100;
 }
 
 /* Parses an unsigned decimal with an optional K/M/G suffix (sizes). */

@@ -32,7 +32,7 @@ START_TEST(config_defaults_match_the_contract)
     ck_assert_uint_eq(c.recv_bufs, 256);
     ck_assert_uint_eq(c.send_zc, 0);
     ck_assert_uint_eq(c.trim_ms, 100);
-    ck_assert_uint_eq(c.steal_grace_us, 30);
+    ck_assert_uint_eq(c.steal_grace_us, 100);
     /* defer_taskrun and flood_move sit in the padding after backpressure:
      * io_backend kept its offset, so they went in without an ABI bump. */
     ck_assert_uint_eq(offsetof(hive_config, io_backend), offsetof(hive_config, backpressure) + 4);

@@ -78,7 +78,7 @@ static void t_grace(void *arg)
 START_TEST(a_short_queue_is_stolen_after_the_default_grace)
 {
     hive_config cfg = test_config(2);
-    ck_assert_uint_eq(cfg.steal_grace_us, 30);
+    ck_assert_uint_eq(cfg.steal_grace_us, 100);
     run_hive_cfg(&cfg, t_grace, (void *)(uintptr_t)cfg.steal_grace_us);
 }
 END_TEST
