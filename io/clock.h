@@ -1,7 +1,7 @@
 /*
- * The clocks deadlines are read from, shared by the I/O time-outs
- * (io/tmo.c), the timer wheel's source (runtime/proc/timer.c) and
- * async_stream's item time-outs (runtime/otp/stream.c).
+ * The clocks every deadline and time stamp of the runtime is read from:
+ * timers and receive time-outs, the I/O time-outs (io/tmo.c), the
+ * scheduler loop's spin and steal timings, async_stream's item time-outs.
  *
  * The precise clock is CLOCK_MONOTONIC. The coarse one is the time of the
  * last kernel tick: 3-4 ns to read against the precise clock's 22 ns in a

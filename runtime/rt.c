@@ -71,17 +71,16 @@ static bool wait_empty(uint64_t deadline)
 {
     pthread_mutex_lock(&done_lock);
     while (rt_live() > 0) {
-        uint64_t now = clock_ns();
+        uint64_t now = clock_precise_ns();
         if (now >= deadline)
             break;
         uint64_t d = deadline - now;
         if (d > 20000000)
             d = 20000000; /* look again now and then */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + d;
-        ts.tv_sec = (time_t)(t / 1000000000u);
-        ts.tv_nsec = (long)(t % 1000000000u);
+        /* the condition variable waits on CLOCK_MONOTONIC too (its attr) */
+        uint64_t t = now + d;
+        struct timespec ts = { .tv_sec = (time_t)(t / 1000000000u),
+                               .tv_nsec = (long)(t % 1000000000u) };
         pthread_cond_timedwait(&done_cv, &done_lock, &ts);
     }
     bool empty = rt_live() == 0;
@@ -132,7 +131,7 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
         return -ENOMEM;
     rt->cfg = cfg;
     rt->n = cfg.schedulers;
-    rt->base_ns = clock_ns();
+    rt->base_ns = clock_precise_ns();
     pthread_mutex_init(&rt->gq_lock, NULL);
     pthread_mutex_init(&rt->outside_lock, NULL);
     atomic_store(&rt->ref_counter, 0);
@@ -207,10 +206,10 @@ int hive_main(const hive_config *cfg_in, void (*main_fn)(void *), void *arg)
 
     /* Shut everything else down: a shutdown exit, then kill after the grace. */
     kill_all(HIVE_SHUTDOWN);
-    if (!wait_empty(clock_ns() + (uint64_t)cfg.shutdown_ms * 1000000u)) {
+    if (!wait_empty(clock_precise_ns() + (uint64_t)cfg.shutdown_ms * 1000000u)) {
         do {
             kill_all(HIVE_KILL);
-        } while (!wait_empty(clock_ns() + 100000000u));
+        } while (!wait_empty(clock_precise_ns() + 100000000u));
     }
     atomic_store(&rt->stopping, true);
     sched_wake_all();

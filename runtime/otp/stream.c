@@ -31,7 +31,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/clock.h"
 #include "runtime/otp/task.h"

@@ -39,8 +39,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "io/clock.h"
 #include "runtime/otp/task.h"
 
 enum sup_kind { SK_STATIC, SK_DYNAMIC, SK_TASK };
@@ -401,9 +401,7 @@ static void shutdown_all(struct sup *s)
 
 static int64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)clock_precise_ns();
 }
 
 /* Counts a restart; true when it is one too many (more than intensity

@@ -648,7 +648,7 @@ static int io_check(struct proc **pp, int fd, const void *buf, size_t len, int64
 
 static inline uint64_t deadline_of(int64_t timeout_ms)
 {
-    return timeout_ms < 0 ? UINT64_MAX : clock_ns() + (uint64_t)timeout_ms * 1000000u;
+    return timeout_ms < 0 ? UINT64_MAX : clock_precise_ns() + (uint64_t)timeout_ms * 1000000u;
 }
 
 /* The time left until deadline, for the next operation's time-out:
@@ -664,7 +664,7 @@ static bool time_left(uint64_t deadline, int64_t timeout_ms, bool first, int64_t
         *ns = timeout_ms * 1000000;
         return true;
     }
-    uint64_t now = clock_ns();
+    uint64_t now = clock_precise_ns();
     if (now >= deadline)
         return false;
     *ns = (int64_t)(deadline - now);

@@ -96,7 +96,7 @@ struct proc {
      * have armed, left armed between receives for the next to reuse */
     uint32_t      rtimer_tok;       /* its MK_TIMEOUT's aux: tells it from older ones */
     uint64_t      rtimer;           /* its id, 0 when none is armed */
-    uint64_t      rtimer_dl;        /* its deadline (clock_ns) */
+    uint64_t      rtimer_dl;        /* its deadline (clock_precise_ns) */
     uint64_t      examined;         /* messages offered to selective-receive
                                        matchers (tests prove O(1) waits) */
 

@@ -221,8 +221,8 @@ static int wait_until(struct proc *p, uint64_t *deadline, int64_t timeout_ms)
     if (timeout_ms < 0)
         return 0; /* HIVE_INFINITY */
     if (!*deadline)
-        *deadline = clock_ns() + (uint64_t)timeout_ms * 1000000u;
-    else if (!p->rtimer && clock_ns() >= *deadline)
+        *deadline = clock_precise_ns() + (uint64_t)timeout_ms * 1000000u;
+    else if (!p->rtimer && clock_precise_ns() >= *deadline)
         return -ETIMEDOUT;
     if (p->rtimer && p->rtimer_dl <= *deadline)
         return 0;

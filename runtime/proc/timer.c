@@ -4,7 +4,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc/alloc.h"
 #include "io/clock.h"
@@ -123,7 +122,7 @@ static uint64_t arm_at(struct sched *s, struct tentry *e, uint8_t kind, hive_pid
 
 static uint64_t arm(struct sched *s, struct tentry *e, uint8_t kind, hive_pid to, int64_t ms)
 {
-    return arm_at(s, e, kind, to, clock_ns() + (uint64_t)ms * 1000000u);
+    return arm_at(s, e, kind, to, clock_precise_ns() + (uint64_t)ms * 1000000u);
 }
 
 static uint64_t arm_at(struct sched *s, struct tentry *e, uint8_t kind, hive_pid to,
@@ -177,7 +176,7 @@ static int64_t cancel(uint64_t id, bool want_left)
         return -ENOENT;
     int64_t left = 0;
     if (want_left) {
-        uint64_t now = clock_ns();
+        uint64_t now = clock_precise_ns();
         uint64_t dl = atomic_load_explicit(&e->deadline_ns, memory_order_relaxed);
         left = dl > now ? (int64_t)((dl - now + 999999) / 1000000) : 0;
     }
@@ -331,7 +330,7 @@ static unsigned poll_source(struct sched *s)
     else if (clock_not_yet(t->due_ns, &t->skips))
         return 0;
     uint64_t fired = atomic_load_explicit(&s->st.timers_fired, memory_order_relaxed);
-    s->now_ns = clock_ns();
+    s->now_ns = clock_precise_ns();
     timer_poll(s, s->now_ns);
     uint64_t tick;
     t->due_ns = wheel_next(&t->wheel, &tick) ? g_rt->base_ns + tick * 1000000u : UINT64_MAX;

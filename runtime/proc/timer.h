@@ -49,7 +49,7 @@ void timer_sched_init(struct sched *s);
 void timer_sched_fini(struct sched *s);   /* frees what is left in its wheel */
 
 /* Receive timeouts: deliver an MK_TIMEOUT node with aux = seq to pid, at
- * or after deadline_ns (absolute, clock_ns). Returns the timer's id (never
+ * or after deadline_ns (absolute, clock_precise_ns). Returns the timer's id (never
  * 0), or 0 when out of memory. */
 uint64_t timer_arm_wake(struct sched *s, hive_pid pid, uint32_t seq, uint64_t deadline_ns);
 /* Cancels by id from any thread: ms left (rounded up), or -ENOENT when it

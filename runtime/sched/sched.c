@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc/alloc.h"
@@ -39,13 +38,6 @@
 
 struct rt *g_rt;
 static _Thread_local struct sched *tls_sched;
-
-uint64_t clock_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 struct sched *sched_self(void)
 {
@@ -350,7 +342,7 @@ static int64_t sources_timeout(struct sched *s)
         }
     if (!any)
         return -1;
-    uint64_t now = clock_ns();
+    uint64_t now = clock_precise_ns();
     return dl > now ? (int64_t)(dl - now) : 0;
 }
 
@@ -436,7 +428,7 @@ static struct proc *steal(struct sched *s)
         if (len < STEAL_EAGER_LEN && grace_ns) {
             struct steal_look *l = &s->looks[v->id];
             if (!now)
-                now = clock_ns();
+                now = clock_precise_ns();
             if (l->head != h || l->since_ns == 0) {
                 l->head = h;
                 l->since_ns = now;
@@ -483,7 +475,7 @@ static int64_t quiet_trim(struct sched *s, int64_t timeout)
 {
     if (!g_rt->cfg.trim_ms)
         return timeout;
-    uint64_t now = clock_ns();
+    uint64_t now = clock_precise_ns();
     uint64_t sw = atomic_load_explicit(&s->st.switches, memory_order_relaxed);
     if (!s->quiet_since || sw != s->quiet_switches) {
         s->quiet_since = now;
@@ -513,7 +505,7 @@ static struct proc *idle(struct sched *s)
     bool inherit;
     struct proc *p;
     bool spinning = false;
-    uint64_t now = clock_ns();
+    uint64_t now = clock_precise_ns();
     unsigned ns = atomic_load_explicit(&g_rt->n_spinning, memory_order_relaxed);
     if (ns * 2 < g_rt->n && g_rt->cfg.spin_us && spin_gov_allows(&g_rt->spin, s, now)) {
         atomic_fetch_add_explicit(&g_rt->n_spinning, 1, memory_order_seq_cst);
@@ -544,7 +536,7 @@ static struct proc *idle(struct sched *s)
                 continue;
             if (atomic_load_explicit(&g_rt->stopping, memory_order_relaxed))
                 goto out;
-            if ((it & 15) == 15 && clock_ns() >= until)
+            if ((it & 15) == 15 && clock_precise_ns() >= until)
                 break;
             for (int k = 0; k < 16; k++)
                 cpu_relax();

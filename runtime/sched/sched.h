@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "alloc/stack.h"
+#include "io/clock.h"
 #include "io/ring.h"
 #include "runtime/ds/runq.h"
 #include "runtime/proc/proc.h"
@@ -63,7 +64,7 @@ struct sched_source {
     unsigned (*poll)(struct sched *s);
     /* Something handed over by another thread waits (keeps s from parking). */
     bool (*pending)(struct sched *s);
-    /* The earliest absolute deadline (clock_ns) at which poll has work
+    /* The earliest absolute deadline (clock_precise_ns) at which poll has work
      * even if nothing wakes s; false if none. */
     bool (*deadline)(struct sched *s, uint64_t *ns);
 };
@@ -96,7 +97,7 @@ struct sched {
     struct ring   ring;
     pthread_t     thread;
     uint64_t      now_ns;           /* clock at the last look */
-    /* sched.c, "Quiet trim": since when nothing has run here (clock_ns;
+    /* sched.c, "Quiet trim": since when nothing has run here (clock_precise_ns;
      * 0: not known to be quiet), the switch count then, and whether this
      * quiet spell's trim is done. */
     uint64_t      quiet_since;
@@ -164,7 +165,6 @@ struct rt {
 extern struct rt *g_rt;
 #define cur_sched (sched_self())
 
-uint64_t clock_ns(void);   /* CLOCK_MONOTONIC through the vDSO */
 
 /* Make p runnable (it must not be queued anywhere). From a scheduler thread
  * it goes to that scheduler's next slot; from elsewhere to the global queue. */

@@ -36,7 +36,7 @@ int spin_gov_init_path(struct spin_gov *g, const char *path)
         close(g->fd);
         g->fd = -1;
     }
-    g->last_ns = clock_ns();
+    g->last_ns = clock_precise_ns();
     atomic_store_explicit(&g->next_ns, g->fd >= 0 ? g->last_ns + SPIN_GOV_WINDOW_NS : UINT64_MAX,
                           memory_order_relaxed);
     atomic_store_explicit(&g->off_until, 0, memory_order_relaxed);

@@ -32,13 +32,13 @@ struct sched;
 #define SPIN_GOV_PAUSE_MAX  1000000000u /* 1 s */
 
 struct spin_gov {
-    /* When the next read is due (clock_ns); UINT64_MAX while a scheduler
+    /* When the next read is due (clock_precise_ns); UINT64_MAX while a scheduler
      * is reading. A scheduler claims the read with an acquire CAS from the
      * due time to UINT64_MAX and hands it on with a release store of the
      * next due time: the fields below are written only by the claimant,
      * and each claimant sees the last one's writes through that pair. */
     _Alignas(64) _Atomic uint64_t next_ns;
-    /* No spinning before this time (clock_ns). Relaxed: a hint, read at
+    /* No spinning before this time (clock_precise_ns). Relaxed: a hint, read at
      * every idle entry, written by the claimant. */
     _Atomic uint64_t off_until;
     int      fd;                 /* /proc/pressure/cpu, or -1 */
