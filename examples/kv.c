@@ -113,8 +113,8 @@ static void shard_error(resp_out *o, int rc)
 enum { CONV_NONE, CONV_TTL_SECONDS };
 enum { KA_EMPTY, KA_SENT, KA_REPLIED, KA_FAILED, KA_SLOW };
 
-/* One shard's part of a batch. buf holds its commands, each as
- * [u32 op][u32 len][len bytes of kv_pack]. */
+/* One shard's part of a batch. buf holds its commands as KV_MULTI
+ * records (kv_rec_head: [u32 op][u32 len][len bytes of kv_pack]). */
 struct kacc {
     char     *buf;
     uint32_t  len, cap;
@@ -179,13 +179,12 @@ static void add_call_reply(resp_out *o, int rc, hive_msg *r, int conv)
     hive_msg_free(r);
 }
 
-/* The next command in a->buf from *off: its op, packed bytes and length. */
+/* The next command in a->buf from *off (its own records: they fit). */
 static const char *acc_next(const struct kacc *a, uint32_t *off, uint32_t *op, uint32_t *len)
 {
-    memcpy(op, a->buf + *off, 4);
-    memcpy(len, a->buf + *off + 4, 4);
-    const char *p = a->buf + *off + 8;
-    *off += 8 + *len;
+    size_t o = *off;
+    const char *p = kv_rec_next(a->buf, a->len, &o, op, len);
+    *off = (uint32_t)o;
     return p;
 }
 
@@ -284,7 +283,7 @@ static void forward_conv(struct kbatch *b, const resp_arg *key, uint32_t op, con
     if (b->n == KV_INFLIGHT || (b->n && b->bytes + sz > KV_BATCH_BYTES))
         kbatch_drain(b);
     struct kacc *a = &b->acc[shard];
-    if (sz > UINT32_MAX - 8 || !acc_grow(a, 8 + sz)) {
+    if (sz > UINT32_MAX - KV_REC_HEAD || !acc_grow(a, KV_REC_HEAD + sz)) {
         /* no memory for it in the batch: in order, the slow way */
         kbatch_drain(b);
         hive_msg *r = NULL;
@@ -294,13 +293,11 @@ static void forward_conv(struct kbatch *b, const resp_arg *key, uint32_t op, con
     }
     if (a->nops == 0)
         b->touched[b->ntouched++] = (uint16_t)shard;
-    uint32_t sz32 = (uint32_t)sz;
-    memcpy(a->buf + a->len, &op, 4);
-    memcpy(a->buf + a->len + 4, &sz32, 4);
-    kv_pack(args, n, a->buf + a->len + 8);
-    a->len += 8 + sz32;
+    kv_rec_head(a->buf + a->len, op, (uint32_t)sz);
+    kv_pack(args, n, a->buf + a->len + KV_REC_HEAD);
+    a->len += KV_REC_HEAD + (uint32_t)sz;
     a->nops++;
-    b->bytes += 8 + sz;
+    b->bytes += KV_REC_HEAD + sz;
     b->q[b->n].shard = (uint16_t)shard;
     b->q[b->n++].conv = (uint8_t)conv;
 }

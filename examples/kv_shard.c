@@ -469,25 +469,18 @@ static void run_multi(hive_gs *gs, struct shard *s, const char *p, size_t len)
     size_t off = 0;
     while (off < len) {
         uint32_t op, l, rl;
-        if (len - off < 8) {
-            resp_add_error(&s->out, "ERR bad request to a shard");
-            return;
-        }
-        memcpy(&op, p + off, 4);
-        memcpy(&l, p + off + 4, 4);
-        off += 8;
-        if (len - off < l || op == KV_MULTI) {
+        const char *c = kv_rec_next(p, len, &off, &op, &l);
+        if (!c || op == KV_MULTI) {
             resp_add_error(&s->out, "ERR bad request to a shard");
             return;
         }
         size_t at = s->out.len;
         resp_add_raw(&s->out, "\0\0\0\0", 4);
-        run_packed(gs, s, op, p + off, l);
+        run_packed(gs, s, op, c, l);
         if (s->out.oom)
             return;
         rl = (uint32_t)(s->out.len - at - 4);
         memcpy(s->out.p + at, &rl, 4);
-        off += l;
     }
 }
 

@@ -16,6 +16,7 @@
 #include <hive.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "resp.h"
 
@@ -36,6 +37,32 @@ enum kv_op {
                      the commands of one connection's batch for this shard, run in
                      order, their replies in that order */
 };
+
+/* A KV_MULTI request's command records: [u32 op][u32 len][len bytes]. */
+#define KV_REC_HEAD 8u
+
+static inline void kv_rec_head(char *at, uint32_t op, uint32_t len)
+{
+    memcpy(at, &op, 4);
+    memcpy(at + 4, &len, 4);
+}
+
+/* The record at *off in p[0, n): its op and length, its bytes returned and
+ * *off moved past it; NULL when it does not fit in what is left. */
+static inline const char *kv_rec_next(const char *p, size_t n, size_t *off, uint32_t *op,
+                                      uint32_t *len)
+{
+    *op = *len = 0;
+    if (n - *off < KV_REC_HEAD)
+        return NULL;
+    memcpy(op, p + *off, 4);
+    memcpy(len, p + *off + 4, 4);
+    if (n - *off - KV_REC_HEAD < *len)
+        return NULL;
+    const char *r = p + *off + KV_REC_HEAD;
+    *off += KV_REC_HEAD + *len;
+    return r;
+}
 
 #define KV_SHARD_NAME "kv.shard.%u"
 #define KV_MAX_SHARDS 256
